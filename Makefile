@@ -1,0 +1,32 @@
+# `make run` and `make test` set up .venv themselves on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# MNIST root for tests and benchmarks (the folder that holds MNIST/raw/); CI points it at ../shared/data.
+SEQMNIST_DATA ?= $(CURDIR)/data
+export SEQMNIST_DATA
+
+.PHONY: run test bench browser-deps clean
+
+$(BIN)/seqmnist: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[plots]"
+	touch $@
+
+$(VENV)/.test-deps: $(BIN)/seqmnist
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $@
+
+run: $(BIN)/seqmnist
+	$(BIN)/seqmnist train --out runs/default
+	$(BIN)/seqmnist evaluate runs/default
+
+test: $(VENV)/.test-deps
+	$(BIN)/python -m pytest -q
+
+bench: $(VENV)/.test-deps
+	$(BIN)/python benchmarks/bench_cpu.py
+
+clean:
+	rm -rf $(VENV) runs

@@ -1,0 +1,5 @@
+"""``python -m seqmnist`` (and ``torchrun -m seqmnist``)."""
+
+from .cli import main
+
+raise SystemExit(main())

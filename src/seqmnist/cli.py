@@ -1,0 +1,275 @@
+"""The ``seqmnist`` command line: parse, validate, dispatch. No training logic lives here.
+
+Each subcommand is a pair of functions, ``_add_<name>(subparsers)`` and ``_run_<name>(args)``,
+registered in ``COMMANDS``. Library errors (``SeqMnistError``) become one line on stderr,
+``seqmnist: error: ...``, and a non-zero exit; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .config import (
+    AMP_MODES,
+    CELLS,
+    DEVICES,
+    MODEL_FLAG_FIELDS,
+    OPTIMIZERS,
+    PRESETS,
+    READOUTS,
+    SCHEDULES,
+    ModelConfig,
+    TrainConfig,
+    apply_overrides,
+    field_doc,
+    preset_config,
+)
+from .errors import SeqMnistError, TrainingInterrupted
+
+EXIT_ERROR = 1
+EXIT_INTERRUPTED = 130
+
+
+def _defaults_text(name: str) -> str:
+    """'default: X' for the default preset, plus the seed preset's value where it differs."""
+    def value(preset: TrainConfig) -> Any:
+        return getattr(preset.model, name) if name in MODEL_FLAG_FIELDS else getattr(preset, name)
+
+    default, seed = value(PRESETS["default"]), value(PRESETS["seed"])
+    text = f"default: {default}"
+    if seed != default:
+        text += f"; seed preset: {seed}"
+    return text
+
+
+def _common_data_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-dir",
+        help="folder holding MNIST/raw/ (default: $SEQMNIST_DATA, else ./data)",
+    )
+    parser.add_argument(
+        "--no-download", action="store_true", help="never download MNIST; fail if it is missing (default: download when missing)"
+    )
+
+
+# --- train ----------------------------------------------------------------------------------
+
+# flag -> (config field, type, choices); help comes from the field's docstring in config.py
+_TRAIN_FLAGS: list[tuple[str, str, Any, Sequence[str] | None]] = [
+    ("--epochs", "epochs", int, None),
+    ("--batch-size", "batch_size", int, None),
+    ("--lr", "lr", float, None),
+    ("--weight-decay", "weight_decay", float, None),
+    ("--optimizer", "optimizer", str, OPTIMIZERS),
+    ("--schedule", "schedule", str, SCHEDULES),
+    ("--grad-clip", "grad_clip", float, None),
+    ("--val-size", "val_size", int, None),
+    ("--hidden", "hidden", int, None),
+    ("--layers", "layers", int, None),
+    ("--cell", "cell", str, CELLS),
+    ("--readout", "readout", str, READOUTS),
+    ("--dropout", "dropout", float, None),
+    ("--seed", "seed", int, None),
+    ("--device", "device", str, DEVICES),
+    ("--threads", "threads", int, None),
+    ("--amp", "amp", str, AMP_MODES),
+]
+_TRAIN_BOOL_FLAGS = [
+    ("--bidirectional", "bidirectional"),
+    ("--normalize", "normalize"),
+    ("--eval-test-every-epoch", "eval_test_every_epoch"),
+]
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a model into a run directory",
+        description="Train a recurrent classifier on MNIST rows. Starts from --preset; every other "
+        "flag overrides that one field of the preset.",
+    )
+    p.add_argument(
+        "--preset", choices=list(PRESETS), default="default",
+        help="default: our recipe (all four fixes); seed: the article's recipe, faithfully (default: default)",
+    )
+    p.add_argument("--out", help="run directory to create (default: runs/<preset>)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue RUN_DIR from its checkpoint_last.pt (default: off)")
+    _common_data_flags(p)
+    for flag, name, typ, choices in _TRAIN_FLAGS:
+        owner = ModelConfig if name in MODEL_FLAG_FIELDS else TrainConfig
+        p.add_argument(flag, dest=name, type=typ, choices=choices, default=None,
+                       help=f"{field_doc(owner, name)} ({_defaults_text(name)})")
+    for flag, name in _TRAIN_BOOL_FLAGS:
+        owner = ModelConfig if name in MODEL_FLAG_FIELDS else TrainConfig
+        p.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None,
+                       help=f"{field_doc(owner, name)} ({_defaults_text(name)})")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines (default: off)")
+    p.add_argument("--no-plots", action="store_true", help="do not draw plots into the run directory (default: draw them)")
+
+
+def _train_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    names = [name for _, name, _, _ in _TRAIN_FLAGS] + [name for _, name in _TRAIN_BOOL_FLAGS]
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from .train import fit, load_run_config
+
+    overrides = _train_overrides(args)
+    if args.resume:
+        run_dir = Path(args.resume)
+        config = load_run_config(run_dir)
+        changeable = {"device", "threads"}
+        fixed = sorted(set(overrides) - changeable)
+        if fixed or args.preset != "default" and args.preset != config.preset:
+            flags = ", ".join("--" + f.replace("_", "-") for f in fixed) or "--preset"
+            raise SeqMnistError(f"--resume continues the saved config; drop {flags} (only --device and --threads may change)")
+        config = apply_overrides(config, overrides)
+    else:
+        config = apply_overrides(preset_config(args.preset), overrides)
+        run_dir = Path(args.out) if args.out else Path("runs") / config.preset
+    fit(
+        config,
+        run_dir,
+        data_dir=args.data_dir,
+        download=not args.no_download,
+        resume=bool(args.resume),
+        quiet=args.quiet,
+        after_run=None if args.no_plots else _draw_run_plots,
+    )
+    return 0
+
+
+def _draw_run_plots(run_dir: Path) -> None:
+    """Plots at the end of training; a missing plotting extra only warns (the run is saved)."""
+    try:
+        from .plots import write_run_plots
+    except ImportError:
+        return
+    try:
+        write_run_plots(run_dir)
+    except ImportError as exc:
+        print(f"seqmnist: warning: no plots drawn ({exc})", file=sys.stderr)
+
+
+# --- evaluate -------------------------------------------------------------------------------
+
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="accuracy, loss, per-class report and confusion matrix of a model")
+    p.add_argument("model", metavar="RUN_DIR_OR_CHECKPOINT", help="a run directory (its best checkpoint) or a checkpoint file")
+    p.add_argument("--split", choices=["test", "val"], default="test", help="which split to evaluate (default: test)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of tables (default: off)")
+    p.add_argument("--device", choices=DEVICES, default="auto", help="device to evaluate on (default: auto)")
+    p.add_argument("--batch-size", type=int, default=1000, help="evaluation batch size (default: 1000)")
+    _common_data_flags(p)
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from .evaluation import evaluate_checkpoint
+    from .metrics import format_confusion, format_report
+
+    if not 1 <= args.batch_size <= 65_536:
+        raise SeqMnistError(f"--batch-size must be an integer from 1 to 65536; got {args.batch_size}")
+    result = evaluate_checkpoint(
+        args.model, split=args.split, data_dir=args.data_dir, download=not args.no_download,
+        device=args.device, batch_size=args.batch_size,
+    )
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"{result['checkpoint']} on the {result['split']} split ({result['samples']:,} images)")
+    print(f"accuracy {result['accuracy']:.2%}  mean loss {result['loss']:.4f}\n")
+    print(format_report(result["per_class"]))
+    print("\nconfusion matrix (rows: true digit, columns: predicted digit)")
+    import torch
+
+    print(format_confusion(torch.tensor(result["confusion_matrix"])))
+    return 0
+
+
+# --- info -----------------------------------------------------------------------------------
+
+def _add_info(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("info", help="config, parameter count and training summary of a run or checkpoint")
+    p.add_argument("model", metavar="RUN_DIR_OR_CHECKPOINT", help="a run directory or a checkpoint file")
+    p.add_argument("--json", action="store_true", help="print one JSON object (default: off)")
+
+
+def _run_info(args: argparse.Namespace) -> int:
+    from .evaluation import describe
+
+    info = describe(args.model)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    m = info["model_config"]
+    print(f"checkpoint   {info['checkpoint']} (format v{info['format_version']}, epoch {info['epoch']})")
+    print(
+        f"model        {info['arch']}: {m['cell'].upper()} hidden={m['hidden']} layers={m['layers']} "
+        f"{'bidirectional' if m['bidirectional'] else 'unidirectional'} readout={m['readout']} "
+        f"dropout={m['dropout']}{' softmax-output' if m['softmax_output'] else ''}"
+    )
+    print(f"parameters   {info['parameters']:,}")
+    t = info.get("train_config")
+    if t:
+        print(
+            f"training     preset={t['preset']} epochs={t['epochs']} batch={t['batch_size']} lr={t['lr']} "
+            f"optimizer={t['optimizer']} schedule={t['schedule']} seed={t['seed']}"
+        )
+    s = info.get("summary")
+    if s:
+        print(
+            f"result       test accuracy {s['test_acc']:.2%} (loss {s['test_loss']:.4f}), best epoch {s['best_epoch']}, "
+            f"{s['train_seconds']:.1f}s training on {s['device']} x{s['world_size']}"
+        )
+    return 0
+
+
+# --- entry point ----------------------------------------------------------------------------
+
+COMMANDS: dict[str, tuple[Callable[[argparse._SubParsersAction], None], Callable[[argparse.Namespace], int]]] = {
+    "train": (_add_train, _run_train),
+    "evaluate": (_add_evaluate, _run_evaluate),
+    "info": (_add_info, _run_info),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="seqmnist",
+        description="Train, evaluate, explain and serve recurrent classifiers on MNIST read row by row.",
+    )
+    parser.add_argument("--version", action="version", version=f"seqmnist {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors (default: off)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add, _ in COMMANDS.values():
+        add(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    _, run = COMMANDS[args.command]
+    try:
+        return run(args)
+    except TrainingInterrupted as exc:
+        print(f"seqmnist: {exc}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        print("seqmnist: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except SeqMnistError as exc:
+        if args.debug:
+            raise
+        print(f"seqmnist: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR

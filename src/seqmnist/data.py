@@ -1,0 +1,183 @@
+"""MNIST as uint8 tensors, a seeded validation split, and batches sliced from resident tensors.
+
+Why tensors and not a DataLoader: MNIST is 47 MB as uint8. Converting one PIL image at a time
+(the article's recipe) makes Python the bottleneck; here the whole split lives in one tensor on the
+training device and a batch is an index slice of it, normalised on the fly.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .errors import DataError
+
+DATA_ENV_VAR = "SEQMNIST_DATA"
+MNIST_MEAN = 0.1307  # mean pixel of the 60,000 training images, in [0, 1]
+MNIST_STD = 0.3081
+
+# file name -> (IDX magic number, shape of the stored array)
+RAW_FILES = {
+    "train-images-idx3-ubyte": (2051, (60_000, 28, 28)),
+    "train-labels-idx1-ubyte": (2049, (60_000,)),
+    "t10k-images-idx3-ubyte": (2051, (10_000, 28, 28)),
+    "t10k-labels-idx1-ubyte": (2049, (10_000,)),
+}
+
+
+def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
+    """The ``--data-dir`` flag, else ``$SEQMNIST_DATA``, else ``./data`` (torchvision's root layout)."""
+    if data_dir:
+        return Path(data_dir)
+    env = os.environ.get(DATA_ENV_VAR)
+    return Path(env) if env else Path("data")
+
+
+def raw_folder(root: Path) -> Path:
+    return root / "MNIST" / "raw"
+
+
+@dataclass
+class Split:
+    """One split of MNIST: ``images`` (N, 28, 28) uint8 and ``labels`` (N,) int64, same device."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def to(self, device: torch.device | str) -> Split:
+        return Split(self.images.to(device), self.labels.to(device))
+
+
+def _missing_message(root: Path, missing: list[str], reason: str) -> str:
+    return (
+        f"MNIST not found in {raw_folder(root)} ({reason}); missing {', '.join(missing)}. "
+        f"Put the four files {', '.join(RAW_FILES)} there, or point --data-dir / ${DATA_ENV_VAR} "
+        "at a folder that holds MNIST/raw/, or allow downloading (drop --no-download)"
+    )
+
+
+def _check_idx_file(path: Path, magic: int, shape: tuple[int, ...], expect_count: bool) -> None:
+    """Refuse a truncated or corrupt IDX file with a message naming it (before torchvision reads it)."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as f:
+            header = f.read(4 + 4 * len(shape))
+    except OSError as exc:
+        raise DataError(f"cannot read MNIST file {path}: {exc.strerror}") from None
+    fix = "delete it so it is downloaded again, or replace it with the original file"
+    if len(header) < 4 + 4 * len(shape):
+        raise DataError(f"MNIST file {path} is truncated ({size} bytes): {fix}")
+    found_magic, *dims = struct.unpack(f">{1 + len(shape)}i", header)
+    if found_magic != magic or tuple(dims[1:]) != shape[1:] or (expect_count and dims[0] != shape[0]):
+        raise DataError(
+            f"MNIST file {path} is corrupt (header magic {found_magic}, dims {dims}; "
+            f"expected magic {magic}, dims {list(shape)}): {fix}"
+        )
+    expected = len(header) + dims[0] * (1 if len(shape) == 1 else shape[1] * shape[2])
+    if size != expected:
+        raise DataError(f"MNIST file {path} is truncated or padded ({size} bytes, expected {expected}): {fix}")
+
+
+def load_mnist(
+    data_dir: str | os.PathLike | None = None, *, train: bool, download: bool = True
+) -> Split:
+    """Read MNIST's training (60,000) or test (10,000) images through torchvision.
+
+    Downloads only when files are missing and ``download`` is true. Errors are ``DataError``s
+    naming the folder or file; the data directory is never written unless downloading.
+    """
+    from torchvision.datasets import MNIST  # heavy import, only when data is needed
+
+    root = resolve_data_dir(data_dir)
+    prefix = "train" if train else "t10k"
+    names = [n for n in RAW_FILES if n.startswith(prefix)]
+    missing = [n for n in names if not (raw_folder(root) / n).is_file()]
+    if missing:
+        if not download:
+            raise DataError(_missing_message(root, missing, "downloading is off"))
+        try:
+            MNIST(root=str(root), train=train, download=True)
+        except Exception as exc:  # network errors come in many types; all mean the same here
+            raise DataError(_missing_message(root, missing, f"download failed: {exc}")) from None
+    for name in names:
+        magic, shape = RAW_FILES[name]
+        # Synthetic test files may hold fewer images; only the real file sizes are fixed.
+        _check_idx_file(raw_folder(root) / name, magic, shape, expect_count=False)
+    try:
+        dataset = MNIST(root=str(root), train=train, download=False)
+    except Exception as exc:
+        raise DataError(f"cannot read MNIST from {raw_folder(root)}: {exc}") from None
+    images = dataset.data.to(torch.uint8).contiguous()  # (N, 28, 28)
+    labels = dataset.targets.to(torch.int64).contiguous()  # (N,)
+    if images.shape[0] != labels.shape[0]:
+        raise DataError(
+            f"MNIST files in {raw_folder(root)} disagree: {images.shape[0]} images but "
+            f"{labels.shape[0]} labels for the {'training' if train else 'test'} split"
+        )
+    if labels.numel() and (labels.min() < 0 or labels.max() > 9):
+        raise DataError(f"MNIST labels in {raw_folder(root)} are corrupt: values outside 0-9")
+    return Split(images, labels)
+
+
+def split_train_val(full: Split, val_size: int, seed: int) -> tuple[Split, Split]:
+    """Hold ``val_size`` images out of the training set by a seeded permutation."""
+    n = len(full)
+    if val_size >= n:
+        raise DataError(f"--val-size {val_size} leaves no training images (the training set has {n})")
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    val_idx, train_idx = perm[:val_size], perm[val_size:]
+    return (
+        Split(full.images[train_idx], full.labels[train_idx]),
+        Split(full.images[val_idx], full.labels[val_idx]),
+    )
+
+
+def to_model_input(images_uint8: torch.Tensor, normalize: bool) -> torch.Tensor:
+    """(B, 28, 28) uint8 -> (B, 28, 28) float32: scaled to [0, 1], then standardised if asked."""
+    x = images_uint8.float().div_(255.0)
+    if normalize:
+        x.sub_(MNIST_MEAN).div_(MNIST_STD)
+    return x
+
+
+def epoch_permutation(n: int, *, seed: int, epoch: int, rank: int = 0, world_size: int = 1) -> torch.Tensor:
+    """This rank's sample order for one epoch, with ``DistributedSampler`` semantics.
+
+    The permutation depends only on (seed, epoch), so a resumed run shuffles exactly as an
+    uninterrupted one. Under DDP the list is padded by wrapping to a multiple of ``world_size``
+    and rank r takes every world_size-th index starting at r: disjoint shards of equal length.
+    """
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed + epoch))
+    if world_size > 1:
+        total = -(-n // world_size) * world_size
+        if total > n:
+            perm = torch.cat([perm, perm[: total - n]])
+        perm = perm[rank:total:world_size]
+    return perm
+
+
+def iterate_batches(
+    split: Split, batch_size: int, *, order: torch.Tensor | None = None
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Yield (images uint8 (B, 28, 28), labels (B,)) slices of a resident split.
+
+    ``order`` is a permutation (on the CPU) for training; None reads in order (evaluation).
+    The last batch may be smaller.
+    """
+    n = len(split) if order is None else int(order.numel())
+    if order is not None:
+        order = order.to(split.images.device)
+    for start in range(0, n, batch_size):
+        if order is None:
+            yield split.images[start : start + batch_size], split.labels[start : start + batch_size]
+        else:
+            idx = order[start : start + batch_size]
+            yield split.images[idx], split.labels[idx]

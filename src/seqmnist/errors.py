@@ -1,0 +1,36 @@
+"""The one exception type the library raises for problems a user can fix.
+
+The CLI turns a ``SeqMnistError`` into a single ``seqmnist: error: ...`` line and a non-zero
+exit; anything else is a bug and keeps its traceback (shown with ``--debug``).
+"""
+
+from __future__ import annotations
+
+
+class SeqMnistError(Exception):
+    """A user-facing error: the message names what is wrong and what to do about it."""
+
+
+class DataError(SeqMnistError):
+    """MNIST files are missing, truncated or corrupt."""
+
+
+class CheckpointError(SeqMnistError):
+    """A file is not a seqmnist checkpoint, or one this version cannot read."""
+
+
+class ConfigError(SeqMnistError):
+    """A configuration value is out of range or inconsistent."""
+
+
+class TrainingInterrupted(SeqMnistError):
+    """Ctrl-C during training; the run directory holds a checkpoint to resume from."""
+
+    def __init__(self, message: str, run_dir: str, epoch: int) -> None:
+        super().__init__(message)
+        self.run_dir = run_dir
+        self.epoch = epoch
+
+
+class TrainingDiverged(SeqMnistError):
+    """The training loss became NaN or infinite."""

@@ -1,0 +1,387 @@
+"""``fit(config)``: seeding, the epoch loop, checkpoints, metrics log, resume and interruption.
+
+A run directory holds everything about one run::
+
+    runs/<name>/config.json          the resolved TrainConfig
+               metrics.csv           one row per epoch (metrics.METRIC_COLUMNS)
+               checkpoint_last.pt    end of the latest epoch: resume from here
+               checkpoint_best.pt    best validation accuracy (the last epoch when val_size = 0)
+               summary.json          test metrics of the best checkpoint, timings, versions
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from . import __version__
+from .checkpoint import BEST_NAME, LAST_NAME, load_checkpoint, save_checkpoint
+from .config import TrainConfig
+from .data import Split, epoch_permutation, load_mnist, split_train_val
+from .distributed import DistInfo, all_reduce_sum, init_distributed, shutdown
+from .engine import evaluate, train_one_epoch
+from .errors import ConfigError, SeqMnistError, TrainingInterrupted
+from .metrics import MetricsLog, confusion_matrix, per_class_report
+from .model import build_model, count_parameters, recurrent_macs_per_sample
+
+CONFIG_NAME = "config.json"
+METRICS_NAME = "metrics.csv"
+SUMMARY_NAME = "summary.json"
+
+
+def select_device(name: str, local_rank: int = 0) -> torch.device:
+    """``auto`` picks cuda, then mps, then cpu; an explicit choice that is unavailable is an error."""
+    cuda_ok = torch.cuda.is_available()
+    mps_ok = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if name == "auto":
+        name = "cuda" if cuda_ok else "mps" if mps_ok else "cpu"
+    if name == "cuda":
+        if not cuda_ok:
+            raise ConfigError("--device cuda: no CUDA device is available; use --device cpu or auto")
+        return torch.device("cuda", local_rank % torch.cuda.device_count())
+    if name == "mps" and not mps_ok:
+        raise ConfigError("--device mps: MPS is not available on this machine; use --device cpu or auto")
+    return torch.device(name)
+
+
+def configure_threads(threads: int, dist_info: DistInfo) -> int:
+    """Use the cores present: by default one thread per core, shared among local processes."""
+    if threads <= 0:
+        local_procs = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+        threads = max(1, (os.cpu_count() or 1) // local_procs)
+    torch.set_num_threads(threads)
+    return threads
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def load_run_config(run_dir: Path) -> TrainConfig:
+    path = Path(run_dir) / CONFIG_NAME
+    if not path.is_file():
+        raise SeqMnistError(f"{run_dir} has no {CONFIG_NAME}: pass a run directory made by `seqmnist train`")
+    try:
+        return TrainConfig.from_dict(json.loads(path.read_text()))
+    except (json.JSONDecodeError, TypeError) as exc:
+        raise SeqMnistError(f"{path} is not a valid seqmnist config ({exc})") from None
+
+
+def _make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+
+
+def _make_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int):
+    if config.schedule == "constant":
+        return None
+    # One-cycle: a short warm-up to the peak lr, then cosine annealing to ~0 by the last step.
+    return torch.optim.lr_scheduler.OneCycleLR(
+        optimizer,
+        max_lr=config.lr,
+        total_steps=config.epochs * steps_per_epoch,
+        pct_start=0.15,
+        div_factor=10.0,
+        final_div_factor=100.0,
+    )
+
+
+def _rng_state(device: torch.device) -> dict[str, Any]:
+    state: dict[str, Any] = {"cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
+    torch.set_rng_state(state["cpu"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+class _Progress:
+    """A tqdm bar per epoch on the primary rank when stderr is a terminal (and not --quiet)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bar = None
+
+    def start(self, epoch: int, epochs: int, total: int) -> None:
+        if self.enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=f"epoch {epoch}/{epochs}", unit="img", leave=False, dynamic_ncols=True)
+
+    def update(self, n: int, running_loss: float | None) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+            if running_loss is not None:
+                self.bar.set_postfix(loss=f"{running_loss:.4f}", refresh=False)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def fit(
+    config: TrainConfig,
+    run_dir: str | os.PathLike,
+    *,
+    data_dir: str | os.PathLike | None = None,
+    download: bool = True,
+    resume: bool = False,
+    quiet: bool = False,
+    progress: bool | None = None,
+    log: Callable[[str], None] | None = None,
+    after_run: Callable[[Path], None] | None = None,
+) -> dict[str, Any]:
+    """Train ``config`` into ``run_dir`` and return the summary (also written to summary.json).
+
+    ``resume`` continues from ``run_dir/checkpoint_last.pt``; the result equals that of an
+    uninterrupted run (same seed, same device type). ``after_run(run_dir)`` runs on the primary
+    rank once summary.json exists (the CLI draws the plots there).
+    Raises ``TrainingInterrupted`` on Ctrl-C after making sure a resumable checkpoint exists.
+    """
+    config.validate()
+    wall_start = time.perf_counter()
+    run_dir = Path(run_dir)
+    probe = select_device(config.device)  # decides the backend before joining the group
+    dist_info = init_distributed(probe.type)
+    try:
+        device = select_device(config.device, dist_info.local_rank)
+        return _fit(config, run_dir, device, dist_info, data_dir, download, resume, quiet, progress, log, after_run, wall_start)
+    finally:
+        shutdown(dist_info)
+
+
+def _fit(config, run_dir, device, dist_info, data_dir, download, resume, quiet, progress, log, after_run, wall_start):
+    primary = dist_info.is_primary
+    say = (log or print) if (primary and not quiet) else (lambda _msg: None)
+    threads = configure_threads(config.threads, dist_info)
+
+    # --- data: uint8 tensors, resident on the training device -------------------------------
+    full = load_mnist(data_dir, train=True, download=download and primary)
+    if config.val_size >= len(full):
+        raise ConfigError(f"--val-size {config.val_size} must be smaller than the {len(full)} training images")
+    if config.val_size > 0:
+        train_split, val_split = split_train_val(full, config.val_size, config.seed)
+    else:
+        train_split, val_split = full, None
+    train_split = train_split.to(device)
+    val_split = val_split.to(device) if val_split is not None else None
+    test_split: Split | None = None  # read once at the end, unless the recipe asks every epoch
+    if config.eval_test_every_epoch:
+        test_split = load_mnist(data_dir, train=False, download=download).to(device)
+
+    # --- model, optimiser, schedule (identical on every rank: same seed) --------------------
+    torch.manual_seed(config.seed)
+    model = build_model(config.model).to(device)
+    trainable: nn.Module = model
+    if dist_info.enabled:
+        from torch.nn.parallel import DistributedDataParallel
+
+        trainable = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    optimizer = _make_optimizer(config, model)
+    shard = epoch_permutation(len(train_split), seed=config.seed, epoch=1, rank=dist_info.rank, world_size=dist_info.world_size)
+    steps_per_epoch = -(-int(shard.numel()) // config.batch_size)
+    scheduler = _make_scheduler(config, optimizer, steps_per_epoch)
+    scaler = torch.amp.GradScaler("cuda") if (config.amp == "fp16" and device.type == "cuda") else None
+
+    # --- run directory: fresh or resumed ------------------------------------------------------
+    metrics_log = MetricsLog(run_dir / METRICS_NAME)
+    start_epoch, best_val_acc, best_epoch, train_seconds = 1, -1.0, 0, 0.0
+    if resume:
+        ckpt = load_checkpoint(run_dir / LAST_NAME, map_location=device)
+        saved = TrainConfig.from_dict(ckpt["train_config"])
+        if _recipe(saved) != _recipe(config):
+            raise ConfigError(f"{run_dir / LAST_NAME} was trained with a different config; resume it without changing flags")
+        model.load_state_dict(ckpt["model_state"])
+        optimizer.load_state_dict(ckpt["optimizer_state"])
+        if scheduler is not None and ckpt.get("scheduler_state"):
+            scheduler.load_state_dict(ckpt["scheduler_state"])
+        _set_rng_state(ckpt["rng_state"], device)
+        start_epoch = int(ckpt["epoch"]) + 1
+        best_val_acc = float(ckpt["best_val_acc"])
+        best_epoch = int(ckpt["best_epoch"])
+        train_seconds = float(ckpt["train_seconds"])
+        if primary:
+            metrics_log.truncate_after(int(ckpt["epoch"]))
+        say(f"resuming {run_dir} after epoch {ckpt['epoch']} of {config.epochs}")
+    elif primary:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        for stale in (METRICS_NAME, SUMMARY_NAME, LAST_NAME, BEST_NAME):
+            (run_dir / stale).unlink(missing_ok=True)
+        write_json_atomic(run_dir / CONFIG_NAME, config.to_dict())
+
+    world_batch = config.batch_size * dist_info.world_size
+
+    def checkpoint_payload(epoch: int) -> dict[str, Any]:
+        return {
+            "model_config": asdict(config.model),
+            "train_config": config.to_dict(),
+            "model_state": model.state_dict(),
+            "optimizer_state": optimizer.state_dict(),
+            "scheduler_state": scheduler.state_dict() if scheduler is not None else None,
+            "rng_state": _rng_state(device),
+            "epoch": epoch,
+            "best_val_acc": best_val_acc,
+            "best_epoch": best_epoch,
+            "train_seconds": train_seconds,
+            "world_size": dist_info.world_size,
+        }
+
+    if primary and not resume:
+        # Epoch 0: so that Ctrl-C during the first epoch still leaves something to resume from.
+        save_checkpoint(run_dir / LAST_NAME, checkpoint_payload(0))
+
+    if primary:
+        say(
+            f"training {config.model.cell.upper()} hidden={config.model.hidden} layers={config.model.layers} "
+            f"{'bi' if config.model.bidirectional else 'uni'}directional readout={config.model.readout} "
+            f"({count_parameters(model):,} parameters) on {device} x{dist_info.world_size}, {threads} threads; "
+            f"preset {config.preset}, {config.epochs} epochs, batch {world_batch}, {len(train_split):,} training images"
+        )
+
+    show_bar = (progress if progress is not None else sys.stderr.isatty()) and primary and not quiet
+    bar = _Progress(show_bar)
+    epoch = start_epoch - 1
+    samples_seen, seconds_spent = 0.0, 0.0
+    try:
+        for epoch in range(start_epoch, config.epochs + 1):
+            order = epoch_permutation(
+                len(train_split), seed=config.seed, epoch=epoch, rank=dist_info.rank, world_size=dist_info.world_size
+            )
+            bar.start(epoch, config.epochs, int(order.numel()))
+            lr = optimizer.param_groups[0]["lr"]
+            stats = train_one_epoch(
+                trainable, train_split, order,
+                optimizer=optimizer, scheduler=scheduler, batch_size=config.batch_size,
+                normalize=config.normalize, grad_clip=config.grad_clip, amp=config.amp,
+                scaler=scaler, on_batch=bar.update,
+            )
+            bar.close()
+            loss_sum, correct, samples, seconds = all_reduce_sum(
+                [stats["loss_sum"], stats["correct"], stats["samples"], stats["seconds"]], dist_info, device
+            )
+            seconds /= dist_info.world_size  # ranks run concurrently: mean wall time
+            train_seconds += seconds
+            samples_seen += samples
+            seconds_spent += seconds
+            row: dict[str, Any] = {
+                "epoch": epoch,
+                "train_loss": loss_sum / samples,
+                "train_acc": correct / samples,
+                "lr": lr,
+                "epoch_seconds": seconds,
+                "train_seconds": train_seconds,
+                "samples_per_s": samples / seconds,
+            }
+            if val_split is not None:
+                val = evaluate(model, val_split, normalize=config.normalize, amp=config.amp)
+                row["val_loss"], row["val_acc"] = val["loss"], val["acc"]
+            if test_split is not None:
+                test = evaluate(model, test_split, normalize=config.normalize, amp=config.amp)
+                row["test_loss"], row["test_acc"] = test["loss"], test["acc"]
+            # Model selection on validation only; without a validation split the last epoch is "best".
+            improved = val_split is None or row["val_acc"] > best_val_acc
+            if improved:
+                best_val_acc = row.get("val_acc", -1.0)
+                best_epoch = epoch
+            if primary:
+                payload = checkpoint_payload(epoch)
+                save_checkpoint(run_dir / LAST_NAME, payload)
+                if improved:
+                    save_checkpoint(run_dir / BEST_NAME, payload)
+                metrics_log.append(row)
+            say(_epoch_line(row, config.epochs))
+    except KeyboardInterrupt:
+        bar.close()
+        done = epoch - 1
+        raise TrainingInterrupted(
+            f"interrupted during epoch {epoch}; {run_dir / LAST_NAME} holds epoch {max(done, start_epoch - 1)}. "
+            f"Resume with: seqmnist train --resume {run_dir}",
+            str(run_dir),
+            max(done, start_epoch - 1),
+        ) from None
+
+    # --- the test set, once, on the best checkpoint -------------------------------------------
+    summary: dict[str, Any] = {}
+    if primary:
+        best = load_checkpoint(run_dir / BEST_NAME, map_location=device)
+        model.load_state_dict(best["model_state"])
+        if test_split is None:
+            test_split = load_mnist(data_dir, train=False, download=download).to(device)
+        test = evaluate(model, test_split, normalize=config.normalize, amp=config.amp, return_outputs=True)
+        matrix = confusion_matrix(test["predictions"], test_split.labels.cpu())
+        macs = recurrent_macs_per_sample(config.model)
+        throughput = samples_seen / seconds_spent if seconds_spent else None
+        summary = {
+            "run_dir": str(run_dir),
+            "preset": config.preset,
+            "test_acc": test["acc"],
+            "test_loss": test["loss"],
+            "test_samples": test["samples"],
+            "best_epoch": best_epoch,
+            "best_val_acc": best_val_acc if val_split is not None else None,
+            "epochs": config.epochs,
+            "train_seconds": train_seconds,
+            "total_seconds": time.perf_counter() - wall_start,
+            "samples_per_s": throughput,
+            # Recurrent matmul work: forward 2*MACs FLOPs per sample, backward about twice that.
+            "train_gflops_per_s": (6 * macs * throughput / 1e9) if throughput else None,
+            "parameters": count_parameters(model),
+            "per_class": per_class_report(matrix),
+            "confusion_matrix": matrix.tolist(),
+            "device": str(device),
+            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
+            "threads": torch.get_num_threads(),
+            "world_size": dist_info.world_size,
+            "global_batch": world_batch,
+            "versions": {
+                "seqmnist": __version__,
+                "torch": torch.__version__,
+                "python": platform.python_version(),
+            },
+        }
+        write_json_atomic(run_dir / SUMMARY_NAME, summary)
+        say(
+            f"test accuracy {test['acc']:.2%} (loss {test['loss']:.4f}) with the best checkpoint (epoch {best_epoch}); "
+            f"training {train_seconds:.1f}s, total {summary['total_seconds']:.1f}s; run saved in {run_dir}"
+        )
+        if after_run is not None:
+            after_run(run_dir)
+    return summary
+
+
+def _recipe(config: TrainConfig) -> dict[str, Any]:
+    """The fields that must match for a resume to be valid (not device, threads or seed-free knobs)."""
+    d = config.to_dict()
+    for key in ("device", "threads"):
+        d.pop(key)
+    return d
+
+
+def _epoch_line(row: dict[str, Any], epochs: int) -> str:
+    parts = [f"epoch {row['epoch']:>{len(str(epochs))}}/{epochs}", f"train loss {row['train_loss']:.4f} acc {row['train_acc']:.2%}"]
+    if "val_acc" in row:
+        parts.append(f"val loss {row['val_loss']:.4f} acc {row['val_acc']:.2%}")
+    if "test_acc" in row:
+        parts.append(f"test loss {row['test_loss']:.4f} acc {row['test_acc']:.2%}")
+    parts.append(f"lr {row['lr']:.2e}")
+    parts.append(f"{row['epoch_seconds']:.1f}s")
+    parts.append(f"{row['samples_per_s']:,.0f} samples/s")
+    return "  ".join(parts)
