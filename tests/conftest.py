@@ -101,6 +101,20 @@ def real_run(real_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     from seqmnist.train import fit
 
     run_dir = tmp_path_factory.mktemp("runs") / "real"
-    config = apply_overrides(preset_config("default"), {"epochs": 2, "batch_size": 256})
+    # One thread outside CI: on a shared 2-core machine, two processes with 2 OpenMP threads each
+    # slow each other down many times over. CI runs tests one at a time and uses every core.
+    threads = 0 if os.environ.get("CI") == "true" else 1
+    config = apply_overrides(preset_config("default"), {"epochs": 2, "batch_size": 256, "threads": threads})
     fit(config, run_dir, data_dir=real_data_dir, download=False, quiet=True)
     return run_dir
+
+
+@pytest.fixture()
+def torch_one_thread():
+    """Run a test with one PyTorch thread (tiny tensors on a shared machine: far faster)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
