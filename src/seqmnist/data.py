@@ -99,7 +99,8 @@ def load_mnist(
     root = resolve_data_dir(data_dir)
     prefix = "train" if train else "t10k"
     names = [n for n in RAW_FILES if n.startswith(prefix)]
-    missing = [n for n in names if not (raw_folder(root) / n).is_file()]
+    # torchvision's MNIST refuses to read either split unless all four files are present.
+    missing = [n for n in RAW_FILES if not (raw_folder(root) / n).is_file()]
     if missing:
         if not download:
             raise DataError(_missing_message(root, missing, "downloading is off"))

@@ -1,0 +1,268 @@
+"""MNIST loading, the seeded validation split, DistributedSampler-like shards, clear data errors."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import write_idx_images, write_idx_labels
+from seqmnist.cli import main
+from seqmnist.data import (
+    DATA_ENV_VAR,
+    MNIST_MEAN,
+    MNIST_STD,
+    RAW_FILES,
+    Split,
+    epoch_permutation,
+    iterate_batches,
+    load_mnist,
+    resolve_data_dir,
+    split_train_val,
+    to_model_input,
+)
+from seqmnist.errors import DataError
+
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
+
+def raw(root: Path) -> Path:
+    return root / "MNIST" / "raw"
+
+
+# --- loading -----------------------------------------------------------------------------
+
+
+def test_load_synthetic_files(synthetic_data_dir):
+    train = load_mnist(synthetic_data_dir, train=True, download=False)
+    test = load_mnist(synthetic_data_dir, train=False, download=False)
+    assert train.images.shape == (600, 28, 28) and train.images.dtype == torch.uint8
+    assert train.labels.shape == (600,) and train.labels.dtype == torch.int64
+    assert len(train) == 600 and len(test) == 200
+    assert set(train.labels.tolist()) == set(range(10))
+    # the fixture's digit c has a bright vertical bar at column 3 + 2c
+    c = int(train.labels[0])
+    assert int(train.images[0, 10, 3 + 2 * c]) == 255
+
+
+def test_load_never_writes_the_data_dir(synthetic_data_dir):
+    before = sorted(p.relative_to(synthetic_data_dir) for p in synthetic_data_dir.rglob("*"))
+    load_mnist(synthetic_data_dir, train=True, download=False)
+    after = sorted(p.relative_to(synthetic_data_dir) for p in synthetic_data_dir.rglob("*"))
+    assert before == after
+
+
+def test_resolve_data_dir(monkeypatch, tmp_path):
+    monkeypatch.setenv(DATA_ENV_VAR, str(tmp_path / "env"))
+    assert resolve_data_dir(tmp_path / "flag") == tmp_path / "flag"
+    assert resolve_data_dir(None) == tmp_path / "env"
+    monkeypatch.delenv(DATA_ENV_VAR)
+    assert resolve_data_dir(None) == Path("data")
+
+
+def test_to_model_input_scaling():
+    images = torch.tensor([[[0, 255]]], dtype=torch.uint8)
+    assert torch.allclose(to_model_input(images, normalize=False), torch.tensor([[[0.0, 1.0]]]))
+    expected = (torch.tensor([[[0.0, 1.0]]]) - MNIST_MEAN) / MNIST_STD
+    assert torch.allclose(to_model_input(images, normalize=True), expected)
+    assert images.tolist() == [[[0, 255]]]  # input untouched
+
+
+# --- validation split ----------------------------------------------------------------------
+
+
+def _split(n: int = 50) -> Split:
+    return Split(torch.arange(n, dtype=torch.uint8).view(n, 1, 1).expand(n, 28, 28).clone(), torch.arange(n) % 10)
+
+
+def test_split_sizes_disjoint_and_covering():
+    full = _split(50)
+    train, val = split_train_val(full, 12, seed=3)
+    assert (len(train), len(val)) == (38, 12)
+    ids_train = set(train.images[:, 0, 0].tolist())
+    ids_val = set(val.images[:, 0, 0].tolist())
+    assert not ids_train & ids_val
+    assert ids_train | ids_val == set(range(50))
+    # labels travel with their images
+    assert torch.equal(train.labels, train.images[:, 0, 0].long() % 10)
+
+
+def test_split_is_deterministic_and_seeded():
+    full = _split(50)
+    a = split_train_val(full, 12, seed=3)[1].images[:, 0, 0]
+    b = split_train_val(full, 12, seed=3)[1].images[:, 0, 0]
+    c = split_train_val(full, 12, seed=4)[1].images[:, 0, 0]
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+
+
+def test_split_refuses_to_leave_no_training_data():
+    with pytest.raises(DataError, match="--val-size 50"):
+        split_train_val(_split(50), 50, seed=0)
+
+
+# --- epoch permutation: DistributedSampler semantics ----------------------------------------
+
+
+def test_single_process_permutation():
+    p = epoch_permutation(10, seed=0, epoch=1)
+    assert sorted(p.tolist()) == list(range(10))
+    assert torch.equal(p, epoch_permutation(10, seed=0, epoch=1))
+    assert not torch.equal(p, epoch_permutation(10, seed=0, epoch=2))
+    assert not torch.equal(p, epoch_permutation(10, seed=1, epoch=1))
+
+
+@pytest.mark.parametrize("n,world", [(10, 2), (11, 2), (10, 3), (7, 4), (3, 4)])
+def test_shards_are_equal_disjoint_and_cover(n, world):
+    shards = [epoch_permutation(n, seed=5, epoch=2, rank=r, world_size=world) for r in range(world)]
+    per_rank = -(-n // world)
+    assert all(s.numel() == per_rank for s in shards)
+    together = torch.cat(shards).tolist()
+    assert set(together) == set(range(n))  # every sample seen
+    if n % world == 0:
+        assert len(set(together)) == n  # disjoint when no padding is needed
+    else:
+        assert len(together) - len(set(together)) == per_rank * world - n  # only the padding repeats
+    # interleaving the shards gives back the single-process permutation (then padding)
+    full = epoch_permutation(n, seed=5, epoch=2)
+    interleaved = torch.stack(shards, dim=1).reshape(-1)
+    assert torch.equal(interleaved[:n], full)
+
+
+def test_shards_depend_on_seed_and_epoch():
+    a = epoch_permutation(100, seed=0, epoch=1, rank=1, world_size=2)
+    assert torch.equal(a, epoch_permutation(100, seed=0, epoch=1, rank=1, world_size=2))
+    assert not torch.equal(a, epoch_permutation(100, seed=0, epoch=2, rank=1, world_size=2))
+    assert not torch.equal(a, epoch_permutation(100, seed=1, epoch=1, rank=1, world_size=2))
+
+
+def test_iterate_batches():
+    split = _split(10)
+    batches = list(iterate_batches(split, 4))
+    assert [b[0].shape[0] for b in batches] == [4, 4, 2]
+    assert torch.equal(torch.cat([b[1] for b in batches]), split.labels)
+    order = torch.tensor([9, 0, 5])
+    (images, labels), = list(iterate_batches(split, 4, order=order))
+    assert images[:, 0, 0].tolist() == [9, 0, 5] and labels.tolist() == [9, 0, 5]
+
+
+# --- bad data -----------------------------------------------------------------------------
+
+
+def test_missing_files_without_download(tmp_path):
+    with pytest.raises(DataError) as info:
+        load_mnist(tmp_path / "nothing", train=True, download=False)
+    msg = str(info.value)
+    assert str(tmp_path / "nothing" / "MNIST" / "raw") in msg
+    for name in RAW_FILES:
+        assert name in msg
+    assert "--data-dir" in msg and DATA_ENV_VAR in msg
+    assert not (tmp_path / "nothing").exists()  # nothing created
+
+
+def test_one_missing_file_is_named(fresh_synthetic_data_dir):
+    (raw(fresh_synthetic_data_dir) / "t10k-labels-idx1-ubyte").unlink()
+    for train in (False, True):  # torchvision needs all four files for either split
+        with pytest.raises(DataError, match="missing t10k-labels-idx1-ubyte"):
+            load_mnist(fresh_synthetic_data_dir, train=train, download=False)
+
+
+def test_truncated_images_file(fresh_synthetic_data_dir):
+    path = raw(fresh_synthetic_data_dir) / "train-images-idx3-ubyte"
+    path.write_bytes(path.read_bytes()[:5000])
+    with pytest.raises(DataError, match=r"train-images-idx3-ubyte is truncated.*5000 bytes"):
+        load_mnist(fresh_synthetic_data_dir, train=True, download=False)
+
+
+def test_file_shorter_than_its_header(fresh_synthetic_data_dir):
+    path = raw(fresh_synthetic_data_dir) / "t10k-labels-idx1-ubyte"
+    path.write_bytes(path.read_bytes()[:6])
+    with pytest.raises(DataError, match="t10k-labels-idx1-ubyte is truncated"):
+        load_mnist(fresh_synthetic_data_dir, train=False, download=False)
+
+
+def test_empty_file(fresh_synthetic_data_dir):
+    (raw(fresh_synthetic_data_dir) / "train-labels-idx1-ubyte").write_bytes(b"")
+    with pytest.raises(DataError, match="train-labels-idx1-ubyte is truncated"):
+        load_mnist(fresh_synthetic_data_dir, train=True, download=False)
+
+
+def test_corrupt_magic(fresh_synthetic_data_dir):
+    path = raw(fresh_synthetic_data_dir) / "train-images-idx3-ubyte"
+    data = path.read_bytes()
+    path.write_bytes(struct.pack(">i", 1234) + data[4:])
+    with pytest.raises(DataError, match=r"train-images-idx3-ubyte is corrupt.*magic 1234.*expected magic 2051"):
+        load_mnist(fresh_synthetic_data_dir, train=True, download=False)
+
+
+def test_wrong_image_size(fresh_synthetic_data_dir):
+    write_idx_images(raw(fresh_synthetic_data_dir) / "t10k-images-idx3-ubyte", np.zeros((5, 32, 32), np.uint8))
+    with pytest.raises(DataError, match="t10k-images-idx3-ubyte is corrupt"):
+        load_mnist(fresh_synthetic_data_dir, train=False, download=False)
+
+
+def test_labels_and_images_disagree(fresh_synthetic_data_dir):
+    write_idx_labels(raw(fresh_synthetic_data_dir) / "train-labels-idx1-ubyte", np.arange(590) % 10)
+    with pytest.raises(DataError, match="600 images but 590 labels"):
+        load_mnist(fresh_synthetic_data_dir, train=True, download=False)
+
+
+def test_labels_out_of_range(fresh_synthetic_data_dir):
+    write_idx_labels(raw(fresh_synthetic_data_dir) / "t10k-labels-idx1-ubyte", np.full(200, 12))
+    with pytest.raises(DataError, match="outside 0-9"):
+        load_mnist(fresh_synthetic_data_dir, train=False, download=False)
+
+
+def _train_cli(data_dir: Path, out: Path) -> int:
+    return main(
+        ["train", "--data-dir", str(data_dir), "--no-download", "--out", str(out), "--epochs", "1",
+         "--hidden", "8", "--val-size", "100", "--threads", "1", "--quiet", "--no-plots"]
+    )
+
+
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("seqmnist: error: ")
+    assert "Traceback" not in err
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    "damage,expected",
+    [
+        ("missing", "t10k-images-idx3-ubyte"),
+        ("truncated", "train-images-idx3-ubyte is truncated"),
+        ("magic", "train-labels-idx1-ubyte is corrupt"),
+        ("count", "600 images but 599 labels"),
+    ],
+)
+def test_bad_data_through_the_cli(damage, expected, tmp_path, capsys):
+    if damage == "missing":
+        root = tmp_path / "empty"
+        root.mkdir()
+    else:
+        from conftest import make_synthetic_mnist
+
+        root = make_synthetic_mnist(tmp_path / "data")
+        folder = raw(root)
+        if damage == "truncated":
+            p = folder / "train-images-idx3-ubyte"
+            p.write_bytes(p.read_bytes()[:-100])
+        elif damage == "magic":
+            p = folder / "train-labels-idx1-ubyte"
+            p.write_bytes(struct.pack(">i", 2051) + p.read_bytes()[4:])
+        else:
+            write_idx_labels(folder / "train-labels-idx1-ubyte", np.arange(599) % 10)
+    code = _train_cli(root, tmp_path / "run")
+    assert code == 1
+    line = _one_error_line(capsys)
+    assert expected in line
+    if damage == "missing":
+        assert str(raw(root)) in line
+        for name in RAW_FILES:
+            assert name in line
