@@ -3,3 +3,20 @@
 from __future__ import annotations
 
 __version__ = "0.1.0"
+
+# The public API is loaded on first use, so `import seqmnist` stays light (no torch import):
+#     import seqmnist
+#     clf = seqmnist.load("runs/default")
+#     clf.predict(["seven.png"])
+_LAZY = {"load": "predict", "Classifier": "predict", "Prediction": "predict"}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str):  # PEP 562: module-level lazy attributes
+    if name in _LAZY:
+        import importlib
+
+        module = importlib.import_module(f".{_LAZY[name]}", __name__)
+        return getattr(module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

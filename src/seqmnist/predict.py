@@ -1,0 +1,222 @@
+"""Classify people's own images (files, arrays, tensors) with a trained model.
+
+    import seqmnist
+    clf = seqmnist.load("runs/default")          # a run directory or a checkpoint file
+    for p in clf.predict(["seven.png", "two.jpg"]):
+        print(p.source, p.label, p.top_k)
+
+Every input goes through ``preprocess.to_mnist`` (an image already in MNIST form passes through
+unchanged), then through the same normalisation the model was trained with
+(``data.to_model_input`` with the run's ``TrainConfig.normalize``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .checkpoint import load_checkpoint, model_from_checkpoint, train_config_from_checkpoint
+from .config import TrainConfig
+from .data import to_model_input
+from .errors import SeqMnistError
+from .model import SeqClassifier, count_parameters
+from .preprocess import ImageError, open_image, to_mnist
+
+# One image: a PIL image, an array (H, W) / (H, W, C), a file path, raw file bytes, or a tensor (28, 28).
+ImageInput = Union[Image.Image, np.ndarray, str, os.PathLike, bytes, torch.Tensor]
+
+SUMMARY_NAME = "summary.json"  # written by `seqmnist train` beside the checkpoints
+BATCH = 1024  # images per forward pass
+
+
+@dataclass
+class Prediction:
+    """The model's answer for one image."""
+
+    label: int
+    """the most probable digit"""
+    probabilities: list[float]
+    """probability of each digit 0-9"""
+    top_k: list[tuple[int, float]]
+    """the k most probable (digit, probability), best first"""
+    image: np.ndarray = field(repr=False)
+    """(28, 28) uint8: exactly what the model saw"""
+    source: str | None = None
+    """the file name, or None for in-memory images"""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly (the image left out)."""
+        return {
+            "source": self.source,
+            "label": self.label,
+            "probabilities": self.probabilities,
+            "top_k": [[d, p] for d, p in self.top_k],
+        }
+
+
+class Classifier:
+    """A trained ``SeqClassifier`` ready for inference, with the config it was trained under."""
+
+    def __init__(
+        self,
+        model: SeqClassifier,
+        config: TrainConfig,
+        *,
+        name: str = "model",
+        path: str | os.PathLike | None = None,
+        test_accuracy: float | None = None,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.config = config
+        self.name = name
+        self.path = None if path is None else Path(path)
+        self.test_accuracy = test_accuracy
+
+    @property
+    def parameters(self) -> int:
+        return count_parameters(self.model)
+
+    def __repr__(self) -> str:
+        acc = "" if self.test_accuracy is None else f", test_accuracy={self.test_accuracy:.4f}"
+        return f"Classifier(name={self.name!r}, parameters={self.parameters:,}{acc})"
+
+    # -- inputs ------------------------------------------------------------------------------
+
+    def preprocess(self, x: ImageInput) -> np.ndarray:
+        """One image of any accepted kind -> (28, 28) uint8 in MNIST form (what the model sees)."""
+        if isinstance(x, (str, os.PathLike, bytes, bytearray, memoryview)):
+            return _with_source(x, lambda: to_mnist(open_image(x)))
+        if isinstance(x, torch.Tensor):
+            x = _tensor_to_uint8(x)
+            if x.ndim != 2:
+                raise ImageError(f"a single image tensor must be (28, 28) or (H, W); got shape {tuple(x.shape)}")
+        if isinstance(x, (Image.Image, np.ndarray)):
+            return to_mnist(x)
+        raise ImageError(
+            f"cannot predict on a {type(x).__name__}: pass a file path, bytes, a PIL image, "
+            "a numpy array or a torch tensor"
+        )
+
+    # -- inference ---------------------------------------------------------------------------
+
+    def predict_mnist(self, batch: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Images already in MNIST form, uint8 (B, 28, 28) -> probabilities (B, 10) on the CPU."""
+        images = torch.as_tensor(batch)
+        if images.ndim == 2:
+            images = images.unsqueeze(0)
+        if images.dtype != torch.uint8 or images.ndim != 3 or tuple(images.shape[1:]) != (28, 28):
+            raise ImageError(f"predict_mnist takes uint8 (B, 28, 28); got {images.dtype} {tuple(images.shape)}")
+        outputs = []
+        with torch.inference_mode():
+            for start in range(0, images.shape[0], BATCH):
+                x = to_model_input(images[start : start + BATCH].to(self.device), self.config.normalize)
+                out = self.model(x)  # (b, 10): logits, or probabilities for a softmax-output model
+                if not self.model.config.softmax_output:
+                    out = torch.softmax(out, dim=1)
+                outputs.append(out.float().cpu())
+        if not outputs:
+            return torch.zeros((0, self.model.config.num_classes))
+        return torch.cat(outputs)  # (B, 10)
+
+    def predict(self, images: ImageInput | Sequence[ImageInput], top_k: int = 3) -> list[Prediction]:
+        """Classify one image or a list of them; returns one ``Prediction`` per image, in order.
+
+        A batch tensor (B, 28, 28) or array (B, 28, 28) counts as B images. A bad image raises
+        ``ImageError`` naming it; to skip bad files instead, call ``predict`` per file.
+        """
+        items, sources = _as_list(images)
+        if not 1 <= top_k <= self.model.config.num_classes:
+            raise SeqMnistError(f"top_k must be from 1 to {self.model.config.num_classes}; got {top_k}")
+        seen = np.stack([self.preprocess(item) for item in items]) if items else np.zeros((0, 28, 28), np.uint8)
+        probs = self.predict_mnist(torch.from_numpy(seen))  # (B, 10)
+        best_p, best_i = probs.topk(top_k, dim=1)  # (B, k)
+        return [
+            Prediction(
+                label=int(best_i[n, 0]),
+                probabilities=[float(p) for p in probs[n]],
+                top_k=[(int(d), float(p)) for d, p in zip(best_i[n], best_p[n])],
+                image=seen[n],
+                source=sources[n],
+            )
+            for n in range(len(items))
+        ]
+
+
+def load(path: str | os.PathLike, device: str = "cpu") -> Classifier:
+    """A run directory (its best checkpoint) or a checkpoint file -> a ready ``Classifier``.
+
+    ``device``: cpu, cuda, mps or auto.
+    """
+    from .train import select_device  # validates the name; "auto" picks cuda, then mps, then cpu
+
+    device = str(select_device(device))
+    ckpt = load_checkpoint(path, map_location=device)
+    model = model_from_checkpoint(ckpt)
+    # Checkpoints written by `seqmnist train` always hold their train config; a bare one falls back
+    # to the default recipe (normalised inputs).
+    config = train_config_from_checkpoint(ckpt) or TrainConfig()
+    checkpoint_path = Path(ckpt["path"])
+    run_dir = checkpoint_path.parent
+    is_run = (run_dir / "config.json").is_file() or (run_dir / SUMMARY_NAME).is_file()
+    return Classifier(
+        model,
+        config,
+        name=run_dir.name if is_run else checkpoint_path.stem,
+        path=checkpoint_path,
+        test_accuracy=_summary_accuracy(run_dir / SUMMARY_NAME),
+        device=device,
+    )
+
+
+def _summary_accuracy(path: Path) -> float | None:
+    if not path.is_file():
+        return None
+    try:
+        value = json.loads(path.read_text()).get("test_acc")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def _as_list(images: Any) -> tuple[list[Any], list[str | None]]:
+    """Split the input into single images, each with its source name (None for in-memory)."""
+    if isinstance(images, torch.Tensor) and images.ndim == 3 and images.shape[-1] not in (3, 4):
+        items: list[Any] = list(images)  # (B, H, W) batch
+    elif isinstance(images, np.ndarray) and images.ndim == 3 and images.shape[-1] not in (1, 3, 4):
+        items = list(images)  # (B, H, W) batch
+    elif isinstance(images, (list, tuple)):
+        items = list(images)
+    else:
+        items = [images]
+    sources = [str(x) if isinstance(x, (str, os.PathLike)) else None for x in items]
+    return items, sources
+
+
+def _tensor_to_uint8(x: torch.Tensor) -> np.ndarray:
+    """A tensor image, uint8 or float in [0, 1] -> uint8 numpy array."""
+    x = x.detach().cpu()
+    if x.dtype == torch.uint8:
+        return x.numpy()
+    if x.is_floating_point():
+        return (x.float().clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+    raise ImageError(f"image tensors must be uint8 or float in [0, 1]; got {x.dtype}")
+
+
+def _with_source(source: Any, fn: Any) -> np.ndarray:
+    """Run ``fn`` and put the file name in front of a "no ink" error that lacks it."""
+    try:
+        return fn()
+    except ImageError as exc:
+        name = "upload" if isinstance(source, (bytes, bytearray, memoryview)) else str(source)
+        message = str(exc)
+        raise ImageError(message if message.startswith(name) else f"{name}: {message}") from None
