@@ -231,12 +231,38 @@ def _run_info(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- serve ----------------------------------------------------------------------------------
+
+def _add_serve(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="a draw-a-digit web page and a JSON API for a trained model",
+        description="Serve MODEL over HTTP: GET / is a page to draw digits on, POST /api/predict "
+        "classifies an uploaded image, GET /api/model describes the model. Needs the 'serve' extra.",
+    )
+    p.add_argument("model", metavar="RUN_DIR_OR_CHECKPOINT", help="a run directory (its best checkpoint) or a checkpoint file")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on; 0.0.0.0 exposes the server to your network (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="TCP port, 1 to 65535 (default: 8000)")
+    p.add_argument("--device", choices=DEVICES, default="cpu", help="device to run the model on (default: cpu)")
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    from .serve import serve
+
+    if not 1 <= args.port <= 65_535:
+        raise SeqMnistError(f"--port must be an integer from 1 to 65535; got {args.port}")
+    serve(args.model, host=args.host, port=args.port, device=args.device)
+    return 0
+
+
 # --- entry point ----------------------------------------------------------------------------
 
 COMMANDS: dict[str, tuple[Callable[[argparse._SubParsersAction], None], Callable[[argparse.Namespace], int]]] = {
     "train": (_add_train, _run_train),
     "evaluate": (_add_evaluate, _run_evaluate),
     "info": (_add_info, _run_info),
+    "serve": (_add_serve, _run_serve),
 }
 
 
