@@ -302,11 +302,14 @@ def _fit(config, run_dir, device, dist_info, data_dir, download, resume, quiet, 
                 best_val_acc = row.get("val_acc", -1.0)
                 best_epoch = epoch
             if primary:
+                # Order matters for a kill between writes: checkpoint_last goes last, so it never
+                # holds an epoch whose metrics row or best checkpoint is missing (a resume drops
+                # rows after checkpoint_last's epoch and redoes that epoch identically).
                 payload = checkpoint_payload(epoch)
-                save_checkpoint(run_dir / LAST_NAME, payload)
+                metrics_log.append(row)
                 if improved:
                     save_checkpoint(run_dir / BEST_NAME, payload)
-                metrics_log.append(row)
+                save_checkpoint(run_dir / LAST_NAME, payload)
             say(_epoch_line(row, config.epochs))
     except KeyboardInterrupt:
         bar.close()

@@ -1,0 +1,270 @@
+"""fit(): determinism, the run directory, model selection, resume, interruption and divergence."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+import seqmnist.train as train_mod
+from conftest import tiny_config
+from seqmnist.checkpoint import BEST_NAME, LAST_NAME, load_checkpoint
+from seqmnist.cli import main
+from seqmnist.config import TrainConfig, apply_overrides, preset_config
+from seqmnist.errors import ConfigError, TrainingDiverged, TrainingInterrupted
+from seqmnist.metrics import METRIC_COLUMNS, read_metrics
+from seqmnist.train import fit
+
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
+TIMING_COLUMNS = {"epoch_seconds", "train_seconds", "samples_per_s"}
+
+# Dropout and two layers: a resume must restore the RNG state to reproduce the dropout masks.
+RESUME_OVERRIDES = dict(epochs=3, layers=2, dropout=0.3, seed=3)
+
+
+def metric_rows(run_dir: Path) -> list[dict[str, str]]:
+    """metrics.csv without the columns that measure time."""
+    with (run_dir / "metrics.csv").open(newline="") as f:
+        return [{k: v for k, v in row.items() if k not in TIMING_COLUMNS} for row in csv.DictReader(f)]
+
+
+def final_state(run_dir: Path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(run_dir / LAST_NAME)["model_state"]
+
+
+def assert_same_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+
+
+@pytest.fixture(scope="module")
+def reference_run(synthetic_data_dir, tmp_path_factory) -> Path:
+    """An uninterrupted 3-epoch run with dropout and two layers."""
+    run_dir = tmp_path_factory.mktemp("train") / "reference"
+    before = torch.get_num_threads()
+    fit(tiny_config(**RESUME_OVERRIDES), run_dir, data_dir=synthetic_data_dir, download=False, quiet=True)
+    torch.set_num_threads(before)
+    return run_dir
+
+
+def test_run_directory_contents(tiny_run):
+    names = {p.name for p in tiny_run.iterdir()}
+    assert {"config.json", "metrics.csv", LAST_NAME, BEST_NAME, "summary.json"} <= names
+    assert not [n for n in names if n.endswith(".tmp")]
+    config = TrainConfig.from_dict(json.loads((tiny_run / "config.json").read_text()))
+    assert config == tiny_config(epochs=3)
+    rows = read_metrics(tiny_run / "metrics.csv")
+    assert [r["epoch"] for r in rows] == [1.0, 2.0, 3.0]
+    with (tiny_run / "metrics.csv").open() as f:
+        assert next(csv.reader(f)) == list(METRIC_COLUMNS)
+    for r in rows:
+        assert 0 <= r["train_acc"] <= 1 and 0 <= r["val_acc"] <= 1 and r["train_loss"] > 0
+        assert r["test_acc"] is None  # the test set is not touched during training
+        assert r["epoch_seconds"] > 0 and r["samples_per_s"] > 0
+    summary = json.loads((tiny_run / "summary.json").read_text())
+    for key in ("test_acc", "test_loss", "test_samples", "best_epoch", "best_val_acc", "epochs", "train_seconds",
+                "total_seconds", "samples_per_s", "parameters", "per_class", "confusion_matrix", "device",
+                "world_size", "global_batch", "versions"):
+        assert key in summary, key
+    assert summary["test_samples"] == 200 and summary["epochs"] == 3
+    assert summary["world_size"] == 1 and summary["global_batch"] == 50
+    assert summary["versions"]["torch"] == torch.__version__
+    matrix = torch.tensor(summary["confusion_matrix"])
+    assert matrix.shape == (10, 10) and int(matrix.sum()) == 200
+    assert summary["test_acc"] == pytest.approx(float(matrix.diag().sum()) / 200)
+    assert summary["train_seconds"] == pytest.approx(sum(r["epoch_seconds"] for r in rows), rel=1e-3, abs=1e-3)
+    assert load_checkpoint(tiny_run / LAST_NAME)["epoch"] == 3
+    # it learned the synthetic digits
+    assert summary["test_acc"] >= 0.9
+
+
+def test_best_checkpoint_is_the_best_validation_epoch(tiny_run):
+    rows = read_metrics(tiny_run / "metrics.csv")
+    best_acc = max(r["val_acc"] for r in rows)
+    first_best = next(int(r["epoch"]) for r in rows if r["val_acc"] == best_acc)
+    best = load_checkpoint(tiny_run / BEST_NAME)
+    summary = json.loads((tiny_run / "summary.json").read_text())
+    assert best["epoch"] == first_best == summary["best_epoch"]
+    assert best["best_val_acc"] == pytest.approx(best_acc, abs=1e-6)
+    assert summary["best_val_acc"] == pytest.approx(best_acc, abs=1e-6)
+
+
+def test_best_checkpoint_selection_with_scripted_accuracies(synthetic_data_dir, tmp_path, monkeypatch):
+    """Validation accuracy 0.5, 0.9, 0.7: the best checkpoint is epoch 2 and the test set is scored with it."""
+    accs = iter([0.5, 0.9, 0.7])
+    real_evaluate = train_mod.evaluate
+
+    def scripted(model, split, **kw):
+        result = real_evaluate(model, split, **kw)
+        if len(split) == 100 and not kw.get("return_outputs"):  # the validation split
+            result["acc"] = next(accs)
+        return result
+
+    monkeypatch.setattr(train_mod, "evaluate", scripted)
+    run_dir = tmp_path / "run"
+    summary = fit(tiny_config(epochs=3), run_dir, data_dir=synthetic_data_dir, download=False, quiet=True)
+    assert summary["best_epoch"] == 2 and summary["best_val_acc"] == 0.9
+    assert load_checkpoint(run_dir / BEST_NAME)["epoch"] == 2
+    assert load_checkpoint(run_dir / LAST_NAME)["epoch"] == 3
+
+
+def test_same_config_gives_identical_runs(reference_run, synthetic_data_dir, tmp_path):
+    again = tmp_path / "again"
+    fit(tiny_config(**RESUME_OVERRIDES), again, data_dir=synthetic_data_dir, download=False, quiet=True)
+    assert metric_rows(again) == metric_rows(reference_run)
+    assert_same_state(final_state(again), final_state(reference_run))
+    a = json.loads((again / "summary.json").read_text())
+    b = json.loads((reference_run / "summary.json").read_text())
+    assert (a["test_acc"], a["test_loss"], a["best_epoch"]) == (b["test_acc"], b["test_loss"], b["best_epoch"])
+
+
+def test_resume_after_interruption_equals_uninterrupted_run(reference_run, synthetic_data_dir, tmp_path, monkeypatch):
+    run_dir = tmp_path / "resumed"
+    config = tiny_config(**RESUME_OVERRIDES)
+    real = train_mod.train_one_epoch
+    calls = []
+
+    def interrupt_second_epoch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_mod, "train_one_epoch", interrupt_second_epoch)
+    with pytest.raises(TrainingInterrupted) as info:
+        fit(config, run_dir, data_dir=synthetic_data_dir, download=False, quiet=True)
+    assert info.value.epoch == 1 and info.value.run_dir == str(run_dir)
+    assert f"seqmnist train --resume {run_dir}" in str(info.value)
+    assert load_checkpoint(run_dir / LAST_NAME)["epoch"] == 1
+    assert len(metric_rows(run_dir)) == 1
+    assert not (run_dir / "summary.json").exists()
+    # A kill between writing epoch 2's metrics row and its checkpoint: the resume must drop that row.
+    with (run_dir / "metrics.csv").open("a") as f:
+        f.write("2,9,0.1,9,0.1,,,0.001,1,2,3\n")
+
+    monkeypatch.setattr(train_mod, "train_one_epoch", real)
+    summary = fit(config, run_dir, data_dir=synthetic_data_dir, download=False, quiet=True, resume=True)
+    assert metric_rows(run_dir) == metric_rows(reference_run)
+    assert_same_state(final_state(run_dir), final_state(reference_run))
+    assert_same_state(load_checkpoint(run_dir / BEST_NAME)["model_state"],
+                      load_checkpoint(reference_run / BEST_NAME)["model_state"])
+    reference = json.loads((reference_run / "summary.json").read_text())
+    assert summary["test_acc"] == reference["test_acc"] and summary["best_epoch"] == reference["best_epoch"]
+
+
+def test_resume_refuses_a_changed_config_and_a_finished_run_resumes_to_its_result(
+    reference_run, synthetic_data_dir, tmp_path
+):
+    import shutil
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(reference_run, run_dir)
+    with pytest.raises(ConfigError, match="different config"):
+        fit(tiny_config(**{**RESUME_OVERRIDES, "epochs": 4}), run_dir, data_dir=synthetic_data_dir,
+            download=False, quiet=True, resume=True)
+    # device and threads are not part of the recipe
+    summary = fit(tiny_config(**RESUME_OVERRIDES, device="cpu", threads=1), run_dir, data_dir=synthetic_data_dir,
+                  download=False, quiet=True, resume=True)
+    assert metric_rows(run_dir) == metric_rows(reference_run)
+    assert summary["test_acc"] == json.loads((reference_run / "summary.json").read_text())["test_acc"]
+
+
+def test_seed_preset_evaluates_test_every_epoch_without_validation(synthetic_data_dir, tmp_path):
+    config = apply_overrides(preset_config("seed"), {"epochs": 2, "hidden": 8, "threads": 1, "batch_size": 100})
+    run_dir = tmp_path / "seed"
+    summary = fit(config, run_dir, data_dir=synthetic_data_dir, download=False, quiet=True)
+    rows = read_metrics(run_dir / "metrics.csv")
+    assert len(rows) == 2
+    assert all(r["val_acc"] is None and r["test_acc"] is not None for r in rows)
+    # no validation split: the last epoch is "best", and the final test score is that epoch's
+    assert summary["best_epoch"] == 2 and summary["best_val_acc"] is None
+    assert summary["test_acc"] == pytest.approx(rows[-1]["test_acc"], abs=1e-6)
+    assert summary["global_batch"] == 100
+
+
+def test_nan_loss_stops_with_training_diverged(synthetic_data_dir, tmp_path, monkeypatch):
+    real_build = train_mod.build_model
+
+    def poisoned(config):
+        model = real_build(config)
+        with torch.no_grad():
+            model.head.bias.fill_(math.nan)
+        return model
+
+    monkeypatch.setattr(train_mod, "build_model", poisoned)
+    with pytest.raises(TrainingDiverged, match="nan.*--lr"):
+        fit(tiny_config(), tmp_path / "run", data_dir=synthetic_data_dir, download=False, quiet=True)
+    assert not (tmp_path / "run" / BEST_NAME).exists()
+
+
+def _cli_train(data_dir: Path, out: Path, *extra: str) -> int:
+    return main(["train", "--data-dir", str(data_dir), "--no-download", "--out", str(out), "--epochs", "2",
+                 "--hidden", "8", "--batch-size", "50", "--val-size", "100", "--threads", "1", "--quiet",
+                 "--no-plots", *extra])
+
+
+def test_cli_nan_loss_exits_1_with_a_clear_message(synthetic_data_dir, tmp_path, capsys, monkeypatch):
+    real_build = train_mod.build_model
+
+    def poisoned(config):
+        model = real_build(config)
+        with torch.no_grad():
+            model.rnn.weight_hh_l0.fill_(math.inf)
+        return model
+
+    monkeypatch.setattr(train_mod, "build_model", poisoned)
+    assert _cli_train(synthetic_data_dir, tmp_path / "run") == 1
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("seqmnist: error: the training loss became nan"), err
+    assert "--lr" in lines[0] and "Traceback" not in err
+
+
+def test_cli_interrupt_exits_130_and_resume_finishes(synthetic_data_dir, tmp_path, capsys, monkeypatch):
+    real = train_mod.train_one_epoch
+    calls = []
+
+    def interrupt_second_epoch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_mod, "train_one_epoch", interrupt_second_epoch)
+    run_dir = tmp_path / "run"
+    assert _cli_train(synthetic_data_dir, run_dir) == 130
+    err = capsys.readouterr().err
+    assert f"seqmnist train --resume {run_dir}" in err and "Traceback" not in err
+    monkeypatch.setattr(train_mod, "train_one_epoch", real)
+
+    # changed flags are refused, naming them
+    code = main(["train", "--resume", str(run_dir), "--epochs", "5", "--lr", "0.1"])
+    assert code == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("seqmnist: error: --resume") and "--epochs" in err and "--lr" in err
+    assert main(["train", "--resume", str(run_dir), "--preset", "seed"]) == 1
+    assert "--preset" in capsys.readouterr().err
+
+    # device and threads may change; the run then finishes
+    code = main(["train", "--resume", str(run_dir), "--data-dir", str(synthetic_data_dir), "--no-download",
+                 "--threads", "1", "--quiet", "--no-plots"])
+    assert code == 0
+    assert [r["epoch"] for r in read_metrics(run_dir / "metrics.csv")] == [1.0, 2.0]
+    assert (run_dir / "summary.json").is_file()
+
+
+def test_resume_of_a_folder_that_is_not_a_run(tmp_path, capsys):
+    assert main(["train", "--resume", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("seqmnist: error: ") and "config.json" in err
+
+
+def test_val_size_larger_than_the_data(synthetic_data_dir, tmp_path):
+    with pytest.raises(ConfigError, match="--val-size 600"):
+        fit(tiny_config(val_size=600), tmp_path / "run", data_dir=synthetic_data_dir, download=False, quiet=True)
