@@ -8,6 +8,7 @@ registered in ``COMMANDS``. Library errors (``SeqMnistError``) become one line o
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -141,20 +142,23 @@ def _run_train(args: argparse.Namespace) -> int:
         download=not args.no_download,
         resume=bool(args.resume),
         quiet=args.quiet,
-        after_run=None if args.no_plots else _draw_run_plots,
+        after_run=None if args.no_plots else functools.partial(
+            _draw_run_plots, data_dir=args.data_dir, download=not args.no_download
+        ),
     )
     return 0
 
 
-def _draw_run_plots(run_dir: Path) -> None:
-    """Plots at the end of training; a missing plotting extra only warns (the run is saved)."""
+def _draw_run_plots(run_dir: Path, data_dir: str | None = None, download: bool = True) -> None:
+    """Plots at the end of training; a missing plotting extra or a plot failure only warns
+    (the run is already saved)."""
     try:
         from .plots import write_run_plots
     except ImportError:
         return
     try:
-        write_run_plots(run_dir)
-    except ImportError as exc:
+        write_run_plots(run_dir, data_dir=data_dir, download=download)
+    except (ImportError, SeqMnistError) as exc:
         print(f"seqmnist: warning: no plots drawn ({exc})", file=sys.stderr)
 
 
@@ -231,6 +235,102 @@ def _run_info(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- show -----------------------------------------------------------------------------------
+
+def _add_show(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("show", help="draw MNIST images, or one image as the sequence the network reads")
+    p.add_argument("--split", choices=["train", "test"], default="train", help="which MNIST split (default: train)")
+    p.add_argument("--count", type=int, default=25, help="how many images, 1 to 100 (default: 25, a 5x5 grid)")
+    p.add_argument("--digit", type=int, help="only images of this digit, 0 to 9 (default: all digits)")
+    p.add_argument("--index", type=int, help="draw only the image at this index of the split, "
+                   "counted among --digit's images if given (default: the first --count images)")
+    p.add_argument("--as-sequence", action="store_true",
+                   help="draw one image (--index, default 0) as 28 time steps x 28 features (default: off)")
+    p.add_argument("--out", default="samples.png", help="PNG file to write (default: samples.png)")
+    _common_data_flags(p)
+
+
+def _run_show(args: argparse.Namespace) -> int:
+    from .data import load_mnist
+    from .plots import sample_grid, select_samples, sequence_view
+
+    index = 0 if args.as_sequence and args.index is None else args.index
+    if args.digit is not None and not 0 <= args.digit <= 9:  # checked before loading data
+        raise SeqMnistError(f"--digit must be an integer from 0 to 9; got {args.digit}")
+    if not 1 <= args.count <= 100:
+        raise SeqMnistError(f"--count must be an integer from 1 to 100; got {args.count}")
+    split = load_mnist(args.data_dir, train=args.split == "train", download=not args.no_download)
+    images, labels, indices = select_samples(
+        split.images, split.labels, count=args.count, digit=args.digit, index=index
+    )
+    if args.as_sequence:
+        out = sequence_view(images[0], int(labels[0]), args.out)
+    else:
+        which = f"digit {args.digit}" if args.digit is not None else "label above each image"
+        title = f"MNIST {args.split} images ({which})"
+        out = sample_grid(images, labels, args.out, title=title)
+    print(f"wrote {out} ({len(indices)} {args.split} image{'s' if len(indices) != 1 else ''})")
+    return 0
+
+
+# --- plot -----------------------------------------------------------------------------------
+
+def _add_plot(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("plot", help="training curves (several runs overlaid), confusion matrix and error gallery")
+    p.add_argument("run_dirs", metavar="RUN_DIR", nargs="+", help="one or more run directories made by `seqmnist train`")
+    p.add_argument("--out", metavar="DIR", help="folder for the PNGs (default: the run directory; "
+                   "for several runs, the first one)")
+    _common_data_flags(p)
+
+
+def _run_plot(args: argparse.Namespace) -> int:
+    from .plots import curves, write_run_plots
+
+    if len(args.run_dirs) == 1:
+        written = write_run_plots(
+            args.run_dirs[0], out_dir=args.out, data_dir=args.data_dir, download=not args.no_download
+        )
+    else:
+        out_dir = Path(args.out) if args.out else Path(args.run_dirs[0])
+        written = [curves(args.run_dirs, out_dir / "curves.png")]
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
+# --- inspect --------------------------------------------------------------------------------
+
+def _add_inspect(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("inspect", help="shapes of output, h_n, c_n and which slices of output equal h_n")
+    p.add_argument("model", metavar="RUN_DIR_OR_CHECKPOINT", nargs="?",
+                   help="a trained model (default: the default config with seeded random weights)")
+    p.add_argument("--batch-size", type=int, default=8, help="test images in the batch, 1 to 10000 (default: 8)")
+    _common_data_flags(p)
+
+
+def _run_inspect(args: argparse.Namespace) -> int:
+    from .checkpoint import load_checkpoint, model_from_checkpoint, train_config_from_checkpoint
+    from .data import load_mnist, to_model_input
+    from .explain import default_model, format_inspection, inspect_model
+
+    if not 1 <= args.batch_size <= 10_000:
+        raise SeqMnistError(f"--batch-size must be an integer from 1 to 10000; got {args.batch_size}")
+    if args.model:
+        ckpt = load_checkpoint(args.model)
+        model = model_from_checkpoint(ckpt)
+        config = train_config_from_checkpoint(ckpt) or TrainConfig()
+        print(f"model: {ckpt['path']}")
+    else:
+        model, config = default_model(seed=0), TrainConfig()
+        print("model: default config, random weights (seed 0); pass a run directory to inspect a trained one")
+    test = load_mnist(args.data_dir, train=False, download=not args.no_download)
+    images = to_model_input(test.images[: args.batch_size], config.normalize)  # (B, 28, 28)
+    print(f"batch: the first {images.shape[0]} test images, "
+          f"{'standardised' if config.normalize else 'scaled to [0, 1]'} as in training\n")
+    print(format_inspection(inspect_model(model, images)))
+    return 0
+
+
 # --- serve ----------------------------------------------------------------------------------
 
 def _add_serve(sub: argparse._SubParsersAction) -> None:
@@ -262,6 +362,9 @@ COMMANDS: dict[str, tuple[Callable[[argparse._SubParsersAction], None], Callable
     "train": (_add_train, _run_train),
     "evaluate": (_add_evaluate, _run_evaluate),
     "info": (_add_info, _run_info),
+    "show": (_add_show, _run_show),
+    "plot": (_add_plot, _run_plot),
+    "inspect": (_add_inspect, _run_inspect),
     "serve": (_add_serve, _run_serve),
 }
 

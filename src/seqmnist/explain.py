@@ -1,0 +1,178 @@
+"""What the recurrent layer returns, checked on real tensors rather than asserted in prose.
+
+The tutorial we start from claims that ``output[:, -1, :]`` of a bidirectional LSTM equals its
+final hidden state ``h_n``. Half of that is wrong. ``nn.LSTM(batch_first=True)`` returns
+
+    output (B, T, D*H)  every time step's hidden state of the LAST layer, [forward | backward]
+    h_n    (L*D, B, H)  the final hidden state of every layer and direction
+    c_n    (L*D, B, H)  the final cell state (LSTM only; never part of ``output``)
+
+with B images, T = 28 rows, H hidden units, D = 2 directions, L layers; row ``l*D + d`` of ``h_n``
+is layer l, direction d. The forward direction ends at the last row, so its final state is
+``output[:, -1, :H]`` (= ``h_n[-2]``). The backward direction reads the rows bottom-up and ends at
+row 0: its final state is ``output[:, 0, H:]`` (= ``h_n[-1]``); ``output[:, -1, H:]`` is the
+backward state after reading only the last row. ``inspect_model`` measures all of this.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from .config import ModelConfig
+from .model import SeqClassifier, build_model
+
+# allclose tolerance: the relations that hold are exact (same numbers copied), so this is generous.
+ATOL = 1e-6
+
+
+def default_model(seed: int = 0) -> SeqClassifier:
+    """The default-config model with random (seeded) weights, for inspection without a run."""
+    torch.manual_seed(seed)
+    return build_model(ModelConfig()).eval()
+
+
+def _relation(name: str, meaning: str, a: torch.Tensor, b: torch.Tensor, expected_equal: bool) -> dict[str, Any]:
+    diff = float((a - b).abs().max()) if a.numel() else 0.0
+    return {
+        "relation": name,
+        "meaning": meaning,
+        "equal": bool(torch.allclose(a, b, atol=ATOL, rtol=0.0)),
+        "expected_equal": expected_equal,
+        "max_abs_diff": diff,
+    }
+
+
+@torch.no_grad()
+def inspect_model(model: SeqClassifier | None, images: torch.Tensor) -> dict[str, Any]:
+    """Run one batch through ``model.rnn`` and report every tensor's shape and how the slices of
+    ``output`` relate to the rows of ``h_n``.
+
+    ``images``: (B, 28, 28) float, already scaled/normalised as the model was trained.
+    ``model`` None: the default config with seeded random weights.
+    Returns a JSON-friendly dict; ``format_inspection`` turns it into text.
+    """
+    if model is None:
+        model = default_model()
+    model.eval()
+    cfg = model.config
+    x = images.float()  # (B, T, F)
+    output, state = model.rnn(x)  # output (B, T, D*H)
+    h_n, c_n = state if isinstance(state, tuple) else (state, None)  # (L*D, B, H) each
+    readout = model.readout(output, h_n)  # (B, D*H)
+    logits = model.head(model.dropout(readout))  # (B, 10)
+
+    H = cfg.hidden
+    D = 2 if cfg.bidirectional else 1
+    relations = []
+    if D == 2:
+        relations.append(_relation(
+            "output[:, -1, :H] == h_n[-2]", "forward direction's final state (after reading row 27)",
+            output[:, -1, :H], h_n[-2], True,
+        ))
+        relations.append(_relation(
+            "output[:, 0, H:] == h_n[-1]", "backward direction's final state (after reading row 0)",
+            output[:, 0, H:], h_n[-1], True,
+        ))
+        relations.append(_relation(
+            "output[:, -1, H:] == h_n[-1]",
+            "the article's claim: false, this backward state has read only the last row",
+            output[:, -1, H:], h_n[-1], False,
+        ))
+    else:
+        relations.append(_relation(
+            "output[:, -1, :] == h_n[-1]", "the only direction's final state (after reading row 27)",
+            output[:, -1, :], h_n[-1], True,
+        ))
+
+    # What the classifier head actually reads.
+    if cfg.readout == "final":
+        final = torch.cat(list(h_n[-D:]), dim=1)  # (B, D*H): [forward, backward]
+        relations.append(_relation(
+            "readout == cat(h_n[-2], h_n[-1])" if D == 2 else "readout == h_n[-1]",
+            "the model's readout: the final state of every direction", readout, final, True,
+        ))
+    elif cfg.readout == "last":
+        relations.append(_relation(
+            "readout == output[:, -1, :]", "the model's readout: the last time step of output (the article's)",
+            readout, output[:, -1, :], True,
+        ))
+    else:
+        relations.append(_relation(
+            "readout == output.mean(dim=1)", "the model's readout: output averaged over time",
+            readout, output.mean(dim=1), True,
+        ))
+
+    return {
+        "model": {
+            "cell": cfg.cell, "hidden": H, "layers": cfg.layers, "bidirectional": cfg.bidirectional,
+            "directions": D, "readout": cfg.readout, "softmax_output": cfg.softmax_output,
+        },
+        "shapes": {
+            "input": list(x.shape),
+            "output": list(output.shape),
+            "h_n": list(h_n.shape),
+            "c_n": list(c_n.shape) if c_n is not None else None,
+            "readout": list(readout.shape),
+            "logits": list(logits.shape),
+        },
+        "relations": relations,
+        "all_as_expected": all(r["equal"] == r["expected_equal"] for r in relations),
+    }
+
+
+_READOUT_TEXT = {
+    "final": "the final state of each direction (forward after row 27, backward after row 0)",
+    "last": "output[:, -1, :], the article's readout: its backward half has seen only row 27",
+    "mean": "the mean of output over the 28 time steps",
+}
+
+
+def format_inspection(info: dict[str, Any]) -> str:
+    """Shapes and relations as plain text, ending with what the bidirectional case means."""
+    m, s = info["model"], info["shapes"]
+    B, T, F = s["input"]
+    H, D, L = m["hidden"], m["directions"], m["layers"]
+    cell = m["cell"].upper()
+    lines = [
+        f"model: {cell} hidden={H} layers={L} {'bidirectional' if D == 2 else 'unidirectional'} "
+        f"readout={m['readout']}",
+        f"B={B} images, T={T} time steps (rows), F={F} features (pixels per row), H={H}, D={D}, L={L}",
+        "",
+        "tensor      shape            what it is",
+        f"input       {_shape(s['input']):<16} (B, T, F) one image = {T} steps of {F} pixels",
+        f"output      {_shape(s['output']):<16} (B, T, D*H) last layer's hidden state at every step"
+        + (", [forward | backward]" if D == 2 else ""),
+        f"h_n         {_shape(s['h_n']):<16} (L*D, B, H) final hidden state of each layer and direction",
+    ]
+    if s["c_n"] is not None:
+        lines.append(f"c_n         {_shape(s['c_n']):<16} (L*D, B, H) final cell state (LSTM only; not in output)")
+    lines += [
+        f"readout     {_shape(s['readout']):<16} (B, D*H) what the classifier reads",
+        f"logits      {_shape(s['logits']):<16} (B, 10) one score per digit"
+        + (" (this model then applies softmax: the article's flaw)" if m["softmax_output"] else ""),
+        "",
+        "checked on this batch (torch.allclose, atol 1e-6):",
+    ]
+    for r in info["relations"]:
+        verdict = "holds" if r["equal"] else "FALSE"
+        surprise = "" if r["equal"] == r["expected_equal"] else "  <- unexpected"
+        lines.append(f"  {r['relation']:<34} {verdict:<5} max |diff| = {r['max_abs_diff']:.3g}  {r['meaning']}{surprise}")
+    lines.append("")
+    if D == 2:
+        lines.append(
+            "So for a bidirectional LSTM, output[:, -1, :] is NOT the final state of both directions:\n"
+            "its forward half is the forward final state (= h_n[-2]), but its backward half has read\n"
+            "only the last row. The backward direction's final state is output[:, 0, H:] (= h_n[-1])."
+        )
+    else:
+        lines.append("For a unidirectional model, output[:, -1, :] is the final state h_n[-1].")
+    if L > 1:
+        lines.append(f"output holds only the last layer; h_n[:{(L - 1) * D}] are the earlier layers' final states.")
+    lines.append(f"This model's readout: {_READOUT_TEXT[m['readout']]}.")
+    return "\n".join(lines)
+
+
+def _shape(shape: list[int]) -> str:
+    return "(" + ", ".join(str(d) for d in shape) + ")"

@@ -1,0 +1,250 @@
+"""Pictures: every PNG decodes, has the size its figure asks for and is not blank; the curves
+overlay holds one line per run and series; bad inputs are one-line CLI errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from seqmnist import plots
+from seqmnist.cli import main
+from seqmnist.errors import SeqMnistError
+from seqmnist.metrics import MetricsLog
+
+from conftest import synthetic_digits
+
+
+def read_png(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
+    """Decode a PNG, check its pixel size, and check that it is not a blank canvas."""
+    assert path.is_file(), f"{path} was not written"
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        if size is not None:
+            assert image.size == size
+        pixels = np.asarray(image.convert("L"), dtype=np.float64)
+    assert pixels.var() > 100.0, f"{path} looks blank (pixel variance {pixels.var():.1f})"
+    return pixels
+
+
+def px(inches: float) -> int:
+    return round(inches * plots.DPI)
+
+
+def assert_one_line_error(rc: int, err: str, *needles: str) -> None:
+    assert rc == 1
+    assert err.startswith("seqmnist: error: ")
+    assert err.strip().count("\n") == 0, err
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in err
+
+
+@pytest.fixture()
+def seed_like_run(tmp_path: Path) -> Path:
+    """A run directory shaped like `--preset seed`: test every epoch, no validation, no summary."""
+    run = tmp_path / "seedlike"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"preset": "seed"}))
+    log = MetricsLog(run / "metrics.csv")
+    for epoch in (1, 2, 3):
+        log.append({"epoch": epoch, "train_loss": 1.7 - 0.1 * epoch, "train_acc": 0.7 + 0.05 * epoch,
+                    "test_loss": 1.6 - 0.05 * epoch, "test_acc": 0.8 + 0.03 * epoch, "lr": 1e-3})
+    return run
+
+
+# --- library functions ------------------------------------------------------------------------
+
+
+def test_select_samples_filters_and_checks_ranges() -> None:
+    images, labels = synthetic_digits(40, seed=3)
+    picked, picked_labels, idx = plots.select_samples(images, labels, count=25)
+    assert picked.shape == (25, 28, 28) and list(idx) == list(range(25))
+
+    picked, picked_labels, idx = plots.select_samples(images, labels, count=3, digit=7)
+    assert set(picked_labels) == {7} and len(idx) == 3 and all(labels[i] == 7 for i in idx)
+
+    picked, picked_labels, idx = plots.select_samples(images, labels, digit=7, index=1)
+    assert len(idx) == 1 and idx[0] == np.flatnonzero(labels == 7)[1]
+    assert np.array_equal(picked[0], images[idx[0]])
+
+    with pytest.raises(SeqMnistError, match=r"--index must be from 0 to 39 .* got 40"):
+        plots.select_samples(images, labels, index=40)
+    with pytest.raises(SeqMnistError, match="--digit must be an integer from 0 to 9; got 10"):
+        plots.select_samples(images, labels, digit=10)
+    with pytest.raises(SeqMnistError, match="--count must be an integer from 1 to 100; got 0"):
+        plots.select_samples(images, labels, count=0)
+
+
+def test_sample_grid_and_sequence_view_pngs(tmp_path: Path) -> None:
+    images, labels = synthetic_digits(25, seed=4)
+    out = plots.sample_grid(images, labels, tmp_path / "grid.png")
+    read_png(out, size=(px(5 * 1.5), px(5 * 1.6 + 0.6)))
+
+    out = plots.sequence_view(images[0], int(labels[0]), tmp_path / "seq.png")
+    read_png(out, size=(px(11), px(5.6)))
+
+
+def test_confusion_png_and_shape_check(tmp_path: Path) -> None:
+    matrix = np.diag([100] * 10)
+    matrix[7, 1] = 5
+    read_png(plots.confusion(matrix, tmp_path / "cm.png"), size=(px(7.6), px(6.4)))
+    with pytest.raises(SeqMnistError, match="square"):
+        plots.confusion(np.zeros((10, 9)), tmp_path / "bad.png")
+
+
+def test_error_gallery_with_and_without_errors(tmp_path: Path) -> None:
+    images, labels = synthetic_digits(8, seed=5)
+    preds = (labels + 1) % 10
+    conf = np.linspace(0.3, 0.9, 8)
+    read_png(plots.error_gallery(images, labels, preds, conf, tmp_path / "err.png", max_items=6, ncols=3),
+             size=(px(3 * 1.9), px(2 * 2.0 + 0.6)))
+    empty = plots.error_gallery(images[:0], labels[:0], preds[:0], conf[:0], tmp_path / "none.png")
+    assert empty.is_file()
+
+
+def test_curves_overlay_has_one_line_per_run_and_series(tiny_run: Path, seed_like_run: Path) -> None:
+    fig = plots.curves_figure([tiny_run, seed_like_run])
+    try:
+        ax_loss, ax_acc, ax_lr = fig.axes[:3]
+        tiny, seed = "tiny (default)", "seedlike (seed)"
+        expected = {
+            f"{tiny}: train", f"{tiny}: validation", f"{tiny}: test (once, best checkpoint)",
+            f"{seed}: train", f"{seed}: test",
+        }
+        for ax in (ax_loss, ax_acc):
+            labels = [line.get_label() for line in ax.get_lines()]
+            assert sorted(labels) == sorted(expected)  # no duplicates, nothing missing
+        assert sorted(line.get_label() for line in ax_lr.get_lines()) == [f"{seed}: lr", f"{tiny}: lr"]
+
+        # Splits share a colour across runs; runs differ by line style.
+        lines = {line.get_label(): line for line in ax_loss.get_lines()}
+        assert lines[f"{tiny}: train"].get_color() == lines[f"{seed}: train"].get_color() == plots.SPLIT_COLOURS["train"]
+        assert lines[f"{seed}: test"].get_color() == plots.SPLIT_COLOURS["test"]
+        assert lines[f"{tiny}: train"].get_linestyle() != lines[f"{seed}: train"].get_linestyle()
+        # The seed-like run's test line follows its metrics.csv, in percent on the accuracy axes.
+        acc = {line.get_label(): line for line in ax_acc.get_lines()}
+        assert list(acc[f"{seed}: test"].get_xdata()) == [1, 2, 3]
+        assert np.allclose(acc[f"{seed}: test"].get_ydata(), [83, 86, 89])
+        # Legends name the splits and each run.
+        legend_texts = {t.get_text() for ax in fig.axes for lg in [ax.get_legend()] if lg for t in lg.get_texts()}
+        assert {"train", "validation", "test", tiny, seed} <= legend_texts
+    finally:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+
+
+def test_curves_png_and_unwritable_output(tiny_run: Path, tmp_path: Path) -> None:
+    read_png(plots.curves([tiny_run], tmp_path / "c.png"), size=(px(15), px(4.8)))
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(SeqMnistError, match=str(blocker / "c.png").replace("\\", "\\\\")):
+        plots.curves([tiny_run], blocker / "c.png")
+
+
+def test_missing_metrics_and_summary_are_clear_errors(tmp_path: Path, seed_like_run: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(SeqMnistError, match="metrics.csv not found"):
+        plots.curves_figure([empty])
+    with pytest.raises(SeqMnistError, match="no such run directory"):
+        plots.curves_figure([tmp_path / "nowhere"])
+    with pytest.raises(SeqMnistError, match="summary.json not found"):
+        plots.write_run_plots(seed_like_run)
+
+
+def test_write_run_plots(tiny_run: Path, synthetic_data_dir: Path, tmp_path: Path) -> None:
+    written = plots.write_run_plots(tiny_run, out_dir=tmp_path, data_dir=synthetic_data_dir, download=False)
+    assert [p.name for p in written] == ["curves.png", "confusion.png", "errors.png"]
+    for path in written:
+        assert path.parent == tmp_path
+        read_png(path)
+    # The mistakes it draws are real mistakes of the best checkpoint.
+    errors = plots.misclassified(tiny_run, data_dir=synthetic_data_dir, download=False)
+    assert errors["total"] == 200
+    assert bool((errors["pred"] != errors["true"]).all())
+    assert errors["images"].shape == (len(errors["true"]), 28, 28)
+    assert bool(((errors["confidence"] > 0) & (errors["confidence"] <= 1)).all())
+
+
+# --- CLI ------------------------------------------------------------------------------------------
+
+
+def test_cli_show(synthetic_data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    data = ["--data-dir", str(synthetic_data_dir), "--no-download"]
+    out = tmp_path / "samples.png"
+    assert main(["show", "--out", str(out), *data]) == 0
+    assert "25 train images" in capsys.readouterr().out
+    read_png(out, size=(px(5 * 1.5), px(5 * 1.6 + 0.6)))
+
+    assert main(["show", "--split", "test", "--digit", "3", "--count", "4", "--out", str(tmp_path / "d.png"), *data]) == 0
+    read_png(tmp_path / "d.png", size=(px(4 * 1.5), px(1.6 + 0.6)))
+
+    assert main(["show", "--as-sequence", "--index", "5", "--out", str(tmp_path / "s.png"), *data]) == 0
+    read_png(tmp_path / "s.png", size=(px(11), px(5.6)))
+
+
+@pytest.mark.parametrize(
+    ("flags", "needles"),
+    [
+        (["--index", "600"], ["--index must be from 0 to 599", "got 600"]),
+        (["--index", "-1"], ["--index must be from 0 to 599"]),
+        (["--digit", "10"], ["--digit must be an integer from 0 to 9"]),
+        (["--digit", "2", "--index", "60"], ["--index must be from 0 to 59", "digit 2"]),
+        (["--count", "0"], ["--count must be an integer from 1 to 100"]),
+        (["--count", "101"], ["--count must be an integer from 1 to 100"]),
+    ],
+)
+def test_cli_show_bad_input(flags, needles, synthetic_data_dir: Path, tmp_path: Path, capsys) -> None:
+    rc = main(["show", *flags, "--out", str(tmp_path / "x.png"), "--data-dir", str(synthetic_data_dir), "--no-download"])
+    assert_one_line_error(rc, capsys.readouterr().err, *needles)
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_cli_show_unwritable_out(synthetic_data_dir: Path, tmp_path: Path, capsys) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    rc = main(["show", "--out", str(blocker / "x.png"), "--data-dir", str(synthetic_data_dir), "--no-download"])
+    assert_one_line_error(rc, capsys.readouterr().err, str(blocker / "x.png"))
+
+
+def test_cli_plot_single_and_overlay(tiny_run: Path, seed_like_run: Path, synthetic_data_dir: Path,
+                                     tmp_path: Path, capsys) -> None:
+    single = tmp_path / "single"
+    rc = main(["plot", str(tiny_run), "--out", str(single), "--data-dir", str(synthetic_data_dir), "--no-download"])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    for name in ("curves.png", "confusion.png", "errors.png"):
+        assert f"wrote {single / name}" in printed
+        read_png(single / name)
+
+    overlay = tmp_path / "overlay"
+    assert main(["plot", str(tiny_run), str(seed_like_run), "--out", str(overlay)]) == 0
+    read_png(overlay / "curves.png", size=(px(15), px(4.8)))
+    assert not (overlay / "confusion.png").exists()
+
+
+def test_cli_plot_bad_input(tmp_path: Path, tiny_run: Path, capsys) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert_one_line_error(main(["plot", str(empty)]), capsys.readouterr().err, str(empty / "metrics.csv"))
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    rc = main(["plot", str(tiny_run), str(tiny_run), "--out", str(blocker)])
+    assert_one_line_error(rc, capsys.readouterr().err, str(blocker / "curves.png"))
+
+
+def test_cli_train_draws_plots_with_its_data_dir(synthetic_data_dir: Path, tmp_path: Path, capsys) -> None:
+    """train passes --data-dir on to the plots, so errors.png can re-read the (synthetic) test set."""
+    run = tmp_path / "run"
+    rc = main(["train", "--out", str(run), "--data-dir", str(synthetic_data_dir), "--no-download",
+               "--epochs", "1", "--hidden", "8", "--val-size", "100", "--batch-size", "100",
+               "--threads", "1", "--quiet"])
+    assert rc == 0
+    assert "warning" not in capsys.readouterr().err
+    for name in plots.RUN_PLOT_NAMES:
+        read_png(run / name)
