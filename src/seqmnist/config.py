@@ -76,6 +76,8 @@ class TrainConfig:
     """clip the global gradient norm to this value; 0 turns clipping off"""
     val_size: int = 5000
     """images held out of the 60,000 training images for validation; 0 for none"""
+    augment_shift: int = 0
+    """random translation of training images by up to this many pixels (0 = off)"""
     normalize: bool = True
     """standardise pixels with MNIST's mean and std (False: ToTensor scaling to [0, 1] only)"""
     eval_test_every_epoch: bool = False
@@ -100,6 +102,7 @@ class TrainConfig:
         _choice("schedule", self.schedule, SCHEDULES)
         _float_range("grad_clip", self.grad_clip, 0.0, 1e6)
         _int_range("val_size", self.val_size, 0, 59_000)
+        _int_range("augment_shift", self.augment_shift, 0, 8)
         _int_range("seed", self.seed, 0, 2**63 - 1)
         _choice("device", self.device, DEVICES)
         _int_range("threads", self.threads, 0, 1024)

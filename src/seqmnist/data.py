@@ -182,3 +182,20 @@ def iterate_batches(
         else:
             idx = order[start : start + batch_size]
             yield split.images[idx], split.labels[idx]
+
+
+def random_shift(images: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
+    """Translate each image by its own random (dy, dx) in [-max_shift, max_shift], filling with 0.
+
+    (B, 28, 28) uint8 -> (B, 28, 28) uint8. A cheap augmentation done on the training device by
+    gathering from a zero-padded copy; ``generator`` (CPU) makes it reproducible per epoch.
+    """
+    if max_shift <= 0:
+        return images
+    b, h, w = images.shape
+    padded = torch.nn.functional.pad(images, (max_shift,) * 4)  # (B, H+2s, W+2s)
+    offsets = torch.randint(0, 2 * max_shift + 1, (2, b), generator=generator).to(images.device)
+    rows = offsets[0, :, None] + torch.arange(h, device=images.device)  # (B, H)
+    cols = offsets[1, :, None] + torch.arange(w, device=images.device)  # (B, W)
+    batch = torch.arange(b, device=images.device)[:, None, None]
+    return padded[batch, rows[:, :, None], cols[:, None, :]]  # (B, H, W)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from .data import Split, iterate_batches, to_model_input
+from .data import Split, iterate_batches, random_shift, to_model_input
 from .errors import TrainingDiverged
 
 # How often (in batches) the progress bar shows the running loss and the NaN check runs.
@@ -42,6 +42,8 @@ def train_one_epoch(
     grad_clip: float = 0.0,
     amp: str = "off",
     scaler: torch.amp.GradScaler | None = None,
+    augment_shift: int = 0,
+    augment_generator: torch.Generator | None = None,
     on_batch: Callable[[int, float | None], None] | None = None,
 ) -> dict[str, float]:
     """One pass over ``split`` in the sample order ``order``.
@@ -56,6 +58,8 @@ def train_one_epoch(
     samples = 0
     start = time.perf_counter()
     for step, (images, labels) in enumerate(iterate_batches(split, batch_size, order=order), start=1):
+        if augment_shift:
+            images = random_shift(images, augment_shift, augment_generator)
         x = to_model_input(images, normalize)  # (B, 28, 28)
         with autocast_context(device, amp):
             logits = model(x)  # (B, 10)

@@ -271,7 +271,9 @@ def _fit(config, run_dir, device, dist_info, data_dir, download, resume, quiet, 
                 trainable, train_split, order,
                 optimizer=optimizer, scheduler=scheduler, batch_size=config.batch_size,
                 normalize=config.normalize, grad_clip=config.grad_clip, amp=config.amp,
-                scaler=scaler, on_batch=bar.update,
+                scaler=scaler, on_batch=bar.update, augment_shift=config.augment_shift,
+                # Seeded per (seed, epoch, rank) so a resumed run augments exactly as an uninterrupted one.
+                augment_generator=torch.Generator().manual_seed(config.seed * 1_000_003 + epoch * 1009 + dist_info.rank),
             )
             bar.close()
             loss_sum, correct, samples, seconds = all_reduce_sum(

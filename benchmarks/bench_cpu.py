@@ -1,0 +1,221 @@
+"""CPU benchmark: the default preset against the article's recipe (`seed` preset), in one run.
+
+Measures, on this machine, with nothing else running (close other work first):
+  1. the fp32 matmul peak (2048x2048, median of 10);
+  2. training throughput of the default model (samples/s, median of several timed windows) and the
+     FLOP/s it achieves, counting the recurrent layers' multiply-adds (x2 FLOPs, x3 for fwd + bwd);
+  3. per-epoch time of the `seed` preset, timed over a bounded number of batches, both through
+     seqmnist's tensor-resident loop and through the article's own DataLoader + ToTensor loop;
+  4. full `default` preset runs (several seeds): training seconds until the test accuracy first
+     reaches 98.15 % (test evaluated after each epoch for this measurement only; its time is not
+     counted as training), final test accuracy, total wall time.
+Writes benchmarks/results/cpu.json and the CPU section of benchmarks/README.md.
+
+    make bench                                    # or: .venv/bin/python benchmarks/bench_cpu.py
+    .venv/bin/python benchmarks/bench_cpu.py --runs 1 --skip-article   # quicker
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import RESULTS_DIR, machine, matmul_peak_gflops, median_seconds, update_readme_section  # noqa: E402
+
+from seqmnist.config import apply_overrides, preset_config  # noqa: E402
+from seqmnist.data import epoch_permutation, load_mnist, split_train_val  # noqa: E402
+from seqmnist.engine import train_one_epoch  # noqa: E402
+from seqmnist.model import build_model, recurrent_macs_per_sample  # noqa: E402
+from seqmnist.train import fit  # noqa: E402
+
+ARTICLE_ACC = 0.9815
+
+
+def throughput(config, train_split, batches: int, repeats: int, device: str = "cpu") -> float:
+    """Samples/s of the training loop (forward, backward, optimiser) on real batches."""
+    torch.manual_seed(0)
+    model = build_model(config.model).to(device)
+    split = train_split.to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    order = epoch_permutation(len(split), seed=0, epoch=1)[: batches * config.batch_size]
+
+    def window() -> None:
+        train_one_epoch(model, split, order, optimizer=optimizer, scheduler=None,
+                        batch_size=config.batch_size, normalize=config.normalize, grad_clip=config.grad_clip,
+                        amp=config.amp)
+        if device != "cpu":
+            torch.cuda.synchronize()
+
+    return len(order) / median_seconds(window, repeats, warmup=1)
+
+
+def article_dataloader_epoch_seconds(data_dir: str | None, batches: int, device: str = "cpu") -> float:
+    """The article's input pipeline and loop, verbatim in spirit: torchvision MNIST with
+    ToTensor, DataLoader(batch_size=32, shuffle=True), softmax model, Adam 1e-3."""
+    from torch import nn
+    from torch.utils.data import DataLoader
+    from torchvision import datasets, transforms
+
+    from seqmnist.data import resolve_data_dir
+
+    dataset = datasets.MNIST(root=str(resolve_data_dir(data_dir)), train=True, download=False,
+                             transform=transforms.ToTensor())
+    loader = DataLoader(dataset, batch_size=32, shuffle=True)
+    torch.manual_seed(0)
+    model = build_model(preset_config("seed").model).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = nn.CrossEntropyLoss()
+    it = iter(loader)
+
+    def run(n: int) -> None:
+        for _ in range(n):
+            images, labels = next(it)
+            images, labels = images.to(device), labels.to(device)
+            out = model(images.view(-1, 28, 28))
+            loss = loss_fn(out, labels)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+
+    run(5)
+    if device != "cpu":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    run(batches)
+    if device != "cpu":
+        torch.cuda.synchronize()
+    per_batch = (time.perf_counter() - start) / batches
+    return per_batch * len(loader)
+
+
+def full_run(seed: int, data_dir: str | None, **overrides) -> dict:
+    config = apply_overrides(preset_config("default"), {"seed": seed, "eval_test_every_epoch": True, **overrides})
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        summary = fit(config, Path(tmp) / "run", data_dir=data_dir, download=False, quiet=True)
+        wall = time.perf_counter() - start
+        from seqmnist.metrics import read_metrics
+
+        rows = read_metrics(Path(tmp) / "run" / "metrics.csv")
+    reached = next((r for r in rows if r["test_acc"] is not None and r["test_acc"] >= ARTICLE_ACC), None)
+    return {
+        "seed": seed,
+        "epochs": config.epochs,
+        "final_test_acc": summary["test_acc"],
+        "best_epoch": summary["best_epoch"],
+        "train_seconds": summary["train_seconds"],
+        "total_wall_seconds": wall,
+        "epoch_reaching_98.15": int(reached["epoch"]) if reached else None,
+        "train_seconds_to_99.0": next((r["train_seconds"] for r in rows if (r["test_acc"] or 0) >= 0.99), None),
+        "train_seconds_to_98.15": reached["train_seconds"] if reached else None,
+        "test_acc_per_epoch": [r["test_acc"] for r in rows],
+        "train_seconds_per_epoch": [r["train_seconds"] for r in rows],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", help="MNIST root (default: $SEQMNIST_DATA, else ./data)")
+    parser.add_argument("--runs", type=int, default=3, help="full default-preset runs, seeds 0.. (default: 3)")
+    parser.add_argument("--seed-batches", type=int, default=300, help="batches timed for the seed preset (default: 300)")
+    parser.add_argument("--skip-article", action="store_true", help="skip the article's DataLoader loop (default: run it)")
+    args = parser.parse_args()
+
+    torch.set_num_threads(torch.get_num_threads())
+    info = machine()
+    print(f"machine: {info}", flush=True)
+    peak = matmul_peak_gflops()
+    print(f"fp32 matmul peak: {peak:.1f} GFLOP/s", flush=True)
+
+    train_full = load_mnist(args.data_dir, train=True, download=False)
+    default = preset_config("default")
+    seed = preset_config("seed")
+    train_split, _ = split_train_val(train_full, default.val_size, default.seed)
+
+    default_sps = throughput(default, train_split, batches=40, repeats=5)
+    flops = 6 * recurrent_macs_per_sample(default.model) * default_sps / 1e9
+    print(f"default model: {default_sps:,.0f} samples/s, {flops:.1f} GFLOP/s ({flops / peak:.0%} of peak)", flush=True)
+    default_epoch = len(train_split) / default_sps
+
+    seed_sps = throughput(seed, train_full, batches=args.seed_batches, repeats=3)
+    seed_epoch = len(train_full) / seed_sps
+    print(f"seed preset (tensor-resident loop): {seed_sps:,.0f} samples/s, {seed_epoch:.1f} s/epoch", flush=True)
+    article_epoch = None if args.skip_article else article_dataloader_epoch_seconds(args.data_dir, args.seed_batches)
+    if article_epoch:
+        print(f"article's DataLoader loop: {article_epoch:.1f} s/epoch", flush=True)
+
+    runs = []
+    for s in range(args.runs):
+        r = full_run(s, args.data_dir)
+        runs.append(r)
+        print(
+            f"default preset, seed {s}: test {r['final_test_acc']:.2%} after {r['epochs']} epochs, "
+            f"98.15% at epoch {r['epoch_reaching_98.15']} ({r['train_seconds_to_98.15']:.1f} s training), "
+            f"training {r['train_seconds']:.1f} s, total {r['total_wall_seconds']:.1f} s",
+            flush=True,
+        )
+
+    def med(key: str) -> float | None:
+        values = [r[key] for r in runs if r[key] is not None]
+        return statistics.median(values) if values else None
+
+    result = {
+        "machine": info,
+        "matmul_peak_gflops": peak,
+        "default": {
+            "config": default.to_dict(),
+            "samples_per_s": default_sps,
+            "recurrent_gflops_per_s": flops,
+            "fraction_of_peak": flops / peak,
+            "epoch_seconds": default_epoch,
+            "runs": runs,
+            "median_train_seconds_to_98.15": med("train_seconds_to_98.15"),
+            "median_final_test_acc": med("final_test_acc"),
+            "median_total_wall_seconds": med("total_wall_seconds"),
+        },
+        "seed": {
+            "samples_per_s": seed_sps,
+            "epoch_seconds": seed_epoch,
+            "article_dataloader_epoch_seconds": article_epoch,
+            "batches_timed": args.seed_batches,
+        },
+        "seed_over_default_epoch_ratio": seed_epoch / default_epoch,
+    }
+    RESULTS_DIR.mkdir(exist_ok=True)
+    (RESULTS_DIR / "cpu.json").write_text(json.dumps(result, indent=2) + "\n")
+
+    d = result["default"]
+    rows = [
+        "| what | article's recipe (`--preset seed`) | seqmnist `default` |",
+        "| --- | --- | --- |",
+        f"| seconds per epoch | {seed_epoch:.1f} (tensor-resident loop)"
+        + (f"; {article_epoch:.1f} (the article's DataLoader loop)" if article_epoch else "")
+        + f" | {default_epoch:.1f} |",
+        f"| training throughput | {seed_sps:,.0f} samples/s | {default_sps:,.0f} samples/s |",
+        f"| recurrent FLOP/s vs matmul peak ({peak:.0f} GFLOP/s) | - | {flops:.0f} GFLOP/s ({flops / peak:.0%}) |",
+        f"| training time to 98.15 % test | ~17 epochs ≈ {17 * seed_epoch / 60:.1f} min (DESIGN.md anchor epochs) | "
+        f"{d['median_train_seconds_to_98.15']:.1f} s (median of {len(runs)}) |",
+        f"| final test accuracy | 98.15 % reported (30 epochs) | {d['median_final_test_acc']:.2%} (median; "
+        + ", ".join(f"{r['final_test_acc']:.2%}" for r in runs) + f") after {default.epochs} epochs |",
+        f"| total wall time of a run | ~{30 * seed_epoch / 60:.0f} min (30 epochs) | {d['median_total_wall_seconds']:.0f} s "
+        "(median, incl. the per-epoch test evaluation done for this benchmark) |",
+        f"| epoch-time ratio seed / default | {result['seed_over_default_epoch_ratio']:.1f}x | |",
+    ]
+    header = (
+        f"## CPU ({info['cpu']}, {info['cores']} cores, torch {info['torch']}, "
+        f"{info['torch_threads']} threads) - `make bench`, {time.strftime('%Y-%m-%d')}\n\n"
+    )
+    update_readme_section("cpu", header + "\n".join(rows))
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()
