@@ -99,9 +99,12 @@ def test_run_directory_prefers_best(tmp_path):
         pytest.param(b"", id="empty"),
         pytest.param(b"PK\x03\x04 not really a zip", id="bad-zip"),
         pytest.param(b"\x80\x02}q\x00.", id="bare-pickle"),
+        pytest.param(b"hello", id="text"),
+        pytest.param(b"\x80\x02h\x65.", id="bad-memo-reference"),
     ],
 )
 def test_refuses_files_that_are_not_torch_files(tmp_path, content):
+    # (each fails differently inside torch.load: UnpicklingError, EOFError, KeyError, ...)
     path = tmp_path / "junk.pt"
     path.write_bytes(content)
     with pytest.raises(CheckpointError) as info:

@@ -1,0 +1,173 @@
+"""The command line, in process: version, help, flag validation, evaluate and info."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import torch
+
+from seqmnist import __version__
+from seqmnist.cli import build_parser, main
+
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
+
+def one_error_line(capsys) -> str:
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("seqmnist: error: "), err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"seqmnist {__version__}"
+
+
+def test_no_command_prints_help(capsys):
+    assert main([]) == 2
+    assert "train" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "info"])
+def test_every_option_states_its_default(command, capsys):
+    with pytest.raises(SystemExit) as info:
+        main([command, "--help"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.startswith("usage: seqmnist " + command)
+    sub = next(a for a in build_parser()._actions if a.dest == "command").choices[command]
+    for action in sub._actions:
+        if action.dest == "help" or not action.option_strings:
+            continue
+        assert "default" in (action.help or ""), f"{command} {action.option_strings}: {action.help!r}"
+
+
+def test_train_help_shows_both_presets_values(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert re.search(r"--readout .*default: final; seed preset: last", out)
+    assert re.search(r"--batch-size .*default: \d+; seed preset: 32", out)
+
+
+@pytest.mark.parametrize(
+    "flag,value",
+    [("--epochs", "0"), ("--dropout", "2"), ("--batch-size", "-1"), ("--hidden", "0"), ("--lr", "-1"),
+     ("--val-size", "-5"), ("--layers", "100"), ("--threads", "-2")],
+)
+def test_out_of_range_flags(flag, value, tmp_path, capsys):
+    code = main(["train", flag, value, "--out", str(tmp_path / "run"), "--data-dir", str(tmp_path), "--no-download"])
+    assert code == 1
+    line = one_error_line(capsys)
+    assert line.startswith(f"seqmnist: error: {flag} must be")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["train", "--epochs", "two"], ["train", "--cell", "transformer"], ["train", "--lr", "fast"],
+     ["evaluate", "x", "--split", "train"], ["train", "--no-such-flag"], ["frobnicate"]],
+)
+def test_wrong_types_and_choices_are_argparse_errors(argv, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    assert "error:" in capsys.readouterr().err
+
+
+def test_evaluate_text(tiny_run, synthetic_data_dir, capsys):
+    code = main(["evaluate", str(tiny_run), "--data-dir", str(synthetic_data_dir), "--no-download", "--device", "cpu"])
+    assert code == 0
+    out = capsys.readouterr().out
+    summary = json.loads((tiny_run / "summary.json").read_text())
+    assert "checkpoint_best.pt on the test split (200 images)" in out
+    assert f"accuracy {summary['test_acc']:.2%}" in out
+    assert "precision" in out and "confusion matrix" in out
+
+
+def test_evaluate_json_agrees_with_summary(tiny_run, synthetic_data_dir, capsys):
+    code = main(["evaluate", str(tiny_run), "--json", "--data-dir", str(synthetic_data_dir), "--no-download",
+                 "--batch-size", "7"])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    summary = json.loads((tiny_run / "summary.json").read_text())
+    assert result["split"] == "test" and result["samples"] == 200
+    assert result["accuracy"] == pytest.approx(summary["test_acc"], abs=1e-9)
+    assert result["loss"] == pytest.approx(summary["test_loss"], rel=1e-5)
+    assert result["confusion_matrix"] == summary["confusion_matrix"]
+    assert len(result["per_class"]) == 10
+
+
+def test_evaluate_val_split_reproduces_the_runs_validation_accuracy(tiny_run, synthetic_data_dir, capsys):
+    code = main(["evaluate", str(tiny_run), "--split", "val", "--json", "--data-dir", str(synthetic_data_dir),
+                 "--no-download"])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    summary = json.loads((tiny_run / "summary.json").read_text())
+    assert result["samples"] == 100
+    assert result["accuracy"] == pytest.approx(summary["best_val_acc"], abs=1e-9)
+
+
+def test_evaluate_a_checkpoint_file(tiny_run, synthetic_data_dir, capsys):
+    code = main(["evaluate", str(tiny_run / "checkpoint_last.pt"), "--json", "--data-dir", str(synthetic_data_dir),
+                 "--no-download"])
+    assert code == 0
+    assert json.loads(capsys.readouterr().out)["checkpoint"] == str(tiny_run / "checkpoint_last.pt")
+
+
+def test_evaluate_bad_batch_size(tiny_run, capsys):
+    assert main(["evaluate", str(tiny_run), "--batch-size", "0"]) == 1
+    assert "--batch-size" in one_error_line(capsys)
+
+
+@pytest.mark.parametrize("kind", ["text", "torch", "missing", "empty-folder"])
+def test_evaluate_and_info_refuse_non_checkpoints(kind, tmp_path, capsys):
+    path = tmp_path / "model.pt"
+    if kind == "text":
+        path.write_text("hello")
+    elif kind == "torch":
+        torch.save({"a": 1}, path)
+    elif kind == "empty-folder":
+        path = tmp_path
+    for command in ("evaluate", "info"):
+        assert main([command, str(path), "--data-dir", str(tmp_path), "--no-download"][: 2 if command == "info" else 5]) == 1
+        line = one_error_line(capsys)
+        assert str(path) in line
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    from seqmnist.errors import CheckpointError
+
+    with pytest.raises(CheckpointError):
+        main(["--debug", "info", str(tmp_path / "nope.pt")])
+
+
+def test_info_on_run_dir_and_checkpoint(tiny_run, capsys):
+    assert main(["info", str(tiny_run)]) == 0
+    out = capsys.readouterr().out
+    summary = json.loads((tiny_run / "summary.json").read_text())
+    assert "checkpoint_best.pt" in out and "LSTM hidden=16" in out and "bidirectional" in out
+    assert f"parameters   {summary['parameters']:,}" in out
+    assert f"test accuracy {summary['test_acc']:.2%}" in out
+
+    assert main(["info", str(tiny_run / "checkpoint_last.pt"), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["epoch"] == 3 and info["format_version"] == 1 and info["arch"] == "SeqClassifier"
+    assert info["model_config"]["hidden"] == 16
+    assert info["train_config"]["epochs"] == 3
+    assert info["parameters"] == summary["parameters"]
+    assert info["summary"]["test_acc"] == summary["test_acc"]
+
+
+def test_python_dash_m(tmp_path):
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "seqmnist", "--version"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout.strip() == f"seqmnist {__version__}"
