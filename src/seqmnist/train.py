@@ -28,7 +28,7 @@ from . import __version__
 from .checkpoint import BEST_NAME, LAST_NAME, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .data import Split, epoch_permutation, load_mnist, split_train_val
-from .distributed import DistInfo, all_reduce_sum, init_distributed, shutdown
+from .distributed import DistInfo, all_reduce_sum, barrier, init_distributed, shutdown
 from .engine import evaluate, train_one_epoch
 from .errors import ConfigError, SeqMnistError, TrainingInterrupted
 from .metrics import MetricsLog, confusion_matrix, per_class_report
@@ -174,7 +174,12 @@ def _fit(config, run_dir, device, dist_info, data_dir, download, resume, quiet, 
     threads = configure_threads(config.threads, dist_info)
 
     # --- data: uint8 tensors, resident on the training device -------------------------------
+    # Under torchrun only rank 0 may download; the other ranks wait for it, then read the files.
+    if not primary:
+        barrier(dist_info)
     full = load_mnist(data_dir, train=True, download=download and primary)
+    if primary:
+        barrier(dist_info)
     if config.val_size >= len(full):
         raise ConfigError(f"--val-size {config.val_size} must be smaller than the {len(full)} training images")
     if config.val_size > 0:

@@ -1,0 +1,87 @@
+"""Run under torchrun by tests/test_distributed.py (not a test module itself).
+
+    torchrun --standalone --nproc_per_node=2 tests/ddp_worker.py DATA_DIR OUT_DIR
+
+Trains with ``seqmnist.train.fit`` twice in one launch (torchrun start-up is the slow part),
+keeping one process group for both, and saves what the test compares:
+
+- ``full/``: 3 epochs, 2 layers, dropout; each rank's weights after its last training epoch in
+  ``full_rank{R}.pt`` (after fit, rank 0's model holds the *best* checkpoint, so the weights are
+  taken right after ``train_one_epoch``);
+- ``resumed/``: the same config, interrupted (KeyboardInterrupt on every rank) at the start of
+  epoch 2, then ``fit(..., resume=True)``; weights in ``resumed_rank{R}.pt``;
+- ``ddp_rank{R}.txt``: how many epochs went through DistributedDataParallel, how many ran, and
+  the epoch the interrupted run reported.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for conftest.tiny_config
+
+import seqmnist.train as train_mod  # noqa: E402
+from conftest import tiny_config  # noqa: E402
+from seqmnist.errors import TrainingInterrupted  # noqa: E402
+
+# Per-rank batch 25 on 2 ranks = a global batch of 50.
+DROPOUT_RUN = dict(epochs=3, layers=2, dropout=0.3, seed=3, batch_size=25)
+
+
+def main() -> None:
+    data_dir, out = Path(sys.argv[1]), Path(sys.argv[2])
+    rank = int(os.environ["RANK"])
+
+    # One process group for both fits in this launch: fit's shutdown() becomes a no-op.
+    train_mod.shutdown = lambda info: None
+
+    real_epoch = train_mod.train_one_epoch
+    calls: list[int] = []
+    wrapped: list[bool] = []
+    last_state: dict[str, torch.Tensor] = {}
+    interrupt_at = [0]
+
+    def watched_epoch(trainable, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == interrupt_at[0]:
+            raise KeyboardInterrupt
+        result = real_epoch(trainable, *args, **kwargs)
+        wrapped.append(isinstance(trainable, DistributedDataParallel))
+        module = getattr(trainable, "module", trainable)
+        last_state.clear()
+        last_state.update({k: v.detach().clone() for k, v in module.state_dict().items()})
+        return result
+
+    train_mod.train_one_epoch = watched_epoch
+
+    def run(name: str, **kwargs) -> None:
+        train_mod.fit(tiny_config(**DROPOUT_RUN), out / name, data_dir=data_dir, download=False, quiet=True, **kwargs)
+        torch.save(last_state, out / f"{name}_rank{rank}.pt")
+        dist.barrier()  # rank 0 may still be writing files the next fit reads
+
+    run("full")
+
+    calls.clear()
+    interrupt_at[0] = 2
+    interrupted_epoch = None
+    try:
+        run("resumed")
+    except TrainingInterrupted as exc:
+        interrupted_epoch = exc.epoch
+    dist.barrier()
+    interrupt_at[0] = 0
+    run("resumed", resume=True)
+
+    # epochs trained through DDP, epochs trained in all (3 + 1 + 2), epoch the interruption reported
+    (out / f"ddp_rank{rank}.txt").write_text(f"{sum(wrapped)} {len(wrapped)} {interrupted_epoch}\n")
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()

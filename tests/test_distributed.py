@@ -1,0 +1,151 @@
+"""Two CPU processes under torchrun (gloo): one run directory, identical ranks, the same result as
+one process at the same global batch, an exact resume, and checkpoints a single process can read.
+
+Two launches in all (torchrun start-up dominates): the CLI itself, and tests/ddp_worker.py, which
+calls ``fit`` under torchrun and saves each rank's weights.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from seqmnist.checkpoint import BEST_NAME, LAST_NAME, load_checkpoint
+from seqmnist.cli import main
+from seqmnist.config import apply_overrides, preset_config
+from seqmnist.metrics import read_metrics
+from seqmnist.train import fit
+
+pytestmark = [pytest.mark.distributed, pytest.mark.slow, pytest.mark.usefixtures("torch_one_thread")]
+
+TIMEOUT_S = 240
+TIMING = ("epoch_seconds", "train_seconds", "samples_per_s")
+
+
+def torchrun(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(key, None)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", *args]
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
+    assert result.returncode == 0, f"{' '.join(cmd)}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result
+
+
+def rows_without_timing(run_dir: Path) -> list[dict]:
+    return [{k: v for k, v in r.items() if k not in TIMING} for r in read_metrics(run_dir / "metrics.csv")]
+
+
+def assert_same_state(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+
+
+# --- launch 1: `torchrun -m seqmnist train` ---------------------------------------------------
+
+CLI_FLAGS = dict(epochs=2, hidden=16, batch_size=25, val_size=100, threads=1)
+
+
+@pytest.fixture(scope="module")
+def cli_launch(synthetic_data_dir, tmp_path_factory):
+    work = tmp_path_factory.mktemp("ddp-cli")
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in CLI_FLAGS.items()]
+    result = torchrun(
+        ["-m", "seqmnist", "train", "--data-dir", str(synthetic_data_dir), "--no-download", "--out",
+         str(work / "run"), *flags, "--no-plots"],
+        cwd=work,
+    )
+    return work, result
+
+
+def test_one_run_directory_written_by_rank_0_only(cli_launch):
+    work, result = cli_launch
+    assert sorted(p.name for p in work.iterdir()) == ["run"]  # nothing stray (e.g. runs/ in the cwd)
+    run = work / "run"
+    assert {p.name for p in run.iterdir()} == {"config.json", "metrics.csv", LAST_NAME, BEST_NAME, "summary.json"}
+    assert [r["epoch"] for r in read_metrics(run / "metrics.csv")] == [1.0, 2.0]
+    # only the primary rank prints: each epoch line and the final line once
+    out = result.stdout
+    assert out.count("epoch 1/2") == 1 and out.count("epoch 2/2") == 1 and out.count("test accuracy") == 1
+    assert "x2" in out and "batch 50" in out
+
+
+def test_summary_records_world_size_and_global_batch(cli_launch):
+    summary = json.loads((cli_launch[0] / "run" / "summary.json").read_text())
+    assert summary["world_size"] == 2
+    assert summary["global_batch"] == 50
+    assert json.loads((cli_launch[0] / "run" / "config.json").read_text())["batch_size"] == 25  # per process
+    # metrics are all-reduced: each epoch counts all 500 training images, not one rank's 250
+    assert summary["samples_per_s"] == pytest.approx(2 * 500 / summary["train_seconds"], rel=1e-3)
+
+
+def test_two_processes_match_one_process_at_the_same_global_batch(cli_launch, synthetic_data_dir, tmp_path):
+    config = apply_overrides(preset_config("default"), {**CLI_FLAGS, "batch_size": 50})
+    fit(config, tmp_path / "single", data_dir=synthetic_data_dir, download=False, quiet=True)
+    ddp, single = cli_launch[0] / "run", tmp_path / "single"
+    ddp_rows, single_rows = read_metrics(ddp / "metrics.csv"), read_metrics(single / "metrics.csv")
+    assert abs(ddp_rows[-1]["val_acc"] - single_rows[-1]["val_acc"]) <= 0.01
+    # Rank r takes every 2nd sample of the same permutation, so the two per-rank batches of 25 are
+    # exactly one batch of 50 and DDP's averaged gradient is its mean gradient: same training,
+    # up to float rounding.
+    for a, b in zip(ddp_rows, single_rows):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
+        assert a["val_acc"] == b["val_acc"]
+    a, b = load_checkpoint(ddp / LAST_NAME)["model_state"], load_checkpoint(single / LAST_NAME)["model_state"]
+    for name in a:
+        assert torch.allclose(a[name], b[name], atol=1e-5), name
+
+
+def test_distributed_checkpoint_evaluates_in_one_process(cli_launch, synthetic_data_dir, capsys):
+    run = cli_launch[0] / "run"
+    assert load_checkpoint(run / LAST_NAME)["world_size"] == 2
+    code = main(["evaluate", str(run), "--json", "--data-dir", str(synthetic_data_dir), "--no-download", "--device", "cpu"])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["accuracy"] == pytest.approx(json.loads((run / "summary.json").read_text())["test_acc"], abs=1e-9)
+
+
+# --- launch 2: tests/ddp_worker.py ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def worker_launch(synthetic_data_dir, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("ddp-worker")
+    torchrun([str(Path(__file__).with_name("ddp_worker.py")), str(synthetic_data_dir), str(out)], cwd=out)
+    return out
+
+
+def test_training_went_through_ddp_on_both_ranks(worker_launch):
+    for rank in (0, 1):
+        ddp_epochs, epochs, interrupted = (worker_launch / f"ddp_rank{rank}.txt").read_text().split()
+        assert (ddp_epochs, epochs) == ("6", "6")  # 3 + 1 before the interruption + 2 resumed
+        assert interrupted == "1"
+
+
+def test_ranks_hold_identical_parameters(worker_launch):
+    for name in ("full", "resumed"):
+        rank0 = torch.load(worker_launch / f"{name}_rank0.pt", weights_only=True)
+        rank1 = torch.load(worker_launch / f"{name}_rank1.pt", weights_only=True)
+        assert_same_state(rank0, rank1)
+        # ... and rank 0 saved exactly those weights as checkpoint_last
+        assert_same_state(rank0, load_checkpoint(worker_launch / name / LAST_NAME)["model_state"])
+
+
+def test_distributed_resume_equals_uninterrupted_run(worker_launch):
+    full, resumed = worker_launch / "full", worker_launch / "resumed"
+    assert len(read_metrics(full / "metrics.csv")) == 3
+    assert rows_without_timing(resumed) == rows_without_timing(full)
+    assert_same_state(
+        torch.load(worker_launch / "resumed_rank0.pt", weights_only=True),
+        torch.load(worker_launch / "full_rank0.pt", weights_only=True),
+    )
+    a = json.loads((full / "summary.json").read_text())
+    b = json.loads((resumed / "summary.json").read_text())
+    assert (a["test_acc"], a["best_epoch"], a["world_size"]) == (b["test_acc"], b["best_epoch"], 2)
