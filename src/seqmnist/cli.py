@@ -343,15 +343,15 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model", metavar="RUN_DIR_OR_CHECKPOINT", help="a run directory (its best checkpoint) or a checkpoint file")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on; 0.0.0.0 exposes the server to your network (default: 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8000, help="TCP port, 1 to 65535 (default: 8000)")
+    p.add_argument("--port", type=int, default=8000, help="TCP port, 1 to 65535; 0 picks a free one (default: 8000)")
     p.add_argument("--device", choices=DEVICES, default="cpu", help="device to run the model on (default: cpu)")
 
 
 def _run_serve(args: argparse.Namespace) -> int:
     from .serve import serve
 
-    if not 1 <= args.port <= 65_535:
-        raise SeqMnistError(f"--port must be an integer from 1 to 65535; got {args.port}")
+    if not 0 <= args.port <= 65_535:
+        raise SeqMnistError(f"--port must be an integer from 1 to 65535 (or 0: any free port); got {args.port}")
     serve(args.model, host=args.host, port=args.port, device=args.device)
     return 0
 

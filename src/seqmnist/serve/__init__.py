@@ -19,11 +19,19 @@ if TYPE_CHECKING:
 MISSING_EXTRA = "seqmnist serve needs the 'serve' extra: pip install 'seqmnist[serve]'"
 
 
+def _import_multipart() -> None:
+    """python-multipart (form uploads) is ``python_multipart`` since 0.0.13, ``multipart`` before."""
+    try:
+        import python_multipart  # noqa: F401
+    except ImportError:
+        import multipart  # noqa: F401
+
+
 def require_serve_extra() -> None:
     """Raise ``SeqMnistError`` unless FastAPI, uvicorn and python-multipart are importable."""
     try:
         import fastapi  # noqa: F401
-        import multipart  # noqa: F401  (python-multipart: form uploads)
+        _import_multipart()
         import uvicorn  # noqa: F401
     except ImportError:
         raise SeqMnistError(MISSING_EXTRA) from None
