@@ -356,6 +356,132 @@ def _run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- predict --------------------------------------------------------------------------------
+
+def _add_predict(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "predict",
+        help="classify your own images (photos, scans, drawings) with a trained model",
+        description="Classify image files. Each image is made MNIST-like first (grey, light ink on "
+        "black, cropped, fitted to 20x20, centred by mass in 28x28). A file that cannot be used gets "
+        "an error line on stderr; the others are still classified; the exit code is 1 if any failed.",
+    )
+    p.add_argument("model", metavar="RUN_DIR_OR_CHECKPOINT", help="a run directory (its best checkpoint) or a checkpoint file")
+    p.add_argument("images", metavar="IMAGE_OR_DIR", nargs="+",
+                   help="image files, or folders searched (recursively, sorted) for "
+                   ".png .jpg .jpeg .bmp .gif .tif .tiff .webp files")
+    p.add_argument("--top-k", type=int, default=3, help="most probable digits to show per image, 1 to 10 (default: 3)")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON list with an object per image; failures carry an \"error\" field (default: off)")
+    p.add_argument("--save-preprocessed", metavar="DIR",
+                   help="write the 28x28 image the model saw as DIR/<stem>.png (default: write nothing)")
+    p.add_argument("--device", choices=DEVICES, default="cpu", help="device to run the model on (default: cpu)")
+
+
+def _image_files(inputs: Sequence[str]) -> list[tuple[str, str | None]]:
+    """(path, None) for each file to classify, or (argument, error) for a folder without images."""
+    from .preprocess import IMAGE_EXTENSIONS
+
+    files: list[tuple[str, str | None]] = []
+    for arg in inputs:
+        path = Path(arg)
+        if not path.is_dir():
+            files.append((arg, None))  # a missing or bad file is reported when it is opened
+            continue
+        found = sorted(f for f in path.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+        if not found:
+            files.append((arg, f"{arg}: no image files in this folder (looked for {' '.join(IMAGE_EXTENSIONS)})"))
+        files.extend((str(f), None) for f in found)
+    return files
+
+
+def _run_predict(args: argparse.Namespace) -> int:
+    from .predict import load
+
+    if not 1 <= args.top_k <= 10:
+        raise SeqMnistError(f"--top-k must be an integer from 1 to 10; got {args.top_k}")
+    save_dir = Path(args.save_preprocessed) if args.save_preprocessed else None
+    if save_dir is not None and save_dir.exists() and not save_dir.is_dir():
+        raise SeqMnistError(f"--save-preprocessed {save_dir} is a file, not a folder")
+    classifier = load(args.model, device=args.device)
+    results: list[dict[str, Any]] = []
+    failed = 0
+    saved_names: set[str] = set()
+    for source, error in _image_files(args.images):
+        if error is None:
+            try:
+                prediction = classifier.predict(source, top_k=args.top_k)[0]
+            except SeqMnistError as exc:
+                error = str(exc)
+            except Exception as exc:  # one odd file must not stop the others (--debug shows it)
+                if args.debug:
+                    raise
+                error = f"{source}: could not be processed ({type(exc).__name__}: {exc})"
+        if error is not None:
+            failed += 1
+            print(f"seqmnist: error: {error}", file=sys.stderr)
+            results.append({"source": source, "error": error})
+            continue
+        result = prediction.to_dict()
+        if save_dir is not None:
+            result["preprocessed"] = str(_save_preprocessed(prediction.image, save_dir, Path(source).stem, saved_names))
+        results.append(result)
+        if not args.json:
+            top = ", ".join(f"{digit}: {p:.1%}" for digit, p in prediction.top_k)
+            print(f"{source}  {prediction.label}  ({top})")
+    if args.json:
+        print(json.dumps(results, indent=2))
+    return EXIT_ERROR if failed else 0
+
+
+def _save_preprocessed(image: Any, folder: Path, stem: str, taken: set[str]) -> Path:
+    """DIR/<stem>.png; a second file with the same stem becomes <stem>-2.png, and so on."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    name, n = f"{stem}.png", 1
+    while name in taken:
+        n += 1
+        name = f"{stem}-{n}.png"
+    taken.add(name)
+    Image.fromarray(image).save(folder / name)
+    return folder / name
+
+
+# --- export ---------------------------------------------------------------------------------
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export",
+        help="export a model to ONNX or TorchScript, checked against PyTorch on real test images",
+        description="Write the model's forward (normalised images (B, 28, 28) -> logits (B, 10); "
+        "probabilities for a seed-preset model) as ONNX or TorchScript, then run the file on 256 "
+        "test images next to PyTorch: it is kept only if the outputs agree to 1e-4 and all labels match.",
+    )
+    p.add_argument("model", metavar="RUN_DIR_OR_CHECKPOINT", help="a run directory (its best checkpoint) or a checkpoint file")
+    p.add_argument("--format", dest="fmt", choices=["onnx", "torchscript"], default="onnx",
+                   help="onnx (needs the 'export' extra) or torchscript (default: onnx)")
+    p.add_argument("--out", metavar="FILE",
+                   help="file to write (default: model.onnx / model.pt beside the checkpoint)")
+    p.add_argument("--json", action="store_true", help="print the export report as JSON (default: off)")
+    _common_data_flags(p)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from .export import export_model
+
+    report = export_model(args.model, args.fmt, out=args.out, data_dir=args.data_dir, download=not args.no_download)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"wrote {report['path']} ({report['bytes'] / 1024:.0f} KiB, {report['format']}, via {report['exporter']})")
+    print(f"parity on {report['samples']} test images: max |difference| {report['max_abs_diff']:.2e}, "
+          f"labels agree {report['agreement']:.2%}")
+    print(f"input:  {report['input']}")
+    print(f"output: {report['output']}")
+    return 0
+
+
 # --- entry point ----------------------------------------------------------------------------
 
 COMMANDS: dict[str, tuple[Callable[[argparse._SubParsersAction], None], Callable[[argparse.Namespace], int]]] = {
@@ -366,6 +492,8 @@ COMMANDS: dict[str, tuple[Callable[[argparse._SubParsersAction], None], Callable
     "plot": (_add_plot, _run_plot),
     "inspect": (_add_inspect, _run_inspect),
     "serve": (_add_serve, _run_serve),
+    "predict": (_add_predict, _run_predict),
+    "export": (_add_export, _run_export),
 }
 
 

@@ -161,12 +161,23 @@ def _to_grey(image: Image.Image | np.ndarray) -> np.ndarray:
     alpha = x[:, :, 3]  # (H, W)
     if alpha.min() >= 0.999:
         return grey
-    # Composite onto white if the opaque part is dark (black pen on a transparent sheet), onto
-    # black if it is light: either way the digit keeps its contrast.
-    weight = alpha.sum()
-    opaque_mean = float((grey * alpha).sum() / weight) if weight > 0 else 0.0
-    background = 1.0 if opaque_mean < 0.5 else 0.0
-    return grey * alpha + background * (1.0 - alpha)
+    return grey * alpha + _backdrop(grey, alpha) * (1.0 - alpha)
+
+
+def _backdrop(grey: np.ndarray, alpha: np.ndarray) -> float:
+    """The grey to put behind transparent pixels so that they read as paper.
+
+    Two kinds of transparent images: strokes only (a canvas drawing: every opaque pixel is ink)
+    and a sheet with a transparent margin (paper and ink opaque). For strokes only, the backdrop
+    contrasts with the ink; for a sheet, it is the sheet's own typical (median) grey.
+    """
+    opaque = _sample(grey[alpha >= 0.5])
+    if opaque.size == 0:
+        return 0.0
+    low, high = np.percentile(opaque, [1, 99])
+    if high - low < 0.2:  # one tone: strokes only
+        return 1.0 if float(opaque.mean()) < 0.5 else 0.0
+    return float(np.median(opaque))
 
 
 def _scale_to_unit(arr: np.ndarray) -> np.ndarray:

@@ -1,0 +1,235 @@
+"""The Python API (seqmnist.load / Classifier.predict) and `seqmnist predict` on people's own files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import seqmnist
+from photos import make_photo
+from seqmnist.checkpoint import save_checkpoint
+from seqmnist.cli import main
+from seqmnist.config import ModelConfig, preset_config
+from seqmnist.data import load_mnist, to_model_input
+from seqmnist.errors import CheckpointError, SeqMnistError
+from seqmnist.model import SeqClassifier
+from seqmnist.predict import Classifier, Prediction, load
+from seqmnist.preprocess import ImageError
+
+
+@pytest.fixture(scope="module")
+def clf(real_run: Path) -> Classifier:
+    return seqmnist.load(real_run)
+
+
+@pytest.fixture(scope="module")
+def test_split(real_data_dir: Path):
+    return load_mnist(real_data_dir, train=False, download=False)
+
+
+@pytest.fixture(scope="module")
+def photo_files(tmp_path_factory, test_split) -> dict[str, tuple[Path, int]]:
+    """Photos of 6 real test digits as files of different formats: name -> (path, label)."""
+    folder = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(5)
+    files = {}
+    for i, (kind, ext) in enumerate([("rgb", "png"), ("jpeg", "jpg"), ("grey", "bmp"),
+                                     ("rgba-sheet", "png"), ("chalkboard", "webp"), ("grey", "tiff")]):
+        digit, label = test_split.images[i].numpy(), int(test_split.labels[i])
+        path = folder / f"digit{i}.{ext}"
+        make_photo(digit, kind, rng).save(path)
+        files[path.name] = (path, label)
+    return files
+
+
+# --- loading ---------------------------------------------------------------------------------
+
+def test_load_run_directory_and_checkpoint(real_run, clf):
+    summary = json.loads((real_run / "summary.json").read_text())
+    assert isinstance(clf, Classifier)
+    assert clf.name == real_run.name
+    assert clf.path == real_run / "checkpoint_best.pt"
+    assert clf.test_accuracy == pytest.approx(summary["test_acc"])
+    assert clf.config.normalize is True and clf.parameters > 10_000
+    assert not clf.model.training
+    same = load(real_run / "checkpoint_last.pt")
+    assert same.name == real_run.name and same.path.name == "checkpoint_last.pt"
+    with pytest.raises(CheckpointError):
+        load(real_run / "missing.pt")
+
+
+def test_import_seqmnist_stays_light():
+    code = "import sys, seqmnist; assert 'torch' not in sys.modules and 'load' in seqmnist.__all__"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_predict_mnist_matches_training_accuracy(clf, test_split):
+    """All 10,000 test digits through the API: the accuracy `seqmnist train` reported, exactly
+    (so inputs are normalised as in training)."""
+    probs = clf.predict_mnist(test_split.images)
+    assert probs.shape == (10_000, 10)
+    assert torch.allclose(probs.sum(1), torch.ones(10_000), atol=1e-5)
+    accuracy = (probs.argmax(1) == test_split.labels).float().mean().item()
+    assert accuracy == pytest.approx(clf.test_accuracy, abs=1e-4)
+
+
+# --- every input type ------------------------------------------------------------------------
+
+def test_predict_every_input_type(clf, test_split, photo_files):
+    digit, label = test_split.images[0].numpy(), int(test_split.labels[0])  # a 7
+    photo = make_photo(digit, "rgb", np.random.default_rng(6))
+    path, _ = photo_files["digit0.png"]
+    inputs = {
+        "PIL image": photo,
+        "PIL grey": photo.convert("L"),
+        "array uint8 (28, 28)": digit,
+        "array float (28, 28)": digit.astype(np.float32) / 255,
+        "array (H, W, 3)": np.asarray(photo),
+        "array (H, W, 4)": np.asarray(photo.convert("RGBA")),
+        "path str": str(path),
+        "Path": path,
+        "bytes": path.read_bytes(),
+        "tensor uint8 (28, 28)": torch.from_numpy(digit),
+        "tensor float (28, 28)": torch.from_numpy(digit).float() / 255,
+    }
+    for what, x in inputs.items():
+        (p,) = clf.predict(x)
+        assert isinstance(p, Prediction)
+        assert p.label == label, what
+        assert p.image.shape == (28, 28) and p.image.dtype == np.uint8
+    (p,) = clf.predict(torch.from_numpy(digit))
+    assert np.array_equal(p.image, digit)  # MNIST form: the model sees the digit itself
+    assert p.source is None and clf.predict(str(path))[0].source == str(path)
+
+
+def test_predict_lists_and_batches(clf, test_split, photo_files):
+    images, labels = test_split.images[:8], test_split.labels[:8].tolist()
+    assert [p.label for p in clf.predict(images)] == labels  # tensor (B, 28, 28)
+    assert [p.label for p in clf.predict(images.numpy())] == labels  # array (B, 28, 28)
+    assert [p.label for p in clf.predict(images.float() / 255)] == labels
+    mixed = clf.predict([str(path) for path, _ in photo_files.values()] + [images[0].numpy()])
+    assert [p.label for p in mixed] == [label for _, label in photo_files.values()] + [labels[0]]
+    assert [p.source for p in mixed][:-1] == [str(path) for path, _ in photo_files.values()]
+    assert clf.predict([]) == []
+
+
+def test_prediction_fields(clf, test_split):
+    (p,) = clf.predict(test_split.images[1], top_k=4)
+    assert len(p.probabilities) == 10 and sum(p.probabilities) == pytest.approx(1.0, abs=1e-5)
+    assert len(p.top_k) == 4 and p.top_k[0][0] == p.label == int(np.argmax(p.probabilities))
+    assert [q for _, q in p.top_k] == sorted((q for _, q in p.top_k), reverse=True)
+    assert json.loads(json.dumps(p.to_dict()))["label"] == p.label
+    for bad in (0, 11):
+        with pytest.raises(SeqMnistError, match="top_k"):
+            clf.predict(test_split.images[1], top_k=bad)
+
+
+def test_preprocess_returns_what_the_model_sees(clf, photo_files):
+    path, _ = photo_files["digit1.jpg"]
+    seen = clf.preprocess(path)
+    assert seen.shape == (28, 28) and seen.dtype == np.uint8
+    assert np.array_equal(clf.predict(path)[0].image, seen)
+
+
+def test_predict_errors_name_the_input(clf, tmp_path):
+    blank = tmp_path / "blank.png"
+    Image.new("L", (64, 64), 255).save(blank)
+    with pytest.raises(ImageError, match=r"blank\.png.*no ink"):
+        clf.predict(blank)
+    with pytest.raises(ImageError, match=r"nothing\.png.*no such file"):
+        clf.predict(tmp_path / "nothing.png")
+    with pytest.raises(ImageError, match="upload"):
+        clf.predict(b"not an image")
+    with pytest.raises(ImageError, match="cannot predict on a dict"):
+        clf.predict({"a": 1})
+    with pytest.raises(ImageError, match="int64"):
+        clf.predict(torch.zeros(28, 28, dtype=torch.int64))
+
+
+def test_softmax_output_model_is_not_softmaxed_twice(tmp_path):
+    """A seed-preset model already returns probabilities; the API must pass them through."""
+    torch.manual_seed(0)
+    model_config = ModelConfig(hidden=8, readout="last", softmax_output=True)
+    model = SeqClassifier(model_config)
+    config = preset_config("seed")
+    config.model = model_config
+    save_checkpoint(tmp_path / "seed.pt", {
+        "model_config": vars(model_config), "train_config": config.to_dict(),
+        "model_state": model.state_dict(), "epoch": 1,
+    })
+    clf = load(tmp_path / "seed.pt")
+    assert clf.config.normalize is False and clf.name == "seed"
+    images = torch.randint(0, 256, (5, 28, 28), dtype=torch.uint8)
+    with torch.inference_mode():
+        expected = model.eval()(to_model_input(images, normalize=False))
+    assert torch.allclose(clf.predict_mnist(images), expected, atol=1e-6)
+
+
+# --- the CLI ---------------------------------------------------------------------------------
+
+def test_cli_predict_files_and_folders(real_run, photo_files, tmp_path, capsys):
+    folder = next(iter(photo_files.values()))[0].parent
+    before = sorted(p.name for p in folder.iterdir())
+    assert main(["predict", str(real_run), str(folder)]) == 0
+    out, err = capsys.readouterr()
+    lines = out.strip().splitlines()
+    assert err == "" and len(lines) == len(photo_files)
+    names = sorted(photo_files)  # folders are walked in sorted order
+    for line, name in zip(lines, names):
+        path, label = photo_files[name]
+        assert line.startswith(f"{path}  {label}  (")
+    assert sorted(p.name for p in folder.iterdir()) == before  # nothing written
+
+    out_dir = tmp_path / "seen"
+    assert main(["predict", str(real_run), str(photo_files["digit0.png"][0]), "--json", "--top-k", "2",
+                 "--save-preprocessed", str(out_dir)]) == 0
+    (result,) = json.loads(capsys.readouterr().out)
+    assert result["label"] == photo_files["digit0.png"][1] and len(result["top_k"]) == 2
+    saved = Image.open(out_dir / "digit0.png")
+    assert saved.size == (28, 28) and saved.mode == "L"
+
+
+def test_cli_predict_bad_files(real_run, photo_files, tmp_path, capsys):
+    good, label = photo_files["digit0.png"]
+    bad = {
+        "empty.png": b"",
+        "text.png": b"hello, not an image\n",
+        "truncated.png": good.read_bytes()[:300],
+        "huge.png": bytes.fromhex("89504e470d0a1a0a0000000d49484452000186a0000186a00800000000")
+        + b"\x00" * 4 + bytes.fromhex("0000000049454e44ae426082"),  # claims 100,000 x 100,000 (bad CRC)
+    }
+    for name, data in bad.items():
+        (tmp_path / name).write_bytes(data)
+    Image.new("RGB", (80, 80), "white").save(tmp_path / "blank.png")
+    args = [str(good)] + [str(tmp_path / n) for n in [*bad, "blank.png", "missing.png"]]
+
+    assert main(["predict", str(real_run), *args]) == 1
+    out, err = capsys.readouterr()
+    assert out.strip().splitlines() == [out.strip().splitlines()[0]] and out.startswith(f"{good}  {label}")
+    err_lines = err.strip().splitlines()
+    assert len(err_lines) == len(bad) + 2  # one line per bad file, no traceback
+    for line, name in zip(err_lines, [*bad, "blank.png", "missing.png"]):
+        assert line.startswith("seqmnist: error: ") and name in line, line
+    assert "Traceback" not in err
+
+    assert main(["predict", str(real_run), *args, "--json"]) == 1
+    results = json.loads(capsys.readouterr().out)
+    assert [("error" in r) for r in results] == [False] + [True] * (len(bad) + 2)
+    assert results[0]["label"] == label
+
+
+def test_cli_predict_bad_model_and_flags(real_run, tmp_path, capsys):
+    assert main(["predict", str(tmp_path / "nope"), "x.png"]) == 1
+    assert "no such run directory" in capsys.readouterr().err
+    assert main(["predict", str(real_run), "x.png", "--top-k", "0"]) == 1
+    assert "--top-k" in capsys.readouterr().err
+    (tmp_path / "empty-folder").mkdir()
+    assert main(["predict", str(real_run), str(tmp_path / "empty-folder")]) == 1
+    assert "no image files" in capsys.readouterr().err
