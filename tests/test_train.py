@@ -16,7 +16,7 @@ from seqmnist.checkpoint import BEST_NAME, LAST_NAME, load_checkpoint
 from seqmnist.cli import main
 from seqmnist.config import TrainConfig, apply_overrides, preset_config
 from seqmnist.errors import ConfigError, TrainingDiverged, TrainingInterrupted
-from seqmnist.metrics import METRIC_COLUMNS, read_metrics
+from seqmnist.metrics import METRIC_COLUMNS, MetricsLog, read_metrics
 from seqmnist.train import fit
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
@@ -124,29 +124,32 @@ def test_same_config_gives_identical_runs(reference_run, synthetic_data_dir, tmp
     assert (a["test_acc"], a["test_loss"], a["best_epoch"]) == (b["test_acc"], b["test_loss"], b["best_epoch"])
 
 
-def test_resume_after_interruption_equals_uninterrupted_run(reference_run, synthetic_data_dir, tmp_path, monkeypatch):
+@pytest.mark.parametrize("interrupted_epoch", [1, 2])
+def test_resume_after_interruption_equals_uninterrupted_run(
+    interrupted_epoch, reference_run, synthetic_data_dir, tmp_path, monkeypatch
+):
     run_dir = tmp_path / "resumed"
     config = tiny_config(**RESUME_OVERRIDES)
     real = train_mod.train_one_epoch
     calls = []
 
-    def interrupt_second_epoch(*args, **kwargs):
+    def interrupt(*args, **kwargs):
         calls.append(1)
-        if len(calls) == 2:
+        if len(calls) == interrupted_epoch:
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(train_mod, "train_one_epoch", interrupt_second_epoch)
+    monkeypatch.setattr(train_mod, "train_one_epoch", interrupt)
     with pytest.raises(TrainingInterrupted) as info:
         fit(config, run_dir, data_dir=synthetic_data_dir, download=False, quiet=True)
-    assert info.value.epoch == 1 and info.value.run_dir == str(run_dir)
+    done = interrupted_epoch - 1  # epoch 1 interrupted: the epoch-0 checkpoint is there to resume from
+    assert info.value.epoch == done and info.value.run_dir == str(run_dir)
     assert f"seqmnist train --resume {run_dir}" in str(info.value)
-    assert load_checkpoint(run_dir / LAST_NAME)["epoch"] == 1
-    assert len(metric_rows(run_dir)) == 1
+    assert load_checkpoint(run_dir / LAST_NAME)["epoch"] == done
+    assert len(read_metrics(run_dir / "metrics.csv")) == done
     assert not (run_dir / "summary.json").exists()
-    # A kill between writing epoch 2's metrics row and its checkpoint: the resume must drop that row.
-    with (run_dir / "metrics.csv").open("a") as f:
-        f.write("2,9,0.1,9,0.1,,,0.001,1,2,3\n")
+    # A kill between writing the next epoch's metrics row and its checkpoint: the resume drops that row.
+    MetricsLog(run_dir / "metrics.csv").append({"epoch": interrupted_epoch, "train_loss": 9.0, "val_acc": 0.1})
 
     monkeypatch.setattr(train_mod, "train_one_epoch", real)
     summary = fit(config, run_dir, data_dir=synthetic_data_dir, download=False, quiet=True, resume=True)
@@ -268,3 +271,38 @@ def test_resume_of_a_folder_that_is_not_a_run(tmp_path, capsys):
 def test_val_size_larger_than_the_data(synthetic_data_dir, tmp_path):
     with pytest.raises(ConfigError, match="--val-size 600"):
         fit(tiny_config(val_size=600), tmp_path / "run", data_dir=synthetic_data_dir, download=False, quiet=True)
+
+
+def test_unwritable_run_directory_is_a_one_line_error(synthetic_data_dir, tmp_path, capsys):
+    (tmp_path / "a-file").write_text("")
+    assert _cli_train(synthetic_data_dir, tmp_path / "a-file" / "run") == 1
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("seqmnist: error: cannot create the run directory"), err
+    assert str(tmp_path / "a-file" / "run") in lines[0] and "--out" in lines[0]
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_resume_on_cuda_equals_uninterrupted_run(synthetic_data_dir, tmp_path, monkeypatch):
+    """On CUDA the checkpoint's RNG states are loaded onto the GPU; restoring them must still work."""
+    config = tiny_config(**RESUME_OVERRIDES, device="cuda")
+    fit(config, tmp_path / "full", data_dir=synthetic_data_dir, download=False, quiet=True)
+    real = train_mod.train_one_epoch
+    calls = []
+
+    def interrupt(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_mod, "train_one_epoch", interrupt)
+    with pytest.raises(TrainingInterrupted):
+        fit(config, tmp_path / "resumed", data_dir=synthetic_data_dir, download=False, quiet=True)
+    monkeypatch.setattr(train_mod, "train_one_epoch", real)
+    fit(config, tmp_path / "resumed", data_dir=synthetic_data_dir, download=False, quiet=True, resume=True)
+    assert metric_rows(tmp_path / "resumed") == metric_rows(tmp_path / "full")
+    a, b = final_state(tmp_path / "resumed"), final_state(tmp_path / "full")
+    for name in a:  # cuDNN's RNN kernels need not be bitwise deterministic
+        assert torch.allclose(a[name], b[name], atol=1e-5), name

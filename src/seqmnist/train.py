@@ -107,9 +107,10 @@ def _rng_state(device: torch.device) -> dict[str, Any]:
 
 
 def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
-    torch.set_rng_state(state["cpu"])
+    # RNG states must be CPU ByteTensors; load_checkpoint(map_location=cuda) moved them to the GPU.
+    torch.set_rng_state(state["cpu"].cpu())
     if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], device)
+        torch.cuda.set_rng_state(state["cuda"].cpu(), device)
 
 
 class _Progress:
@@ -227,7 +228,10 @@ def _fit(config, run_dir, device, dist_info, data_dir, download, resume, quiet, 
             metrics_log.truncate_after(int(ckpt["epoch"]))
         say(f"resuming {run_dir} after epoch {ckpt['epoch']} of {config.epochs}")
     elif primary:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SeqMnistError(f"cannot create the run directory {run_dir} ({exc.strerror}): choose another --out") from None
         for stale in (METRICS_NAME, SUMMARY_NAME, LAST_NAME, BEST_NAME):
             (run_dir / stale).unlink(missing_ok=True)
         write_json_atomic(run_dir / CONFIG_NAME, config.to_dict())
