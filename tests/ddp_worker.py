@@ -2,9 +2,11 @@
 
     torchrun --standalone --nproc_per_node=2 tests/ddp_worker.py DATA_DIR OUT_DIR
 
-Trains with ``seqmnist.train.fit`` twice in one launch (torchrun start-up is the slow part),
-keeping one process group for both, and saves what the test compares:
+Trains three times in one launch (torchrun start-up is the slow part), keeping one process group
+for all three, and saves what the test compares:
 
+- ``cli/run``: ``seqmnist train`` through ``seqmnist.cli.main`` (run from the folder ``cli/``, so
+  stray files would show), with the flags in ``CLI_ARGS``;
 - ``full/``: 3 epochs, 2 layers, dropout; each rank's weights after its last training epoch in
   ``full_rank{R}.pt`` (after fit, rank 0's model holds the *best* checkpoint, so the weights are
   taken right after ``train_one_epoch``);
@@ -30,16 +32,28 @@ import seqmnist.train as train_mod  # noqa: E402
 from conftest import tiny_config  # noqa: E402
 from seqmnist.errors import TrainingInterrupted  # noqa: E402
 
+from seqmnist.cli import main as cli_main  # noqa: E402
+
 # Per-rank batch 25 on 2 ranks = a global batch of 50.
 DROPOUT_RUN = dict(epochs=3, layers=2, dropout=0.3, seed=3, batch_size=25)
+CLI_ARGS = ["--epochs", "2", "--hidden", "16", "--batch-size", "25", "--val-size", "100", "--threads", "1", "--no-plots"]
 
 
 def main() -> None:
     data_dir, out = Path(sys.argv[1]), Path(sys.argv[2])
     rank = int(os.environ["RANK"])
 
-    # One process group for both fits in this launch: fit's shutdown() becomes a no-op.
+    # One process group for every run in this launch: fit's shutdown() becomes a no-op.
     train_mod.shutdown = lambda info: None
+
+    (out / "cli").mkdir(exist_ok=True)
+    os.chdir(out / "cli")
+    code = cli_main(["train", "--data-dir", str(data_dir), "--no-download", "--out", str(out / "cli" / "run"), *CLI_ARGS])
+    if code != 0:
+        raise SystemExit(f"rank {rank}: seqmnist train exited with {code}")
+    sys.stdout.flush()
+    os.chdir(out)
+    dist.barrier()
 
     real_epoch = train_mod.train_one_epoch
     calls: list[int] = []

@@ -1,8 +1,8 @@
 """Two CPU processes under torchrun (gloo): one run directory, identical ranks, the same result as
 one process at the same global batch, an exact resume, and checkpoints a single process can read.
 
-Two launches in all (torchrun start-up dominates): the CLI itself, and tests/ddp_worker.py, which
-calls ``fit`` under torchrun and saves each rank's weights.
+One launch in all (torchrun start-up dominates): tests/ddp_worker.py runs `seqmnist train`
+through the CLI's main(), then calls ``fit`` directly and saves each rank's weights.
 """
 
 from __future__ import annotations
@@ -48,21 +48,28 @@ def assert_same_state(a: dict, b: dict) -> None:
         assert torch.equal(a[name], b[name]), name
 
 
-# --- launch 1: `torchrun -m seqmnist train` ---------------------------------------------------
-
-CLI_FLAGS = dict(epochs=2, hidden=16, batch_size=25, val_size=100, threads=1)
+CLI_FLAGS = dict(epochs=2, hidden=16, batch_size=25, val_size=100, threads=1)  # = ddp_worker.CLI_ARGS
 
 
 @pytest.fixture(scope="module")
-def cli_launch(synthetic_data_dir, tmp_path_factory):
-    work = tmp_path_factory.mktemp("ddp-cli")
-    flags = [f"--{k.replace('_', '-')}={v}" for k, v in CLI_FLAGS.items()]
-    result = torchrun(
-        ["-m", "seqmnist", "train", "--data-dir", str(synthetic_data_dir), "--no-download", "--out",
-         str(work / "run"), *flags, "--no-plots"],
-        cwd=work,
-    )
-    return work, result
+def launch(synthetic_data_dir, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    out = tmp_path_factory.mktemp("ddp")
+    result = torchrun([str(Path(__file__).with_name("ddp_worker.py")), str(synthetic_data_dir), str(out)], cwd=out)
+    return out, result
+
+
+@pytest.fixture(scope="module")
+def cli_launch(launch) -> tuple[Path, subprocess.CompletedProcess]:
+    """The `seqmnist train` run: its working folder (holding run/) and the launch's output."""
+    return launch[0] / "cli", launch[1]
+
+
+@pytest.fixture(scope="module")
+def worker_launch(launch) -> Path:
+    return launch[0]
+
+
+# --- `seqmnist train` under torchrun ------------------------------------------------------------
 
 
 def test_one_run_directory_written_by_rank_0_only(cli_launch):
@@ -112,14 +119,7 @@ def test_distributed_checkpoint_evaluates_in_one_process(cli_launch, synthetic_d
     assert result["accuracy"] == pytest.approx(json.loads((run / "summary.json").read_text())["test_acc"], abs=1e-9)
 
 
-# --- launch 2: tests/ddp_worker.py ---------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def worker_launch(synthetic_data_dir, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("ddp-worker")
-    torchrun([str(Path(__file__).with_name("ddp_worker.py")), str(synthetic_data_dir), str(out)], cwd=out)
-    return out
+# --- fit() under torchrun ------------------------------------------------------------------
 
 
 def test_training_went_through_ddp_on_both_ranks(worker_launch):
