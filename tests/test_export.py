@@ -1,0 +1,111 @@
+"""ONNX and TorchScript export: the files compute what the PyTorch model computes."""
+
+from __future__ import annotations
+
+import builtins
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from seqmnist.checkpoint import load_checkpoint, model_from_checkpoint
+from seqmnist.cli import main
+from seqmnist.data import load_mnist, to_model_input
+from seqmnist.errors import SeqMnistError
+from seqmnist.export import MAX_ABS_DIFF, ExportError, export_model
+
+MISSING_EXTRA = "ONNX export needs the 'export' extra: pip install 'seqmnist[export]'"
+
+
+@pytest.fixture(scope="module")
+def reference(real_run: Path, real_data_dir: Path):
+    """The PyTorch model and 300 normalised real test images (300, 28, 28) with its logits."""
+    model = model_from_checkpoint(load_checkpoint(real_run))
+    images = to_model_input(load_mnist(real_data_dir, train=False, download=False).images[-300:], True)
+    with torch.inference_mode():
+        return model, images, model(images)
+
+
+def test_onnx_export_matches_pytorch(real_run, real_data_dir, reference, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    out = tmp_path / "model.onnx"
+    report = export_model(real_run, "onnx", out=out, data_dir=real_data_dir, download=False)
+    assert report["path"] == str(out) and report["bytes"] == out.stat().st_size > 10_000
+    assert report["samples"] == 256 and report["output"] == "logits (B, 10)"
+    assert report["max_abs_diff"] <= MAX_ABS_DIFF and report["agreement"] == 1.0
+
+    # Our own check on other images and batch sizes (the batch axis is dynamic).
+    _, images, logits = reference
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    for batch in (1, 7, 300):
+        (got,) = session.run(None, {"images": images[:batch].numpy()})
+        assert got.shape == (batch, 10)
+        assert np.abs(got - logits[:batch].numpy()).max() <= MAX_ABS_DIFF
+        assert (got.argmax(1) == logits[:batch].numpy().argmax(1)).all()
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_torchscript_export_matches_pytorch(real_run, real_data_dir, reference, tmp_path):
+    out = tmp_path / "model.pt"
+    report = export_model(real_run, "torchscript", out=out, data_dir=real_data_dir, download=False)
+    assert report["max_abs_diff"] <= MAX_ABS_DIFF and report["agreement"] == 1.0
+    _, images, logits = reference
+    loaded = torch.jit.load(str(out))
+    for batch in (1, 7, 300):
+        with torch.inference_mode():
+            got = loaded(images[:batch])
+        assert (got - logits[:batch]).abs().max().item() <= MAX_ABS_DIFF
+        assert torch.equal(got.argmax(1), logits[:batch].argmax(1))
+
+
+def test_default_output_path_is_beside_the_checkpoint(tiny_run, synthetic_data_dir, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)  # tiny_run is shared: export into a copy
+    report = export_model(run, "torchscript", data_dir=synthetic_data_dir, download=False)
+    assert report["path"] == str(run / "model.pt") and (run / "model.pt").is_file()
+
+
+def test_failed_parity_check_is_an_error_and_writes_nothing(real_run, real_data_dir, tmp_path, monkeypatch):
+    import seqmnist.export as export
+
+    real = export._run_torchscript
+    monkeypatch.setattr(export, "_run_torchscript", lambda path, x: real(path, x) + 1e-3)
+    out = tmp_path / "model.pt"
+    with pytest.raises(ExportError, match="does not match PyTorch"):
+        export_model(real_run, "torchscript", out=out, data_dir=real_data_dir, download=False)
+    assert list(tmp_path.iterdir()) == []  # neither the file nor a temp file
+
+
+def test_missing_export_extra_is_a_clear_error(real_run, tmp_path, monkeypatch, capsys):
+    real_import = builtins.__import__
+
+    def no_onnx(name, *args, **kwargs):
+        if name.split(".")[0] in ("onnx", "onnxruntime"):
+            raise ImportError(f"No module named {name!r}")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_onnx)
+    with pytest.raises(SeqMnistError) as info:
+        export_model(real_run, "onnx", out=tmp_path / "m.onnx")
+    assert str(info.value) == MISSING_EXTRA
+    assert main(["export", str(real_run), "--format", "onnx", "--out", str(tmp_path / "m.onnx")]) == 1
+    assert capsys.readouterr().err.strip() == f"seqmnist: error: {MISSING_EXTRA}"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_export(real_run, real_data_dir, tmp_path, capsys):
+    out = tmp_path / "m.pt"
+    args = ["export", str(real_run), "--format", "torchscript", "--out", str(out),
+            "--data-dir", str(real_data_dir), "--no-download"]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert str(out) in text and "KiB" in text and "labels agree 100.00%" in text
+    assert main([*args, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["agreement"] == 1.0 and report["max_abs_diff"] <= MAX_ABS_DIFF
+
+    assert main(["export", str(real_run), "--out", str(tmp_path / "no" / "such" / "m.onnx")]) == 1
+    assert "does not exist" in capsys.readouterr().err
