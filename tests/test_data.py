@@ -115,7 +115,7 @@ def test_single_process_permutation():
     assert not torch.equal(p, epoch_permutation(10, seed=1, epoch=1))
 
 
-@pytest.mark.parametrize("n,world", [(10, 2), (11, 2), (10, 3), (7, 4), (3, 4)])
+@pytest.mark.parametrize("n,world", [(10, 2), (11, 2), (10, 3), (7, 4), (3, 4), (1, 3), (2, 7)])
 def test_shards_are_equal_disjoint_and_cover(n, world):
     shards = [epoch_permutation(n, seed=5, epoch=2, rank=r, world_size=world) for r in range(world)]
     per_rank = -(-n // world)

@@ -160,7 +160,7 @@ def epoch_permutation(n: int, *, seed: int, epoch: int, rank: int = 0, world_siz
     if world_size > 1:
         total = -(-n // world_size) * world_size
         if total > n:
-            perm = torch.cat([perm, perm[: total - n]])
+            perm = perm.repeat(-(-total // n))[:total]  # wraps more than once if n < world_size / 2
         perm = perm[rank:total:world_size]
     return perm
 
