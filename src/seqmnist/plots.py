@@ -57,17 +57,30 @@ def _pyplot() -> Any:
     return plt
 
 
-def _save(fig: Figure, out_path: str | os.PathLike) -> Path:
-    """Write ``fig`` as a PNG (creating parent folders) and close it; errors name the path."""
-    plt = _pyplot()
+def _unwritable(out_path: Path, exc: OSError) -> SeqMnistError:
+    return SeqMnistError(f"cannot write {out_path} ({exc.strerror or exc}): choose a writable output path")
+
+
+def prepare_output(out_path: str | os.PathLike) -> Path:
+    """Create the folder ``out_path`` goes into, so an unwritable path fails before any drawing."""
     out_path = Path(out_path)
     try:
         out_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _unwritable(out_path, exc) from None
+    if out_path.is_dir():
+        raise SeqMnistError(f"cannot write {out_path}: it is a folder; give a file name ending in .png")
+    return out_path
+
+
+def _save(fig: Figure, out_path: str | os.PathLike) -> Path:
+    """Write ``fig`` as a PNG and close it; errors name the path."""
+    plt = _pyplot()
+    try:
+        out_path = prepare_output(out_path)
         fig.savefig(out_path, dpi=DPI, format="png")
     except OSError as exc:
-        raise SeqMnistError(
-            f"cannot write {out_path} ({exc.strerror or exc}): choose a writable output path"
-        ) from None
+        raise _unwritable(Path(out_path), exc) from None
     finally:
         plt.close(fig)
     return out_path
@@ -80,21 +93,52 @@ def _as_numpy(array: Any) -> np.ndarray:
     return np.asarray(array)
 
 
-def _image_grid(count: int, ncols: int, cell_w: float, cell_h: float, title: str) -> tuple[Figure, Any]:
-    """A figure with ``count`` image axes in ``ncols`` columns; unused cells are hidden."""
-    plt = _pyplot()
+# Image grids are drawn as ONE picture (a mosaic) on one axes: 25 separate axes would cost
+# seconds to lay out and render, a mosaic a fraction of that. Sizes are in image pixels.
+CELL_GAP = 4  # blank pixels between neighbouring images
+LABEL_BAND = 6  # blank pixels above each image for its caption
+TITLE_INCHES = 0.4  # band above the mosaic for the figure title
+SAMPLE_CELL_INCHES = 1.5  # width of one image cell in sample_grid
+ERROR_CELL_INCHES = 1.9  # error_gallery's captions are longer
+
+
+def grid_figsize(count: int, ncols: int, cell_inches: float) -> tuple[float, float]:
+    """(width, height) in inches of a mosaic of ``count`` 28x28 images in ``ncols`` columns, each
+    cell ``cell_inches`` wide; the height follows so that pixels stay square."""
     ncols = max(1, min(ncols, count))
     nrows = -(-count // ncols)
-    fig, axes = plt.subplots(
-        nrows, ncols, figsize=(ncols * cell_w, nrows * cell_h + 0.6), squeeze=False
-    )
-    for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    for ax in axes.flat[count:]:
-        ax.set_visible(False)
-    fig.suptitle(title, fontsize=12)
-    return fig, axes
+    width_units = ncols * (28 + CELL_GAP)
+    height_units = nrows * (28 + LABEL_BAND + CELL_GAP)
+    width = ncols * cell_inches
+    return width, height_units * width / width_units + TITLE_INCHES
+
+
+def _mosaic(images: np.ndarray, captions: Sequence[str], ncols: int, cell_inches: float,
+            title: str, fontsize: float) -> Figure:
+    """28x28 images in a grid on one axes, each with its caption above it, framed in grey."""
+    plt = _pyplot()
+    from matplotlib.patches import Rectangle
+
+    count = len(images)
+    ncols = max(1, min(ncols, count))
+    nrows = -(-count // ncols)
+    cell_w, cell_h = 28 + CELL_GAP, 28 + LABEL_BAND + CELL_GAP
+    canvas = np.zeros((nrows * cell_h, ncols * cell_w), dtype=np.uint8)  # (rows, cols) of pixels
+    width, height = grid_figsize(count, ncols, cell_inches)
+    fig = plt.figure(figsize=(width, height))
+    ax = fig.add_axes((0.0, 0.0, 1.0, 1.0 - TITLE_INCHES / height))
+    for k, (image, caption) in enumerate(zip(images, captions)):
+        top = (k // ncols) * cell_h + LABEL_BAND + CELL_GAP // 2  # first pixel row of the image
+        left = (k % ncols) * cell_w + CELL_GAP // 2
+        canvas[top : top + 28, left : left + 28] = image
+        ax.add_patch(Rectangle((left - 0.5, top - 0.5), 28, 28, fill=False, edgecolor="#999999", linewidth=0.8))
+        ax.text(left + 14, top - 1.5, caption, ha="center", va="bottom", fontsize=fontsize)
+    ax.imshow(canvas, cmap=DIGIT_CMAP, vmin=0, vmax=255, interpolation="nearest", aspect="auto")
+    ax.set_xlim(-0.5, canvas.shape[1] - 0.5)
+    ax.set_ylim(canvas.shape[0] - 0.5, -0.5)
+    ax.axis("off")
+    fig.suptitle(title, fontsize=12, y=1.0 - 0.12 * TITLE_INCHES / height, va="top")
+    return fig
 
 
 # --- samples and the sequence view -----------------------------------------------------------
@@ -144,12 +188,8 @@ def sample_grid(
 ) -> Path:
     """Images (N, 28, 28) uint8 in a grid, each with its label above it."""
     images, labels = _as_numpy(images), _as_numpy(labels)
-    fig, axes = _image_grid(len(images), ncols, cell_w=1.5, cell_h=1.6, title=title)
-    for ax, image, label in zip(axes.flat, images, labels):
-        ax.imshow(image, cmap=DIGIT_CMAP, vmin=0, vmax=255, interpolation="nearest")
-        ax.set_title(f"label {int(label)}", fontsize=10)
-    fig.tight_layout()
-    return _save(fig, out_path)
+    captions = [f"label {int(label)}" for label in labels]
+    return _save(_mosaic(images, captions, ncols, SAMPLE_CELL_INCHES, title, fontsize=10), out_path)
 
 
 def sequence_view(image: Any, label: int, out_path: str | os.PathLike) -> Path:
@@ -169,8 +209,8 @@ def sequence_view(image: Any, label: int, out_path: str | os.PathLike) -> Path:
     ax_map.set_title(f"digit {int(label)} as a heatmap", fontsize=11)
     ax_map.set_xlabel("feature (pixel in row)")
     ax_map.set_ylabel("time step t (row)")
-    ax_map.set_xticks(range(0, features, 4))
-    ax_map.set_yticks(range(0, steps, 4))
+    ax_map.set_xticks([*range(0, features - 3, 4), features - 1])
+    ax_map.set_yticks([*range(0, steps - 3, 4), steps - 1])
     bar = fig.colorbar(shown, ax=ax_map, fraction=0.046, pad=0.04)
     bar.set_label("pixel value (0-255)")
 
@@ -183,17 +223,17 @@ def sequence_view(image: Any, label: int, out_path: str | os.PathLike) -> Path:
         colour = cmap(t / (steps - 1))
         ax_seq.fill_between(x, base, base + image[t] * scale, color=colour, alpha=0.35, linewidth=0)
         ax_seq.plot(x, base + image[t] * scale, color=colour, linewidth=1.0)
-    ax_seq.set_yticks([steps - 1 - t for t in range(0, steps, 4)], [str(t) for t in range(0, steps, 4)])
+    step_ticks = [*range(0, steps - 3, 4), steps - 1]
+    ax_seq.set_yticks([steps - 1 - t for t in step_ticks], [str(t) for t in step_ticks])
     ax_seq.set_ylim(-0.5, steps + 0.5)
     ax_seq.set_xlim(0, features - 1)
-    ax_seq.set_xticks(range(0, features, 4))
+    ax_seq.set_xticks([*range(0, features - 3, 4), features - 1])
     ax_seq.set_xlabel("feature (pixel in row)")
     ax_seq.set_ylabel("time step t (row)")
-    ax_seq.set_title("the input sequence: one 28-feature vector per step", fontsize=11)
-    ax_seq.annotate(
-        "forward LSTM reads t = 0 → 27\nbackward LSTM reads t = 27 → 0",
-        xy=(0.98, 0.02), xycoords="axes fraction", ha="right", va="bottom", fontsize=9,
-        bbox={"boxstyle": "round", "facecolor": "white", "alpha": 0.9, "edgecolor": "#bbbbbb"},
+    ax_seq.set_title(
+        f"the input sequence: one {features}-feature vector per step\n"
+        f"(forward direction reads t = 0 → {steps - 1}, backward t = {steps - 1} → 0)",
+        fontsize=10,
     )
     fig.suptitle(f"What the network reads: {steps} time steps × {features} features (label {int(label)})", fontsize=12)
     fig.tight_layout()
@@ -250,7 +290,7 @@ def curves_figure(run_dirs: Sequence[str | os.PathLike]) -> Figure:
     runs = [load_run_metrics(d) for d in run_dirs]  # errors before any drawing
     plt = _pyplot()
     from matplotlib.lines import Line2D
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import FormatStrFormatter, LogLocator, MaxNLocator
 
     fig, (ax_loss, ax_acc, ax_lr) = plt.subplots(1, 3, figsize=(15, 4.8))
     splits_seen: set[str] = set()
@@ -268,7 +308,6 @@ def curves_figure(run_dirs: Sequence[str | os.PathLike]) -> Figure:
             ax_acc.plot(epochs, acc, color=colour, label=f"{label}: {split}", **common)
         # A run that tests only once, at the end, gets one star at its best epoch.
         if summary and not _series(rows, "test_acc")[0] and summary.get("test_acc") is not None:
-            splits_seen.add("test")
             star = {"color": SPLIT_COLOURS["test"], "marker": "*", "markersize": 13, "linestyle": "none",
                     "markeredgecolor": "black", "markeredgewidth": 0.6}
             best = summary.get("best_epoch") or rows[-1]["epoch"]
@@ -285,6 +324,11 @@ def curves_figure(run_dirs: Sequence[str | os.PathLike]) -> Figure:
     ax_lr.set_title("learning rate at the start of each epoch")
     ax_lr.set_ylabel("learning rate (log scale)")
     ax_lr.set_yscale("log")
+    for ax in (ax_loss, ax_lr):  # plain numbers (0.06, 0.002) instead of 6x10^-2 on log axes
+        ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+        ax.yaxis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))  # label 0.2, 0.5 between decades
+        ax.yaxis.set_minor_formatter(FormatStrFormatter("%g"))
+        ax.tick_params(axis="y", which="minor", labelsize=9)
     for ax in (ax_loss, ax_acc, ax_lr):
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -306,12 +350,15 @@ def curves_figure(run_dirs: Sequence[str | os.PathLike]) -> Figure:
     ax_lr.legend(handles=run_handles, title="run (line style)", loc="best", fontsize=9)
     title = "Training curves" if len(runs) == 1 else f"Training curves of {len(runs)} runs"
     fig.suptitle(f"{title}: " + ", ".join(label for label, _, _ in runs), fontsize=12)
-    fig.tight_layout()
+    fig.text(0.5, 0.01, "train: running mean over the epoch while the weights change; "
+             "validation and test: measured after the epoch", ha="center", va="bottom", fontsize=8, color="#555555")
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
     return fig
 
 
 def curves(run_dirs: Sequence[str | os.PathLike], out_path: str | os.PathLike) -> Path:
     """Loss, accuracy and learning-rate curves of one run, or several overlaid, as a PNG."""
+    prepare_output(out_path)
     return _save(curves_figure([Path(d) for d in run_dirs]), out_path)
 
 
@@ -376,12 +423,9 @@ def error_gallery(
         ax.text(0.5, 0.5, f"no misclassified images{of_total}", ha="center", va="center", fontsize=12)
         return _save(fig, out_path)
     title = (f"{len(images):,} misclassified{of_total}; the {len(order)} most confident mistakes "
-             "(title: true → predicted (probability))")
-    fig, axes = _image_grid(len(order), ncols, cell_w=1.9, cell_h=2.0, title=title)
-    for ax, i in zip(axes.flat, order):
-        ax.imshow(images[i], cmap=DIGIT_CMAP, vmin=0, vmax=255, interpolation="nearest")
-        ax.set_title(f"true {int(true_labels[i])} → pred {int(pred_labels[i])} ({confidences[i]:.2f})", fontsize=9)
-    fig.tight_layout()
+             "(caption: true → predicted (probability))")
+    captions = [f"true {int(true_labels[i])} → pred {int(pred_labels[i])} ({confidences[i]:.2f})" for i in order]
+    fig = _mosaic(images[order], captions, ncols, ERROR_CELL_INCHES, title, fontsize=9)
     return _save(fig, out_path)
 
 
@@ -433,6 +477,8 @@ def write_run_plots(
             f"{run_dir / SUMMARY_NAME} not found or without a confusion matrix: the run has not "
             "finished; resume it with `seqmnist train --resume` (curves need only metrics.csv)"
         )
+    for name in RUN_PLOT_NAMES:  # fail on an unwritable folder before the slow test-set pass
+        prepare_output(out / name)
     written = [curves([run_dir], out / "curves.png")]
     written.append(confusion(summary["confusion_matrix"], out / "confusion.png",
                              title=f"Confusion matrix, {run_dir.name}, test set"))
