@@ -7,9 +7,9 @@ for all three, and saves what the test compares:
 
 - ``cli/run``: ``seqmnist train`` through ``seqmnist.cli.main`` (run from the folder ``cli/``, so
   stray files would show), with the flags in ``CLI_ARGS``;
-- ``full/``: 3 epochs, 2 layers, dropout; each rank's weights after its last training epoch in
-  ``full_rank{R}.pt`` (after fit, rank 0's model holds the *best* checkpoint, so the weights are
-  taken right after ``train_one_epoch``);
+- ``full/``: 3 epochs, 2 layers, dropout, augmentation; each rank's weights after its last
+  training epoch in ``full_rank{R}.pt`` (after fit, rank 0's model holds the *best* checkpoint,
+  so the weights are taken right after ``train_one_epoch``);
 - ``resumed/``: the same config, interrupted (KeyboardInterrupt on every rank) at the start of
   epoch 2, then ``fit(..., resume=True)``; weights in ``resumed_rank{R}.pt``;
 - ``ddp_rank{R}.txt``: how many epochs went through DistributedDataParallel, how many ran, and
@@ -35,7 +35,7 @@ from seqmnist.errors import TrainingInterrupted  # noqa: E402
 from seqmnist.cli import main as cli_main  # noqa: E402
 
 # Per-rank batch 25 on 2 ranks = a global batch of 50.
-DROPOUT_RUN = dict(epochs=3, layers=2, dropout=0.3, seed=3, batch_size=25)
+DROPOUT_RUN = dict(epochs=3, layers=2, dropout=0.3, seed=3, batch_size=25, augment_shift=2)
 CLI_ARGS = ["--epochs", "2", "--hidden", "16", "--batch-size", "25", "--val-size", "100", "--threads", "1", "--no-plots"]
 
 

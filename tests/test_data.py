@@ -20,6 +20,7 @@ from seqmnist.data import (
     epoch_permutation,
     iterate_batches,
     load_mnist,
+    random_shift,
     resolve_data_dir,
     split_train_val,
     to_model_input,
@@ -147,6 +148,28 @@ def test_iterate_batches():
     order = torch.tensor([9, 0, 5])
     (images, labels), = list(iterate_batches(split, 4, order=order))
     assert images[:, 0, 0].tolist() == [9, 0, 5] and labels.tolist() == [9, 0, 5]
+
+
+# --- augmentation -------------------------------------------------------------------------
+
+
+def test_random_shift_moves_each_image_within_the_limit():
+    images = torch.zeros(64, 28, 28, dtype=torch.uint8)
+    images[:, 10:18, 12:16] = 200  # a block away from the borders
+    shifted = random_shift(images, 3, torch.Generator().manual_seed(0))
+    assert shifted.shape == images.shape and shifted.dtype == torch.uint8
+    assert torch.equal(shifted.sum(dim=(1, 2)), images.sum(dim=(1, 2)))  # nothing falls off the edge
+    offsets = set()
+    for img in shifted:
+        rows, cols = img.nonzero(as_tuple=True)
+        dy, dx = int(rows.min()) - 10, int(cols.min()) - 12
+        assert abs(dy) <= 3 and abs(dx) <= 3
+        assert torch.equal(img[10 + dy : 18 + dy, 12 + dx : 16 + dx], images[0, 10:18, 12:16])
+        offsets.add((dy, dx))
+    assert len(offsets) > 10  # each image draws its own shift
+    again = random_shift(images, 3, torch.Generator().manual_seed(0))
+    assert torch.equal(shifted, again)  # reproducible from the generator
+    assert random_shift(images, 0, torch.Generator()) is images
 
 
 # --- bad data -----------------------------------------------------------------------------

@@ -23,8 +23,9 @@ pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 TIMING_COLUMNS = {"epoch_seconds", "train_seconds", "samples_per_s"}
 
-# Dropout and two layers: a resume must restore the RNG state to reproduce the dropout masks.
-RESUME_OVERRIDES = dict(epochs=3, layers=2, dropout=0.3, seed=3)
+# Dropout, two layers and augmentation: a resume must restore the RNG state to reproduce the
+# dropout masks, and re-seed the augmentation exactly as the uninterrupted run did.
+RESUME_OVERRIDES = dict(epochs=3, layers=2, dropout=0.3, seed=3, augment_shift=2)
 
 
 def metric_rows(run_dir: Path) -> list[dict[str, str]]:
@@ -306,3 +307,17 @@ def test_resume_on_cuda_equals_uninterrupted_run(synthetic_data_dir, tmp_path, m
     a, b = final_state(tmp_path / "resumed"), final_state(tmp_path / "full")
     for name in a:  # cuDNN's RNN kernels need not be bitwise deterministic
         assert torch.allclose(a[name], b[name], atol=1e-5), name
+
+
+def test_largest_seed_trains(synthetic_data_dir, tmp_path):
+    summary = fit(tiny_config(epochs=1, seed=2**63 - 1, augment_shift=1), tmp_path / "run",
+                  data_dir=synthetic_data_dir, download=False, quiet=True)
+    assert summary["epochs"] == 1
+
+
+def test_augmentation_changes_training_but_not_evaluation(reference_run, synthetic_data_dir, tmp_path):
+    plain = tmp_path / "plain"
+    fit(tiny_config(**{**RESUME_OVERRIDES, "augment_shift": 0}), plain, data_dir=synthetic_data_dir,
+        download=False, quiet=True)
+    a, b = metric_rows(plain), metric_rows(reference_run)
+    assert [r["train_loss"] for r in a] != [r["train_loss"] for r in b]

@@ -282,7 +282,10 @@ def _fit(config, run_dir, device, dist_info, data_dir, download, resume, quiet, 
                 normalize=config.normalize, grad_clip=config.grad_clip, amp=config.amp,
                 scaler=scaler, on_batch=bar.update, augment_shift=config.augment_shift,
                 # Seeded per (seed, epoch, rank) so a resumed run augments exactly as an uninterrupted one.
-                augment_generator=torch.Generator().manual_seed(config.seed * 1_000_003 + epoch * 1009 + dist_info.rank),
+                # (modulo 2**63: --seed goes up to 2**63 - 1 and manual_seed takes at most 64 bits)
+                augment_generator=torch.Generator().manual_seed(
+                    (config.seed * 1_000_003 + epoch * 1009 + dist_info.rank) % 2**63
+                ),
             )
             bar.close()
             loss_sum, correct, samples, seconds = all_reduce_sum(
