@@ -149,3 +149,15 @@ def test_distributed_resume_equals_uninterrupted_run(worker_launch):
     a = json.loads((full / "summary.json").read_text())
     b = json.loads((resumed / "summary.json").read_text())
     assert (a["test_acc"], a["best_epoch"], a["world_size"]) == (b["test_acc"], b["best_epoch"], 2)
+
+
+def test_single_process_refuses_to_resume_a_distributed_run(worker_launch, synthetic_data_dir, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(worker_launch / "full", run)
+    code = main(["train", "--resume", str(run), "--data-dir", str(synthetic_data_dir), "--no-download", "--quiet",
+                 "--no-plots"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("seqmnist: error: ") and "--nproc_per_node=2" in err

@@ -321,3 +321,18 @@ def test_augmentation_changes_training_but_not_evaluation(reference_run, synthet
         download=False, quiet=True)
     a, b = metric_rows(plain), metric_rows(reference_run)
     assert [r["train_loss"] for r in a] != [r["train_loss"] for r in b]
+
+
+def test_resume_with_another_number_of_processes_is_refused(reference_run, synthetic_data_dir, tmp_path):
+    import shutil
+
+    from seqmnist.checkpoint import save_checkpoint
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(reference_run, run_dir)
+    data = load_checkpoint(run_dir / LAST_NAME)
+    data["world_size"] = 2  # as if written under torchrun --nproc_per_node=2
+    save_checkpoint(run_dir / LAST_NAME, {k: v for k, v in data.items() if k != "path"})
+    with pytest.raises(ConfigError, match="trained by 2 process.*--nproc_per_node=2"):
+        fit(tiny_config(**RESUME_OVERRIDES), run_dir, data_dir=synthetic_data_dir, download=False, quiet=True,
+            resume=True)

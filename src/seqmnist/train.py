@@ -215,6 +215,13 @@ def _fit(config, run_dir, device, dist_info, data_dir, download, resume, quiet, 
         saved = TrainConfig.from_dict(ckpt["train_config"])
         if _recipe(saved) != _recipe(config):
             raise ConfigError(f"{run_dir / LAST_NAME} was trained with a different config; resume it without changing flags")
+        # The global batch, the shards and the schedule's step count all depend on the world size.
+        saved_world = int(ckpt.get("world_size", 1))
+        if saved_world != dist_info.world_size:
+            raise ConfigError(
+                f"{run_dir / LAST_NAME} was trained by {saved_world} process(es), not {dist_info.world_size}: "
+                f"resume it with the same number (torchrun --nproc_per_node={saved_world}, or no torchrun for 1)"
+            )
         model.load_state_dict(ckpt["model_state"])
         optimizer.load_state_dict(ckpt["optimizer_state"])
         if scheduler is not None and ckpt.get("scheduler_state"):
