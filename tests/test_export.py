@@ -48,6 +48,7 @@ def test_onnx_export_matches_pytorch(real_run, real_data_dir, reference, tmp_pat
     assert not list(tmp_path.glob("*.tmp"))
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
 def test_torchscript_export_matches_pytorch(real_run, real_data_dir, reference, tmp_path):
     out = tmp_path / "model.pt"
     report = export_model(real_run, "torchscript", out=out, data_dir=real_data_dir, download=False)

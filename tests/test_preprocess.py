@@ -153,6 +153,10 @@ def test_arrays_of_every_shape_and_dtype(photo_rgb):
                   grey.astype(np.float32) / 255, grey.astype(np.float64), grey.astype(np.uint16) * 257):
         assert similarity(to_mnist(array), digit) > 0.8, (array.dtype, array.shape)
     assert similarity(to_mnist(grey < 128), digit) > 0.7  # bool: True where the ink is
+    floats = grey.astype(np.float32) / 255
+    before = floats.copy()
+    to_mnist(floats)
+    assert np.array_equal(floats, before)  # the caller's array is left alone
 
 
 def test_light_and_dark_paper_give_the_same_digit(photo_rgb):
