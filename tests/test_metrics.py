@@ -1,0 +1,61 @@
+"""Confusion matrix, per-class report and the metrics.csv log."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from seqmnist.metrics import (
+    METRIC_COLUMNS,
+    MetricsLog,
+    confusion_matrix,
+    format_confusion,
+    format_report,
+    per_class_report,
+    read_metrics,
+)
+
+
+def test_confusion_matrix_rows_are_true_labels():
+    labels = torch.tensor([0, 0, 1, 2, 2, 2])
+    preds = torch.tensor([0, 1, 1, 2, 2, 0])
+    m = confusion_matrix(preds, labels, num_classes=3)
+    assert m.tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 2]]
+    assert m.dtype == torch.int64
+
+
+def test_per_class_report():
+    m = torch.tensor([[1, 1, 0], [0, 1, 0], [1, 0, 2]])
+    rows = per_class_report(m)
+    assert [r["support"] for r in rows] == [2, 1, 3]
+    assert rows[0]["precision"] == pytest.approx(0.5) and rows[0]["recall"] == pytest.approx(0.5)
+    assert rows[1]["precision"] == pytest.approx(0.5) and rows[1]["recall"] == pytest.approx(1.0)
+    assert rows[1]["f1"] == pytest.approx(2 / 3)
+    assert rows[2]["precision"] == pytest.approx(1.0) and rows[2]["recall"] == pytest.approx(2 / 3)
+    # a class never predicted and never present: zeros, not a division by zero
+    empty = per_class_report(torch.zeros(2, 2, dtype=torch.int64))
+    assert empty[0] == {"class": 0, "precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+    text = format_report(rows)
+    assert text.splitlines()[0].split() == ["class", "precision", "recall", "f1", "support"]
+    assert len(text.splitlines()) == 4
+    assert format_confusion(m).splitlines()[3].split() == ["2", "1", "0", "2"]
+
+
+def test_metrics_log_append_read_truncate(tmp_path):
+    log = MetricsLog(tmp_path / "metrics.csv")
+    assert log.read() == []
+    for epoch in (1, 2, 3):
+        log.append({"epoch": epoch, "train_loss": 1.0 / epoch, "val_acc": 0.5 + epoch / 10, "lr": 1e-3})
+    header = (tmp_path / "metrics.csv").read_text().splitlines()[0]
+    assert header == ",".join(METRIC_COLUMNS)
+    rows = log.read()
+    assert [r["epoch"] for r in rows] == [1.0, 2.0, 3.0]
+    assert rows[1]["train_loss"] == pytest.approx(0.5) and rows[1]["test_acc"] is None
+    log.truncate_after(2)
+    assert [r["epoch"] for r in read_metrics(tmp_path / "metrics.csv")] == [1.0, 2.0]
+    assert read_metrics(tmp_path / "metrics.csv")[1]["val_acc"] == pytest.approx(0.7)
+    log.append({"epoch": 3, "train_loss": math.nan})
+    assert math.isnan(read_metrics(tmp_path / "metrics.csv")[2]["train_loss"])
+    assert not list(tmp_path.glob("*.tmp"))
