@@ -19,10 +19,16 @@ import torch
 from seqmnist.checkpoint import BEST_NAME, LAST_NAME, load_checkpoint
 from seqmnist.cli import main
 from seqmnist.config import apply_overrides, preset_config
+from seqmnist.distributed import DistInfo, all_reduce_sum, barrier, broadcast_flag, init_distributed
 from seqmnist.metrics import read_metrics
 from seqmnist.train import fit
 
-pytestmark = [pytest.mark.distributed, pytest.mark.slow, pytest.mark.usefixtures("torch_one_thread")]
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
+
+def launched(test):
+    """Marks a test that needs the torchrun launch (multi-process, slow)."""
+    return pytest.mark.slow(pytest.mark.distributed(test))
 
 TIMEOUT_S = 240
 TIMING = ("epoch_seconds", "train_seconds", "samples_per_s")
@@ -72,6 +78,7 @@ def worker_launch(launch) -> Path:
 # --- `seqmnist train` under torchrun ------------------------------------------------------------
 
 
+@launched
 def test_one_run_directory_written_by_rank_0_only(cli_launch):
     work, result = cli_launch
     assert sorted(p.name for p in work.iterdir()) == ["run"]  # nothing stray (e.g. runs/ in the cwd)
@@ -84,6 +91,7 @@ def test_one_run_directory_written_by_rank_0_only(cli_launch):
     assert "x2" in out and "batch 50" in out
 
 
+@launched
 def test_summary_records_world_size_and_global_batch(cli_launch):
     summary = json.loads((cli_launch[0] / "run" / "summary.json").read_text())
     assert summary["world_size"] == 2
@@ -93,6 +101,7 @@ def test_summary_records_world_size_and_global_batch(cli_launch):
     assert summary["samples_per_s"] == pytest.approx(2 * 500 / summary["train_seconds"], rel=1e-3)
 
 
+@launched
 def test_two_processes_match_one_process_at_the_same_global_batch(cli_launch, synthetic_data_dir, tmp_path):
     config = apply_overrides(preset_config("default"), {**CLI_FLAGS, "batch_size": 50})
     fit(config, tmp_path / "single", data_dir=synthetic_data_dir, download=False, quiet=True)
@@ -110,6 +119,7 @@ def test_two_processes_match_one_process_at_the_same_global_batch(cli_launch, sy
         assert torch.allclose(a[name], b[name], atol=1e-5), name
 
 
+@launched
 def test_distributed_checkpoint_evaluates_in_one_process(cli_launch, synthetic_data_dir, capsys):
     run = cli_launch[0] / "run"
     assert load_checkpoint(run / LAST_NAME)["world_size"] == 2
@@ -122,6 +132,7 @@ def test_distributed_checkpoint_evaluates_in_one_process(cli_launch, synthetic_d
 # --- fit() under torchrun ------------------------------------------------------------------
 
 
+@launched
 def test_training_went_through_ddp_on_both_ranks(worker_launch):
     for rank in (0, 1):
         ddp_epochs, epochs, interrupted = (worker_launch / f"ddp_rank{rank}.txt").read_text().split()
@@ -129,6 +140,7 @@ def test_training_went_through_ddp_on_both_ranks(worker_launch):
         assert interrupted == "1"
 
 
+@launched
 def test_ranks_hold_identical_parameters(worker_launch):
     for name in ("full", "resumed"):
         rank0 = torch.load(worker_launch / f"{name}_rank0.pt", weights_only=True)
@@ -138,6 +150,7 @@ def test_ranks_hold_identical_parameters(worker_launch):
         assert_same_state(rank0, load_checkpoint(worker_launch / name / LAST_NAME)["model_state"])
 
 
+@launched
 def test_distributed_resume_equals_uninterrupted_run(worker_launch):
     full, resumed = worker_launch / "full", worker_launch / "resumed"
     assert len(read_metrics(full / "metrics.csv")) == 3
@@ -151,6 +164,7 @@ def test_distributed_resume_equals_uninterrupted_run(worker_launch):
     assert (a["test_acc"], a["best_epoch"], a["world_size"]) == (b["test_acc"], b["best_epoch"], 2)
 
 
+@launched
 def test_single_process_refuses_to_resume_a_distributed_run(worker_launch, synthetic_data_dir, tmp_path, capsys):
     import shutil
 
@@ -161,3 +175,19 @@ def test_single_process_refuses_to_resume_a_distributed_run(worker_launch, synth
     assert code == 1
     err = capsys.readouterr().err
     assert err.startswith("seqmnist: error: ") and "--nproc_per_node=2" in err
+
+
+# --- single-process behaviour of the glue (no launch) -------------------------------------------
+
+
+def test_without_torchrun_it_is_rank_0_of_1(monkeypatch):
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(key, raising=False)
+    info = init_distributed("cpu")
+    assert info == DistInfo(rank=0, local_rank=0, world_size=1)
+    assert info.is_primary and not info.enabled
+    cpu = torch.device("cpu")
+    assert all_reduce_sum([1.5, 2.0], info, cpu) == [1.5, 2.0]
+    assert broadcast_flag(True, info, cpu) is True
+    barrier(info)  # no-op, no process group needed
+    assert not torch.distributed.is_initialized()
