@@ -171,3 +171,39 @@ def test_python_dash_m(tmp_path):
 
     result = subprocess.run([sys.executable, "-m", "seqmnist", "--version"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and result.stdout.strip() == f"seqmnist {__version__}"
+
+
+def test_train_flags_map_one_to_one_to_config_fields(tmp_path, monkeypatch):
+    """Every flag overrides exactly its field of the preset; the rest of the preset is kept."""
+    import seqmnist.train as train_mod
+    from seqmnist.config import TrainConfig, preset_config
+
+    captured = {}
+
+    def fake_fit(config, run_dir, **kwargs):
+        captured.update(config=config, run_dir=run_dir, **kwargs)
+        return {}
+
+    monkeypatch.setattr(train_mod, "fit", fake_fit)
+    argv = ["train", "--preset", "seed", "--out", str(tmp_path / "r"), "--data-dir", str(tmp_path), "--no-download",
+            "--epochs", "3", "--batch-size", "64", "--lr", "0.002", "--weight-decay", "0.01", "--optimizer", "adamw",
+            "--schedule", "onecycle", "--grad-clip", "2", "--val-size", "1000", "--hidden", "32", "--layers", "2",
+            "--cell", "gru", "--readout", "mean", "--dropout", "0.1", "--seed", "5", "--device", "cpu",
+            "--threads", "1", "--amp", "bf16", "--no-bidirectional", "--normalize", "--no-eval-test-every-epoch",
+            "--quiet", "--no-plots"]
+    assert main(argv) == 0
+    c: TrainConfig = captured["config"]
+    assert (c.preset, c.epochs, c.batch_size, c.lr, c.weight_decay, c.optimizer, c.schedule, c.grad_clip) == (
+        "seed", 3, 64, 0.002, 0.01, "adamw", "onecycle", 2.0)
+    assert (c.val_size, c.seed, c.device, c.threads, c.amp, c.normalize, c.eval_test_every_epoch) == (
+        1000, 5, "cpu", 1, "bf16", True, False)
+    m = c.model
+    assert (m.hidden, m.layers, m.cell, m.readout, m.dropout, m.bidirectional) == (32, 2, "gru", "mean", 0.1, False)
+    assert m.softmax_output is True  # not a flag: kept from the seed preset
+    assert captured["run_dir"] == tmp_path / "r"
+    assert captured["download"] is False and captured["quiet"] is True and captured["resume"] is False
+
+    captured.clear()
+    assert main(["train", "--preset", "seed"]) == 0
+    assert captured["config"] == preset_config("seed")
+    assert str(captured["run_dir"]) == "runs/seed"

@@ -95,6 +95,8 @@ def test_override_of_unknown_field():
         ("grad_clip", -1.0, "--grad-clip"),
         ("val_size", -1, "--val-size"),
         ("val_size", 59_001, "--val-size"),
+        ("augment_shift", -1, "--augment-shift"),
+        ("augment_shift", 9, "--augment-shift"),
         ("seed", -1, "--seed"),
         ("device", "tpu", "--device"),
         ("threads", -1, "--threads"),
