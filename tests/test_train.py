@@ -179,7 +179,7 @@ def test_resume_refuses_a_changed_config_and_a_finished_run_resumes_to_its_resul
     assert summary["test_acc"] == json.loads((reference_run / "summary.json").read_text())["test_acc"]
 
 
-def test_seed_preset_evaluates_test_every_epoch_without_validation(synthetic_data_dir, tmp_path):
+def test_seed_preset_evaluates_test_every_epoch_without_validation(synthetic_data_dir, tmp_path, capsys):
     config = apply_overrides(preset_config("seed"), {"epochs": 2, "hidden": 8, "threads": 1, "batch_size": 100})
     run_dir = tmp_path / "seed"
     summary = fit(config, run_dir, data_dir=synthetic_data_dir, download=False, quiet=True)
@@ -190,6 +190,9 @@ def test_seed_preset_evaluates_test_every_epoch_without_validation(synthetic_dat
     assert summary["best_epoch"] == 2 and summary["best_val_acc"] is None
     assert summary["test_acc"] == pytest.approx(rows[-1]["test_acc"], abs=1e-6)
     assert summary["global_batch"] == 100
+    assert main(["evaluate", str(run_dir), "--split", "val", "--data-dir", str(synthetic_data_dir), "--no-download"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("seqmnist: error: ") and "no validation split" in err and "--split test" in err
 
 
 def test_nan_loss_stops_with_training_diverged(synthetic_data_dir, tmp_path, monkeypatch):
