@@ -164,6 +164,9 @@ def fit(
     dist_info = init_distributed(probe.type)
     try:
         device = select_device(config.device, dist_info.local_rank)
+        if device.type == "cuda":
+            # NCCL collectives without device ids (barrier) use the current device: make it this rank's.
+            torch.cuda.set_device(device)
         return _fit(config, run_dir, device, dist_info, data_dir, download, resume, quiet, progress, log, after_run, wall_start)
     finally:
         shutdown(dist_info)
