@@ -113,7 +113,7 @@ def test_two_processes_match_one_process_at_the_same_global_batch(cli_launch, sy
     # up to float rounding.
     for a, b in zip(ddp_rows, single_rows):
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
-        assert a["val_acc"] == b["val_acc"]
+        assert abs(a["val_acc"] - b["val_acc"]) <= 0.01  # rounding may flip one borderline image
     a, b = load_checkpoint(ddp / LAST_NAME)["model_state"], load_checkpoint(single / LAST_NAME)["model_state"]
     for name in a:
         assert torch.allclose(a[name], b[name], atol=1e-5), name
