@@ -78,6 +78,40 @@ def test_photo_like_digits_classify_as_well_as_mnist(real_run, test_digits):
     assert np.median([similarity(a, b) for a, b in zip(seen, images)]) > 0.85
 
 
+def test_thin_pen_strokes_are_thickened(real_run, test_digits, monkeypatch):
+    """Digits written with a thin pen (MNIST strokes eroded to ~45% of their width at 10x) are
+    thickened to MNIST's stroke width; without that the model misreads many of them."""
+    import seqmnist.preprocess as preprocess
+    from seqmnist.predict import load
+
+    def erode(a: np.ndarray, radius: int) -> np.ndarray:
+        """Grey erosion by a (2r+1)-square, as two 1-D minimum passes (fast)."""
+        for axis in (0, 1):
+            padded = np.pad(a, [(radius, radius) if ax == axis else (0, 0) for ax in (0, 1)], mode="edge")
+            a = np.min([np.take(padded, range(i, i + a.shape[axis]), axis=axis) for i in range(2 * radius + 1)], axis=0)
+        return a
+
+    images, labels = test_digits[0][:100], test_digits[1][:100]
+    photos = []
+    for x in images:
+        big = np.asarray(Image.fromarray(x).resize((280, 280), Image.Resampling.BICUBIC), np.float32) / 255
+        big = erode(big, 7)  # thin strokes
+        sheet = np.full((360, 340), 225.0)
+        sheet[40:320, 30:310] = 225 * (1 - big) + 30 * big
+        photos.append(sheet.astype(np.uint8))
+    clf = load(real_run)
+
+    def accuracy() -> float:
+        seen = torch.from_numpy(np.stack([to_mnist(p) for p in photos]))
+        return float((clf.predict_mnist(seen).argmax(1).numpy() == labels).mean())
+
+    thickened = accuracy()
+    monkeypatch.setattr(preprocess, "MIN_STROKE", 0.0)  # never thicken
+    thin = accuracy()
+    print(f"\nthin-pen digits: {thin:.0%} as drawn, {thickened:.0%} thickened")
+    assert thickened >= 0.85 and thickened >= thin + 0.1
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_each_photo_kind_recovers_the_digit(test_digits, kind):
     images, _ = test_digits
