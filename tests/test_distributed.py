@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -30,6 +31,7 @@ def launched(test):
     """Marks a test that needs the torchrun launch (multi-process, slow)."""
     return pytest.mark.slow(pytest.mark.distributed(test))
 
+
 TIMEOUT_S = 240
 TIMING = ("epoch_seconds", "train_seconds", "samples_per_s")
 
@@ -39,9 +41,17 @@ def torchrun(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(key, None)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", *args]
-    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
-    assert result.returncode == 0, f"{' '.join(cmd)}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return result
+    # A session of its own, so that a hang is ended with its worker processes, not just torchrun.
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        pytest.fail(f"{' '.join(cmd)} ran past {TIMEOUT_S} s\n{out[-3000:]}\n{err[-3000:]}")
+    assert proc.returncode == 0, f"{' '.join(cmd)}\n{out[-3000:]}\n{err[-3000:]}"
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
 def rows_without_timing(run_dir: Path) -> list[dict]:
