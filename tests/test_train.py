@@ -288,9 +288,11 @@ def test_unwritable_run_directory_is_a_one_line_error(synthetic_data_dir, tmp_pa
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_resume_on_cuda_equals_uninterrupted_run(synthetic_data_dir, tmp_path, monkeypatch):
-    """On CUDA the checkpoint's RNG states are loaded onto the GPU; restoring them must still work."""
-    config = tiny_config(**RESUME_OVERRIDES, device="cuda")
+@pytest.mark.parametrize("amp", ["off", "fp16"])
+def test_resume_on_cuda_equals_uninterrupted_run(amp, synthetic_data_dir, tmp_path, monkeypatch):
+    """On CUDA the checkpoint's RNG states are loaded onto the GPU; restoring them must still work,
+    and with fp16 the loss scale must be restored too."""
+    config = tiny_config(**RESUME_OVERRIDES, device="cuda", amp=amp)
     fit(config, tmp_path / "full", data_dir=synthetic_data_dir, download=False, quiet=True)
     real = train_mod.train_one_epoch
     calls = []

@@ -229,6 +229,8 @@ def _fit(config, run_dir, device, dist_info, data_dir, download, resume, quiet, 
         optimizer.load_state_dict(ckpt["optimizer_state"])
         if scheduler is not None and ckpt.get("scheduler_state"):
             scheduler.load_state_dict(ckpt["scheduler_state"])
+        if scaler is not None and ckpt.get("scaler_state"):
+            scaler.load_state_dict(ckpt["scaler_state"])
         _set_rng_state(ckpt["rng_state"], device)
         start_epoch = int(ckpt["epoch"]) + 1
         best_val_acc = float(ckpt["best_val_acc"])
@@ -255,6 +257,7 @@ def _fit(config, run_dir, device, dist_info, data_dir, download, resume, quiet, 
             "model_state": model.state_dict(),
             "optimizer_state": optimizer.state_dict(),
             "scheduler_state": scheduler.state_dict() if scheduler is not None else None,
+            "scaler_state": scaler.state_dict() if scaler is not None else None,  # fp16 loss scale
             "rng_state": _rng_state(device),
             "epoch": epoch,
             "best_val_acc": best_val_acc,
