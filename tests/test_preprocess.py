@@ -179,6 +179,30 @@ def test_gif_first_frame_is_used(tmp_path, test_digits):
     assert similarity(out, images[0]) > similarity(out, images[1]) + 0.2
 
 
+def test_exif_orientation_is_applied(tmp_path, photo_rgb):
+    """A phone stores the photo sideways with EXIF Orientation 6 (rotate 90 degrees clockwise to view)."""
+    photo, digit = photo_rgb
+    sideways = photo.transpose(Image.Transpose.ROTATE_90)  # as the sensor saw it
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 CW to display
+    path = tmp_path / "phone.jpg"
+    sideways.save(path, "JPEG", exif=exif.tobytes(), quality=90)
+    opened = open_image(path)
+    assert opened.size == photo.size
+    assert similarity(to_mnist(opened), digit) > 0.8
+
+
+def test_large_jpeg_is_decoded_at_reduced_scale(tmp_path, photo_rgb):
+    photo, digit = photo_rgb
+    path = tmp_path / "big.jpg"
+    width, height = photo.size
+    photo.resize((width * 12, height * 12)).save(path, "JPEG", quality=85)  # ~10-15 megapixels
+    assert min(width, height) * 12 > 2048
+    opened = open_image(path)
+    assert 1024 <= min(opened.size) and max(opened.size) <= max(width, height) * 6
+    assert similarity(to_mnist(opened), digit) > 0.8
+
+
 def test_arrays_of_every_shape_and_dtype(photo_rgb):
     photo, digit = photo_rgb
     rgb = np.asarray(photo)  # (H, W, 3) uint8

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, ImageFilter, UnidentifiedImageError
+from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
 from .errors import SeqMnistError
 
@@ -63,7 +63,11 @@ class ImageError(SeqMnistError):
 # --- reading ---------------------------------------------------------------------------------
 
 def open_image(source: str | os.PathLike | bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """Read an image from a path or raw bytes (an upload), fully decoded; GIFs give their first frame.
+    """Read an image from a path or raw bytes (an upload), fully decoded and upright.
+
+    GIFs (and other animations) give their first frame; an EXIF orientation tag is applied; a
+    JPEG larger than 2048 px a side is decoded at a reduced scale (libjpeg's draft mode; at least
+    1024 px a side remain, more than preprocessing uses).
 
     The pixel count is checked from the header before any pixel is decoded, so a tiny file that
     claims to be 100,000 x 100,000 pixels (a decompression bomb) costs nothing. Every problem is an
@@ -117,9 +121,14 @@ def _decode(fp: BinaryIO, name: str, max_pixels: int) -> Image.Image:
         raise ImageError(f"{name} has no pixels ({width}x{height})")
     try:
         image.seek(0)  # GIF / APNG / multi-page TIFF: the first frame
+        if image.format == "JPEG" and min(width, height) > 2 * WORK_MAX_SIDE:
+            # A phone photo: let libjpeg decode at 1/2, 1/4 or 1/8 scale (>= WORK_MAX_SIDE a side).
+            image.draft(image.mode, (WORK_MAX_SIDE, WORK_MAX_SIDE))
         image.load()
         if getattr(image, "n_frames", 1) > 1:
             image = image.copy()  # a single frame that no longer needs the (closing) file
+        # Phones store photos sideways plus an EXIF "Orientation" tag; turn the pixels upright.
+        image = ImageOps.exif_transpose(image)
     except Exception as exc:  # decoders raise OSError, SyntaxError, ValueError, EOFError, zlib.error ...
         truncated = isinstance(exc, OSError) and "truncated" in str(exc)
         what = "is truncated" if truncated else "is damaged"
