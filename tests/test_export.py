@@ -110,3 +110,26 @@ def test_cli_export(real_run, real_data_dir, tmp_path, capsys):
 
     assert main(["export", str(real_run), "--out", str(tmp_path / "no" / "such" / "m.onnx")]) == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_seed_preset_model_exports_probabilities(synthetic_data_dir, tmp_path):
+    """The article's model ends in a softmax: its export returns probabilities, and says so."""
+    from seqmnist.checkpoint import save_checkpoint
+    from seqmnist.config import ModelConfig, preset_config
+    from seqmnist.model import SeqClassifier
+
+    torch.manual_seed(0)
+    model_config = ModelConfig(hidden=8, readout="last", softmax_output=True)
+    config = preset_config("seed")
+    config.model = model_config
+    save_checkpoint(tmp_path / "seed.pt", {
+        "model_config": vars(model_config), "train_config": config.to_dict(),
+        "model_state": SeqClassifier(model_config).state_dict(), "epoch": 1,
+    })
+    report = export_model(tmp_path / "seed.pt", "onnx", data_dir=synthetic_data_dir, download=False)
+    assert report["output"] == "probabilities (B, 10)" and report["input"].endswith("pixels / 255")
+    assert report["path"] == str(tmp_path / "model.onnx") and report["agreement"] == 1.0
+    import onnx
+
+    props = {p.key: p.value for p in onnx.load(report["path"]).metadata_props}
+    assert props["normalize"] == "false" and "probabilities" in props["output"]
