@@ -17,6 +17,7 @@ import select
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -67,6 +68,8 @@ def server_url(real_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
         if url is None:
             process.kill()
             pytest.fail(f"seqmnist serve did not start; its log:\n{log_path.read_text()[-3000:]}")
+        # uvicorn's access log goes to stdout: keep draining it so the server never blocks on it
+        threading.Thread(target=shutil.copyfileobj, args=(process.stdout, log_path.open("ab")), daemon=True).start()
         yield url
     finally:
         process.terminate()

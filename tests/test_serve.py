@@ -332,6 +332,11 @@ def test_cli_rejects_bad_port(tiny_run: Path, port: str, capsys: pytest.CaptureF
     assert "--port must be an integer from 1 to 65535" in capsys.readouterr().err
 
 
+def test_cli_rejects_bad_threads(tiny_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", str(tiny_run), "--threads", "0"]) == 1
+    assert "--threads must be an integer from 1 to 256" in capsys.readouterr().err
+
+
 def test_cli_missing_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["serve", str(tmp_path / "nothing-here")]) == 1
     assert "no such run directory or checkpoint" in capsys.readouterr().err
@@ -340,6 +345,7 @@ def test_cli_missing_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
 def test_cli_serves_on_loopback(tiny_run: Path, monkeypatch: pytest.MonkeyPatch,
                                 capsys: pytest.CaptureFixture[str]) -> None:
     """`seqmnist serve RUN --port 0` loads the model, binds 127.0.0.1 and hands uvicorn a working app."""
+    import torch
     import uvicorn
 
     seen: dict[str, Any] = {}
@@ -349,9 +355,12 @@ def test_cli_serves_on_loopback(tiny_run: Path, monkeypatch: pytest.MonkeyPatch,
         seen["app"] = self.config.app
 
     monkeypatch.setattr(uvicorn.Server, "run", fake_run)
+    # serve() sets PyTorch's thread count for its own process; keep this test process's as it is
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: seen.setdefault("threads", n))
     assert main(["serve", str(tiny_run), "--port", "0"]) == 0
     host, port = seen["address"]
     assert host == "127.0.0.1" and port > 0
+    assert seen["threads"] == 1
     assert f"http://127.0.0.1:{port}/" in capsys.readouterr().out
     assert TestClient(seen["app"]).get("/healthz").json() == {"status": "ok"}
 

@@ -345,6 +345,8 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
                    help="address to listen on; 0.0.0.0 exposes the server to your network (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="TCP port, 1 to 65535; 0 picks a free one (default: 8000)")
     p.add_argument("--device", choices=DEVICES, default="cpu", help="device to run the model on (default: cpu)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="PyTorch threads per prediction, 1 to 256; requests run in parallel anyway (default: 1)")
 
 
 def _run_serve(args: argparse.Namespace) -> int:
@@ -352,7 +354,9 @@ def _run_serve(args: argparse.Namespace) -> int:
 
     if not 0 <= args.port <= 65_535:
         raise SeqMnistError(f"--port must be an integer from 1 to 65535 (or 0: any free port); got {args.port}")
-    serve(args.model, host=args.host, port=args.port, device=args.device)
+    if not 1 <= args.threads <= 256:
+        raise SeqMnistError(f"--threads must be an integer from 1 to 256; got {args.threads}")
+    serve(args.model, host=args.host, port=args.port, device=args.device, threads=args.threads)
     return 0
 
 

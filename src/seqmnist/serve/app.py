@@ -19,15 +19,17 @@ import binascii
 import io
 import json
 import logging
+import os
 from collections.abc import AsyncIterator
 from importlib import resources
 from typing import Any
 
+import anyio
+import anyio.to_thread
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
 
@@ -180,12 +182,16 @@ def png_base64(image: np.ndarray) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def create_app(classifier: Any, *, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
+def create_app(classifier: Any, *, max_body_bytes: int = MAX_BODY_BYTES, max_workers: int | None = None) -> FastAPI:
     """The app serving ``classifier``, a loaded ``seqmnist.predict.Classifier``.
 
     The model is loaded once by the caller (the CLI, or a test) and shared by every request.
+    ``max_workers`` caps the predictions running at once (default: one per CPU core).
     """
     page = load_page()
+    # At most one prediction per core at a time; other requests wait their turn (in order) instead
+    # of piling dozens of threads onto a few cores, which only makes every answer slower.
+    workers = anyio.CapacityLimiter(max_workers or os.cpu_count() or 1)
     app = FastAPI(
         title="seqmnist",
         summary="Draw a digit; a recurrent network reads it row by row.",
@@ -268,7 +274,7 @@ def create_app(classifier: Any, *, max_body_bytes: int = MAX_BODY_BYTES) -> Fast
             top_k = request.query_params.get("top_k", DEFAULT_TOP_K)
         top_k = parse_top_k(top_k)
         try:
-            return await run_in_threadpool(classify, data, top_k)
+            return await anyio.to_thread.run_sync(classify, data, top_k, limiter=workers)
         except ImageError as exc:
             raise ClientError(422, str(exc)) from None
 
