@@ -72,6 +72,8 @@ class TrainConfig:
     """adamw or adam"""
     schedule: str = "onecycle"
     """onecycle (warm up, then cosine anneal to ~0) or constant"""
+    warmup_fraction: float = 0.15
+    """share of all steps the one-cycle schedule spends warming up to the peak lr"""
     grad_clip: float = 1.0
     """clip the global gradient norm to this value; 0 turns clipping off"""
     val_size: int = 5000
@@ -100,6 +102,7 @@ class TrainConfig:
         _float_range("weight_decay", self.weight_decay, 0.0, 10.0)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("schedule", self.schedule, SCHEDULES)
+        _float_range("warmup_fraction", self.warmup_fraction, 0.01, 0.9)
         _float_range("grad_clip", self.grad_clip, 0.0, 1e6)
         _int_range("val_size", self.val_size, 0, 59_000)
         _int_range("augment_shift", self.augment_shift, 0, 8)

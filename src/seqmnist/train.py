@@ -93,7 +93,7 @@ def _make_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer, steps
         optimizer,
         max_lr=config.lr,
         total_steps=config.epochs * steps_per_epoch,
-        pct_start=0.15,
+        pct_start=config.warmup_fraction,
         div_factor=10.0,
         final_div_factor=100.0,
     )
