@@ -11,6 +11,7 @@ Set SEQMNIST_SAVE_SCREENSHOT=1 to refresh docs/serve.png (and docs/serve-phone.p
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import select
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -152,7 +154,7 @@ def test_drawn_digits_are_recognised(server_url: str, real_data_dir: Path, tmp_p
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
             page.goto(server_url)
-            page.wait_for_function("document.querySelector('#model-info').textContent.length > 0")
+            page.wait_for_function("() => document.querySelector('#model-info').textContent.length > 0")
             assert "parameters" in page.locator("#model-info").inner_text()
 
             shown = []
@@ -171,6 +173,20 @@ def test_drawn_digits_are_recognised(server_url: str, real_data_dir: Path, tmp_p
             screenshot = tmp_path / "serve.png"
             page.screenshot(path=str(screenshot), animations="disabled")
             assert screenshot.stat().st_size > 10_000
+
+            # an image file chosen with the file input: a photo-like digit, black ink on white paper
+            paper = Image.fromarray(255 - images[4]).resize((300, 300), Image.Resampling.BILINEAR)
+            buffer = io.BytesIO()
+            paper.save(buffer, format="PNG")
+            before = predictions_done(page)
+            page.set_input_files("#file", files=[{"name": "four.png", "mimeType": "image/png", "buffer": buffer.getvalue()}])
+            wait_for_prediction(page, before)
+            assert int(page.locator("#top1").inner_text()) == labels[4]
+            # a file that is not an image: the server's message is shown, nothing breaks
+            page.set_input_files("#file", files=[{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"hello"}])
+            page.wait_for_function("() => document.querySelector('#result').dataset.state === 'error'")
+            assert "not an image" in page.locator("#status").inner_text()
+            errors = [e for e in errors if "422" not in e]  # the browser logs the failed request itself
 
             # Clear empties the canvas and the answer
             page.click("#clear")
@@ -194,7 +210,7 @@ def test_drawn_digits_are_recognised(server_url: str, real_data_dir: Path, tmp_p
             if os.environ.get("SEQMNIST_SAVE_SCREENSHOT"):
                 (REPO / "docs").mkdir(exist_ok=True)
                 page.goto(server_url)  # a fresh page, one digit drawn, for the README
-                page.wait_for_function("document.querySelector('#model-info').textContent.length > 0")
+                page.wait_for_function("() => document.querySelector('#model-info').textContent.length > 0")
                 before = predictions_done(page)
                 draw_digit(page, images[0])
                 wait_for_prediction(page, before)

@@ -67,6 +67,18 @@ def assert_client_error(response: Any, status: int, *words: str) -> str:
 
 # --- fixtures -------------------------------------------------------------------------------
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread() -> Any:
+    """As `seqmnist serve` runs: one PyTorch thread per prediction (far faster for single images
+    on busy cores); the previous setting is restored for the other test modules."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="module")
 def tiny_classifier(tiny_run: Path) -> Classifier:
     return load(tiny_run)
