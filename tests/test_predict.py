@@ -177,7 +177,9 @@ def test_softmax_output_model_is_not_softmaxed_twice(tmp_path):
 def test_cli_predict_files_and_folders(real_run, photo_files, tmp_path, capsys):
     folder = next(iter(photo_files.values()))[0].parent
     before = sorted(p.name for p in folder.iterdir())
+    threads = torch.get_num_threads()
     assert main(["predict", str(real_run), str(folder)]) == 0
+    assert torch.get_num_threads() == threads  # restored after the one-thread run
     out, err = capsys.readouterr()
     lines = out.strip().splitlines()
     assert err == "" and len(lines) == len(photo_files)

@@ -412,11 +412,23 @@ def _run_predict(args: argparse.Namespace) -> int:
     # spin-waiting between images cost CPU (measured: 3x the time per image on a busy 2-core machine).
     import torch
 
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    try:
+        results = _predict_files(classifier, _image_files(args.images), args, save_dir)
+    finally:
+        torch.set_num_threads(threads)  # main() may be called in-process (tests, notebooks)
+    if args.json:
+        print(json.dumps(results, indent=2))
+    return EXIT_ERROR if any("error" in r for r in results) else 0
+
+
+def _predict_files(classifier: Any, files: list[tuple[str, str | None]], args: argparse.Namespace,
+                   save_dir: Path | None) -> list[dict[str, Any]]:
+    """Classify each file on its own: a bad file gets an error line (stderr) and an "error" entry."""
     results: list[dict[str, Any]] = []
-    failed = 0
     saved_names: set[str] = set()
-    for source, error in _image_files(args.images):
+    for source, error in files:
         if error is None:
             try:
                 prediction = classifier.predict(source, top_k=args.top_k)[0]
@@ -427,7 +439,6 @@ def _run_predict(args: argparse.Namespace) -> int:
                     raise
                 error = f"{source}: could not be processed ({type(exc).__name__}: {exc})"
         if error is not None:
-            failed += 1
             print(f"seqmnist: error: {error}", file=sys.stderr)
             results.append({"source": source, "error": error})
             continue
@@ -438,9 +449,7 @@ def _run_predict(args: argparse.Namespace) -> int:
         if not args.json:
             top = ", ".join(f"{digit}: {p:.1%}" for digit, p in prediction.top_k)
             print(f"{source}  {prediction.label}  ({top})")
-    if args.json:
-        print(json.dumps(results, indent=2))
-    return EXIT_ERROR if failed else 0
+    return results
 
 
 def _save_preprocessed(image: Any, folder: Path, stem: str, taken: set[str]) -> Path:
