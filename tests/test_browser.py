@@ -182,6 +182,18 @@ def test_drawn_digits_are_recognised(server_url: str, real_data_dir: Path, tmp_p
             page.set_input_files("#file", files=[{"name": "four.png", "mimeType": "image/png", "buffer": buffer.getvalue()}])
             wait_for_prediction(page, before)
             assert int(page.locator("#top1").inner_text()) == labels[4]
+            # the same file dropped on the page
+            page.click("#clear")
+            before = predictions_done(page)
+            drop = page.evaluate_handle(
+                """bytes => { const data = new DataTransfer();
+                   data.items.add(new File([new Uint8Array(bytes)], "four.png", {type: "image/png"}));
+                   return data; }""",
+                list(buffer.getvalue()),
+            )
+            page.dispatch_event("main", "drop", {"dataTransfer": drop})
+            wait_for_prediction(page, before)
+            assert int(page.locator("#top1").inner_text()) == labels[4]
             # a file that is not an image: the server's message is shown, nothing breaks
             page.set_input_files("#file", files=[{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"hello"}])
             page.wait_for_function("() => document.querySelector('#result').dataset.state === 'error'")

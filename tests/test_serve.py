@@ -350,7 +350,7 @@ def test_cli_rejects_bad_threads(tiny_run: Path, capsys: pytest.CaptureFixture[s
 
 
 def test_cli_missing_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["serve", str(tmp_path / "nothing-here")]) == 1
+    assert main(["serve", str(tmp_path / "nothing-here"), "--port", "0"]) == 1
     assert "no such run directory or checkpoint" in capsys.readouterr().err
 
 

@@ -85,14 +85,13 @@ def serve(
     from ..predict import load
 
     torch.set_num_threads(threads)
-    classifier = load(model_path, device=device)
-    app = create_app(classifier)
-    sock = bind_socket(host, port)
-    shown_host = f"[{host}]" if ":" in host else host
-    print(f"seqmnist: serving {classifier.name} on http://{shown_host}:{sock.getsockname()[1]}/ (Ctrl-C stops)",
-          flush=True)
-    server = uvicorn.Server(uvicorn.Config(app, log_level=log_level))
+    sock = bind_socket(host, port)  # first: a taken port is reported before the model loads
     try:
-        server.run(sockets=[sock])
+        classifier = load(model_path, device=device)
+        app = create_app(classifier)
+        shown_host = f"[{host}]" if ":" in host else host
+        print(f"seqmnist: serving {classifier.name} on http://{shown_host}:{sock.getsockname()[1]}/ "
+              "(Ctrl-C stops)", flush=True)
+        uvicorn.Server(uvicorn.Config(app, log_level=log_level)).run(sockets=[sock])
     finally:
         sock.close()
