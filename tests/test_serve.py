@@ -258,6 +258,26 @@ def test_body_over_limit_with_a_lying_header(client: TestClient) -> None:
     assert_client_error(response, 413, "limit")
 
 
+def test_client_disconnect_mid_upload_is_not_a_server_error(tiny_classifier: Classifier) -> None:
+    app = create_app(tiny_classifier)
+    incoming = [{"type": "http.request", "body": b"\x89PNG", "more_body": True}]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return incoming.pop(0) if incoming else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+        "path": "/api/predict", "raw_path": b"/api/predict", "root_path": "", "query_string": b"",
+        "headers": [(b"content-type", b"image/png")], "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 80),
+    }
+    asyncio.run(app(scope, receive, send))
+    assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 400
+
+
 def test_unknown_routes_and_methods(client: TestClient) -> None:
     assert_client_error(client.get("/nope"), 404, "/nope")
     assert_client_error(client.get("/static/index.html"), 404)

@@ -32,6 +32,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.requests import ClientDisconnect
 
 from ..errors import SeqMnistError
 from ..preprocess import ImageError, open_image
@@ -98,11 +99,14 @@ async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
             raise ClientError(413, f"request body is {declared_size:,} bytes; the limit is {limit:,} bytes")
     chunks: list[bytes] = []
     received = 0
-    async for chunk in request.stream():
-        received += len(chunk)
-        if received > limit:
-            raise ClientError(413, f"request body is over the limit of {limit:,} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > limit:
+                raise ClientError(413, f"request body is over the limit of {limit:,} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise ClientError(400, "the client disconnected before sending the whole body") from None
     return b"".join(chunks)
 
 
@@ -182,6 +186,13 @@ def png_base64(image: np.ndarray) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+def _usable_cores() -> int:
+    """Cores this process may run on (a container's CPU set, not the host's count)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
 def create_app(classifier: Any, *, max_body_bytes: int = MAX_BODY_BYTES, max_workers: int | None = None) -> FastAPI:
     """The app serving ``classifier``, a loaded ``seqmnist.predict.Classifier``.
 
@@ -191,7 +202,7 @@ def create_app(classifier: Any, *, max_body_bytes: int = MAX_BODY_BYTES, max_wor
     page = load_page()
     # At most one prediction per core at a time; other requests wait their turn (in order) instead
     # of piling dozens of threads onto a few cores, which only makes every answer slower.
-    workers = anyio.CapacityLimiter(max_workers or os.cpu_count() or 1)
+    workers = anyio.CapacityLimiter(max_workers or _usable_cores())
     app = FastAPI(
         title="seqmnist",
         summary="Draw a digit; a recurrent network reads it row by row.",
