@@ -265,6 +265,19 @@ def test_bad_files_are_image_errors_naming_the_file(tmp_path, photo_rgb):
         open_image(tmp_path)
 
 
+def test_only_raster_formats_are_decoded(tmp_path, photo_rgb):
+    """Formats outside the list (EPS would run Ghostscript; PPM, ICO ...) are refused."""
+    photo, _ = photo_rgb
+    for fmt in ("PPM", "ICO"):
+        path = tmp_path / f"digit.{fmt.lower()}"
+        photo.convert("RGB").save(path, fmt)
+        with pytest.raises(ImageError, match="not an image in a format this reads"):
+            open_image(path)
+    eps = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 100 100\nshowpage\n"
+    with pytest.raises(ImageError, match="not an image in a format"):
+        open_image(eps)
+
+
 def test_bad_uploads_are_image_errors_naming_the_upload(photo_rgb):
     photo, _ = photo_rgb
     buffer = io.BytesIO()

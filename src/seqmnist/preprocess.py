@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import io
 import os
-import warnings
 from pathlib import Path
 from typing import BinaryIO
 
@@ -33,6 +32,9 @@ from .errors import SeqMnistError
 
 MAX_PIXELS = 40_000_000
 """Images with more pixels than this are refused before decoding (a 40 MP photo is ~160 MB of RGBA)."""
+
+PILLOW_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP")
+"""The formats ``open_image`` decodes (Pillow's JPEG reader also takes cameras' MPO files)."""
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 """File name endings ``seqmnist predict`` picks up when it walks a folder."""
@@ -100,16 +102,15 @@ def open_image(source: str | os.PathLike | bytes, max_pixels: int = MAX_PIXELS) 
 def _decode(fp: BinaryIO, name: str, max_pixels: int) -> Image.Image:
     """Open lazily (header only), check the size, then decode the first frame."""
     try:
-        with warnings.catch_warnings():
-            # Pillow warns above Image.MAX_IMAGE_PIXELS (~89 MP); our own, lower limit applies below.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(fp)
+        # Only plain raster formats: Pillow would hand EPS to Ghostscript, for instance. (Pillow
+        # warns above ~89 MP and refuses above ~179 MP; our own, lower limit is checked below.)
+        image = Image.open(fp, formats=PILLOW_FORMATS)
     except Image.DecompressionBombError:
         raise ImageError(f"{name} has too many pixels (over {2 * Image.MAX_IMAGE_PIXELS:,}); "
                          f"the limit is {max_pixels:,}: scale it down") from None
     except UnidentifiedImageError:
-        raise ImageError(f"{name} is not an image file Pillow can read "
-                         "(expected PNG, JPEG, BMP, GIF, TIFF or WebP)") from None
+        raise ImageError(f"{name} is not an image in a format this reads "
+                         "(PNG, JPEG, BMP, GIF, TIFF or WebP)") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"{name} cannot be read as an image ({_first_line(exc)})") from None
 
