@@ -270,3 +270,18 @@ def test_cli_train_warns_when_plots_fail(synthetic_data_dir: Path, tmp_path: Pat
     err = capsys.readouterr().err
     assert "seqmnist: warning: no plots drawn (cannot write somewhere/curves.png)" in err
     assert (tmp_path / "run" / "summary.json").is_file()
+
+
+def test_cli_show_real_mnist(real_data_dir: Path, tmp_path: Path, capsys) -> None:
+    """On real MNIST: --digit really filters (the first test 7s), and the sequence view draws."""
+    from seqmnist.data import load_mnist
+
+    test = load_mnist(real_data_dir, train=False, download=False)
+    sevens = (test.labels == 7).nonzero().flatten()
+    images, labels, idx = plots.select_samples(test.images, test.labels, count=10, digit=7)
+    assert list(idx) == sevens[:10].tolist() and set(labels.tolist()) == {7}
+
+    out = tmp_path / "seq.png"
+    assert main(["show", "--split", "test", "--as-sequence", "--out", str(out),
+                 "--data-dir", str(real_data_dir), "--no-download"]) == 0
+    read_png(out, size=(px(11), px(5.6)))
