@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -56,9 +57,28 @@ def _require_browser() -> None:
 
 
 @pytest.fixture(scope="module")
-def server_url(real_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`seqmnist serve REAL_RUN --port 0` in a subprocess; yields its http://127.0.0.1:PORT/."""
+def browser_installed() -> None:
+    """First of all, so that no model is trained just to skip."""
     _require_browser()
+
+
+@pytest.fixture(scope="module")
+def browser(browser_installed: None) -> Iterator[Any]:
+    """Headless Chromium."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture(scope="module")
+def server_url(browser_installed: None, real_run: Path, tmp_path_factory: pytest.TempPathFactory,
+               request: pytest.FixtureRequest) -> Iterator[str]:
+    """`seqmnist serve REAL_RUN --port 0` in a subprocess; yields its http://127.0.0.1:PORT/."""
     log_path = tmp_path_factory.mktemp("serve") / "server.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
@@ -66,6 +86,7 @@ def server_url(real_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
             stdout=subprocess.PIPE, stderr=log, cwd=REPO,
         )
     try:
+        request.getfixturevalue("browser")  # start Chromium while the server loads its model
         url = _wait_for_url(process, timeout=60)
         if url is None:
             process.kill()
@@ -137,96 +158,125 @@ def wait_for_prediction(page, before: int) -> None:
     )
 
 
-def test_drawn_digits_are_recognised(server_url: str, real_data_dir: Path, tmp_path: Path) -> None:
-    from playwright.sync_api import sync_playwright
-
+@pytest.fixture(scope="module")
+def digits(real_data_dir: Path) -> tuple[np.ndarray, list[int]]:
+    """The first ten MNIST test digits and their labels."""
     from seqmnist.data import load_mnist
 
-    test_split = load_mnist(real_data_dir, train=False, download=False)
-    images = test_split.images[:DIGITS].numpy()
-    labels = test_split.labels[:DIGITS].tolist()
+    split = load_mnist(real_data_dir, train=False, download=False)
+    return split.images[:DIGITS].numpy(), split.labels[:DIGITS].tolist()
 
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 900, "height": 720})
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-            page.goto(server_url)
-            page.wait_for_function("() => document.querySelector('#model-info').textContent.length > 0")
-            assert "parameters" in page.locator("#model-info").inner_text()
 
-            shown = []
-            for image in images:
-                page.click("#clear")
-                before = predictions_done(page)
-                draw_digit(page, image)
-                wait_for_prediction(page, before)
-                shown.append(int(page.locator("#top1").inner_text()))
-                # the three bars are filled, best first, and the 28x28 preview is the server's PNG
-                assert page.locator("#topk li").count() == 3
-                assert page.locator("#preview").get_attribute("src").startswith("data:image/png;base64,")
-            correct = sum(s == y for s, y in zip(shown, labels))
-            assert correct >= 9, f"page said {shown} for digits {labels}: {correct}/10 correct"
+def open_page(browser: Any, url: str, errors: list[str], **options: Any) -> Any:
+    """A new tab on ``url``, once the page has shown the model; its console errors go to ``errors``."""
+    page = browser.new_page(**options)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.goto(url)
+    page.wait_for_function("() => document.querySelector('#model-info').textContent.length > 0")
+    return page
 
-            screenshot = tmp_path / "serve.png"
-            page.screenshot(path=str(screenshot), animations="disabled")
-            assert screenshot.stat().st_size > 10_000
 
-            # an image file chosen with the file input: a photo-like digit, black ink on white paper
-            paper = Image.fromarray(255 - images[4]).resize((300, 300), Image.Resampling.BILINEAR)
-            buffer = io.BytesIO()
-            paper.save(buffer, format="PNG")
-            before = predictions_done(page)
-            page.set_input_files("#file", files=[{"name": "four.png", "mimeType": "image/png", "buffer": buffer.getvalue()}])
-            wait_for_prediction(page, before)
-            assert int(page.locator("#top1").inner_text()) == labels[4]
-            # the same file dropped on the page
-            page.click("#clear")
-            before = predictions_done(page)
-            drop = page.evaluate_handle(
-                """bytes => { const data = new DataTransfer();
-                   data.items.add(new File([new Uint8Array(bytes)], "four.png", {type: "image/png"}));
-                   return data; }""",
-                list(buffer.getvalue()),
-            )
-            page.dispatch_event("main", "drop", {"dataTransfer": drop})
-            wait_for_prediction(page, before)
-            assert int(page.locator("#top1").inner_text()) == labels[4]
-            # a file that is not an image: the server's message is shown, nothing breaks
-            page.set_input_files("#file", files=[{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"hello"}])
-            page.wait_for_function("() => document.querySelector('#result').dataset.state === 'error'")
-            assert "not an image" in page.locator("#status").inner_text()
-            errors = [e for e in errors if "422" not in e]  # the browser logs the failed request itself
+def paper_png(image: np.ndarray) -> bytes:
+    """An MNIST digit as a photo of paper would look: black ink on white, 300x300."""
+    buffer = io.BytesIO()
+    Image.fromarray(255 - image).resize((300, 300), Image.Resampling.BILINEAR).save(buffer, format="PNG")
+    return buffer.getvalue()
 
-            # Clear empties the canvas and the answer
-            page.click("#clear")
-            assert page.locator("#top1").inner_text() == "?"
-            assert page.locator("#result").get_attribute("data-state") == "idle"
 
-            # a phone-sized screen: the canvas fits the width, nothing scrolls sideways
-            phone = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2,
-                                     has_touch=True, is_mobile=True)
-            phone.goto(server_url)
-            phone_box = phone.locator("#canvas").bounding_box()
-            assert phone_box["width"] >= 300 and phone_box["x"] + phone_box["width"] <= 390
-            assert phone.evaluate("document.documentElement.scrollWidth") <= 390
-            before = predictions_done(phone)
-            draw_digit(phone, images[0])
-            wait_for_prediction(phone, before)
-            phone_shot = tmp_path / "serve-phone.png"
-            phone.screenshot(path=str(phone_shot), full_page=True, animations="disabled")
+def test_drawn_digits_are_recognised(browser: Any, server_url: str, digits: tuple[np.ndarray, list[int]],
+                                     tmp_path: Path) -> None:
+    images, labels = digits
+    errors: list[str] = []
+    page = open_page(browser, server_url, errors, viewport={"width": 900, "height": 720})
+    assert "parameters" in page.locator("#model-info").inner_text()
 
-            assert not errors, f"browser console errors: {errors}"
-            if os.environ.get("SEQMNIST_SAVE_SCREENSHOT"):
-                (REPO / "docs").mkdir(exist_ok=True)
-                page.goto(server_url)  # a fresh page, one digit drawn, for the README
-                page.wait_for_function("() => document.querySelector('#model-info').textContent.length > 0")
-                before = predictions_done(page)
-                draw_digit(page, images[0])
-                wait_for_prediction(page, before)
-                page.screenshot(path=str(REPO / "docs" / "serve.png"), animations="disabled")
-                shutil.copy(phone_shot, REPO / "docs" / "serve-phone.png")
-        finally:
-            browser.close()
+    shown = []
+    for image in images:
+        page.click("#clear")
+        before = predictions_done(page)
+        draw_digit(page, image)
+        wait_for_prediction(page, before)
+        shown.append(int(page.locator("#top1").inner_text()))
+        # three bars, and the 28x28 preview is the server's PNG
+        assert page.locator("#topk li").count() == 3
+        assert page.locator("#preview").get_attribute("src").startswith("data:image/png;base64,")
+    correct = sum(s == y for s, y in zip(shown, labels))
+    assert correct >= 9, f"page said {shown} for digits {labels}: {correct}/10 correct"
+
+    screenshot = tmp_path / "serve.png"
+    page.screenshot(path=str(screenshot), animations="disabled")
+    assert screenshot.stat().st_size > 10_000
+
+    # Clear empties the canvas and the answer
+    page.click("#clear")
+    assert page.locator("#top1").inner_text() == "?"
+    assert page.locator("#result").get_attribute("data-state") == "idle"
+    assert not errors, f"browser console errors: {errors}"
+
+    if os.environ.get("SEQMNIST_SAVE_SCREENSHOT"):  # refresh the README's picture: one digit drawn
+        before = predictions_done(page)
+        draw_digit(page, images[0])
+        wait_for_prediction(page, before)
+        (REPO / "docs").mkdir(exist_ok=True)
+        page.screenshot(path=str(REPO / "docs" / "serve.png"), animations="disabled")
+    page.close()
+
+
+def test_file_chosen_or_dropped(browser: Any, server_url: str, digits: tuple[np.ndarray, list[int]]) -> None:
+    images, labels = digits
+    errors: list[str] = []
+    page = open_page(browser, server_url, errors, viewport={"width": 900, "height": 720})
+    photo = paper_png(images[4])
+
+    before = predictions_done(page)
+    page.set_input_files("#file", files=[{"name": "four.png", "mimeType": "image/png", "buffer": photo}])
+    wait_for_prediction(page, before)
+    assert int(page.locator("#top1").inner_text()) == labels[4]
+
+    page.click("#clear")
+    before = predictions_done(page)
+    dropped = page.evaluate_handle(
+        """bytes => { const data = new DataTransfer();
+           data.items.add(new File([new Uint8Array(bytes)], "four.png", {type: "image/png"}));
+           return data; }""",
+        list(photo),
+    )
+    page.dispatch_event("main", "drop", {"dataTransfer": dropped})
+    wait_for_prediction(page, before)
+    assert int(page.locator("#top1").inner_text()) == labels[4]
+
+    # not an image: the server's message is shown, and the page still works afterwards
+    page.set_input_files("#file", files=[{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"hello"}])
+    page.wait_for_function("() => document.querySelector('#result').dataset.state === 'error'")
+    assert "not an image" in page.locator("#status").inner_text()
+    before = predictions_done(page)
+    draw_digit(page, images[0])
+    wait_for_prediction(page, before)
+    assert int(page.locator("#top1").inner_text()) == labels[0]
+    assert [e for e in errors if "422" not in e] == []  # the browser itself logs the failed request
+    page.close()
+
+
+def test_phone_sized_screen(browser: Any, server_url: str, digits: tuple[np.ndarray, list[int]],
+                            tmp_path: Path) -> None:
+    images, labels = digits
+    errors: list[str] = []
+    page = open_page(browser, server_url, errors, viewport={"width": 390, "height": 844},
+                     device_scale_factor=2, has_touch=True, is_mobile=True)
+    box = page.locator("#canvas").bounding_box()
+    assert box["width"] >= 300 and box["x"] + box["width"] <= 390  # the canvas fills the width
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390  # nothing scrolls sideways
+    before = predictions_done(page)
+    draw_digit(page, images[1])
+    wait_for_prediction(page, before)
+    assert int(page.locator("#top1").inner_text()) == labels[1]
+    top1 = page.locator("#top1").bounding_box()
+    assert top1["y"] + top1["height"] <= 844, "the answer is visible without scrolling"
+    screenshot = tmp_path / "serve-phone.png"
+    page.screenshot(path=str(screenshot), full_page=True, animations="disabled")
+    assert not errors, f"browser console errors: {errors}"
+    if os.environ.get("SEQMNIST_SAVE_SCREENSHOT"):
+        (REPO / "docs").mkdir(exist_ok=True)
+        shutil.copy(screenshot, REPO / "docs" / "serve-phone.png")
+    page.close()
