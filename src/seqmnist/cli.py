@@ -337,8 +337,9 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "serve",
         help="a draw-a-digit web page and a JSON API for a trained model",
-        description="Serve MODEL over HTTP: GET / is a page to draw digits on, POST /api/predict "
-        "classifies an uploaded image, GET /api/model describes the model. Needs the 'serve' extra.",
+        description="Serve a trained model over HTTP: GET / is a page to draw digits on, POST /api/predict "
+        "classifies an uploaded image, GET /api/model describes the model. The model loads once; "
+        "stop with Ctrl-C. Needs the 'serve' extra: pip install 'seqmnist[serve]'.",
     )
     p.add_argument("model", metavar="RUN_DIR_OR_CHECKPOINT", help="a run directory (its best checkpoint) or a checkpoint file")
     p.add_argument("--host", default="127.0.0.1",
