@@ -19,7 +19,7 @@ $(VENV)/.test-deps: $(BIN)/seqmnist
 	touch $@
 
 run: $(BIN)/seqmnist
-	$(BIN)/seqmnist train --out runs/default
+	$(BIN)/seqmnist train --out runs/default --overwrite
 	$(BIN)/seqmnist evaluate runs/default
 
 test: $(VENV)/.test-deps

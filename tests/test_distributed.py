@@ -64,7 +64,7 @@ def assert_same_state(a: dict, b: dict) -> None:
         assert torch.equal(a[name], b[name]), name
 
 
-CLI_FLAGS = dict(epochs=2, hidden=16, batch_size=25, val_size=100, threads=1)  # = ddp_worker.CLI_ARGS
+CLI_FLAGS = dict(epochs=2, hidden=16, batch_size=25, val_size=100, threads=1, augment_shift=0)  # = ddp_worker.CLI_ARGS
 
 
 @pytest.fixture(scope="module")

@@ -69,8 +69,10 @@ _TRAIN_FLAGS: list[tuple[str, str, Any, Sequence[str] | None]] = [
     ("--weight-decay", "weight_decay", float, None),
     ("--optimizer", "optimizer", str, OPTIMIZERS),
     ("--schedule", "schedule", str, SCHEDULES),
+    ("--warmup-fraction", "warmup_fraction", float, None),
     ("--grad-clip", "grad_clip", float, None),
     ("--val-size", "val_size", int, None),
+    ("--augment-shift", "augment_shift", int, None),
     ("--hidden", "hidden", int, None),
     ("--layers", "layers", int, None),
     ("--cell", "cell", str, CELLS),
@@ -101,6 +103,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", help="run directory to create (default: runs/<preset>)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue RUN_DIR from its checkpoint_last.pt (default: off)")
+    p.add_argument("--overwrite", action="store_true", help="replace a run already in --out (default: refuse)")
     _common_data_flags(p)
     for flag, name, typ, choices in _TRAIN_FLAGS:
         owner = ModelConfig if name in MODEL_FLAG_FIELDS else TrainConfig
@@ -125,6 +128,8 @@ def _run_train(args: argparse.Namespace) -> int:
     overrides = _train_overrides(args)
     if args.resume:
         run_dir = Path(args.resume)
+        if args.out and Path(args.out) != run_dir:
+            raise SeqMnistError("--resume continues the run where it is; drop --out (or pass the same folder)")
         config = load_run_config(run_dir)
         changeable = {"device", "threads"}
         fixed = sorted(set(overrides) - changeable)
@@ -141,6 +146,7 @@ def _run_train(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         download=not args.no_download,
         resume=bool(args.resume),
+        overwrite=args.overwrite,
         quiet=args.quiet,
         after_run=None if args.no_plots else functools.partial(
             _draw_run_plots, data_dir=args.data_dir, download=not args.no_download

@@ -60,11 +60,11 @@ class TrainConfig:
 
     preset: str = "default"
     """the preset this config started from"""
-    epochs: int = 12
+    epochs: int = 15
     """passes over the training split"""
-    batch_size: int = 128
+    batch_size: int = 256
     """samples per optimisation step (per process under torchrun)"""
-    lr: float = 4e-3
+    lr: float = 5e-3
     """peak learning rate"""
     weight_decay: float = 1e-4
     """decoupled weight decay (AdamW only)"""
@@ -72,13 +72,13 @@ class TrainConfig:
     """adamw or adam"""
     schedule: str = "onecycle"
     """onecycle (warm up, then cosine anneal to ~0) or constant"""
-    warmup_fraction: float = 0.15
+    warmup_fraction: float = 0.05
     """share of all steps the one-cycle schedule spends warming up to the peak lr"""
     grad_clip: float = 1.0
     """clip the global gradient norm to this value; 0 turns clipping off"""
     val_size: int = 5000
     """images held out of the 60,000 training images for validation; 0 for none"""
-    augment_shift: int = 0
+    augment_shift: int = 2
     """random translation of training images by up to this many pixels (0 = off)"""
     normalize: bool = True
     """standardise pixels with MNIST's mean and std (False: ToTensor scaling to [0, 1] only)"""
@@ -138,6 +138,7 @@ SEED = TrainConfig(
     schedule="constant",
     grad_clip=0.0,
     val_size=0,
+    augment_shift=0,
     normalize=False,
     eval_test_every_epoch=True,
     model=ModelConfig(readout="last", softmax_output=True),

@@ -27,7 +27,7 @@ from torch import nn
 from . import __version__
 from .checkpoint import BEST_NAME, LAST_NAME, load_checkpoint, save_checkpoint
 from .config import TrainConfig
-from .data import Split, epoch_permutation, load_mnist, split_train_val
+from .data import Split, derived_seed, epoch_permutation, load_mnist, split_train_val
 from .distributed import DistInfo, all_reduce_sum, barrier, init_distributed, shutdown
 from .engine import evaluate, train_one_epoch
 from .errors import ConfigError, SeqMnistError, TrainingInterrupted
@@ -88,12 +88,17 @@ def _make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimi
 def _make_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int):
     if config.schedule == "constant":
         return None
-    # One-cycle: a short warm-up to the peak lr, then cosine annealing to ~0 by the last step.
+    total_steps = config.epochs * steps_per_epoch
+    if total_steps < 4:
+        return None  # too few steps for a cycle: keep the lr constant
+    # One-cycle: a short warm-up from lr/10 to the peak lr, then cosine annealing to lr/1000.
+    # Each phase must span at least 2 steps (OneCycleLR divides by its length).
+    warmup = min(max(config.warmup_fraction, 2 / total_steps), 1 - 2 / total_steps)
     return torch.optim.lr_scheduler.OneCycleLR(
         optimizer,
         max_lr=config.lr,
-        total_steps=config.epochs * steps_per_epoch,
-        pct_start=config.warmup_fraction,
+        total_steps=total_steps,
+        pct_start=warmup,
         div_factor=10.0,
         final_div_factor=100.0,
     )
@@ -145,6 +150,7 @@ def fit(
     data_dir: str | os.PathLike | None = None,
     download: bool = True,
     resume: bool = False,
+    overwrite: bool = False,
     quiet: bool = False,
     progress: bool | None = None,
     log: Callable[[str], None] | None = None,
@@ -153,13 +159,19 @@ def fit(
     """Train ``config`` into ``run_dir`` and return the summary (also written to summary.json).
 
     ``resume`` continues from ``run_dir/checkpoint_last.pt``; the result equals that of an
-    uninterrupted run (same seed, same device type). ``after_run(run_dir)`` runs on the primary
+    uninterrupted run (same seed, same device type). A fresh run refuses a ``run_dir`` that already
+    holds a run unless ``overwrite`` is set. ``after_run(run_dir)`` runs on the primary
     rank once summary.json exists (the CLI draws the plots there).
     Raises ``TrainingInterrupted`` on Ctrl-C after making sure a resumable checkpoint exists.
     """
     config.validate()
     wall_start = time.perf_counter()
     run_dir = Path(run_dir)
+    if not resume and not overwrite and any((run_dir / n).exists() for n in (LAST_NAME, BEST_NAME, METRICS_NAME)):
+        raise SeqMnistError(
+            f"{run_dir} already holds a run: continue it with --resume {run_dir}, replace it with "
+            "--overwrite, or choose another --out"
+        )
     probe = select_device(config.device)  # decides the backend before joining the group
     dist_info = init_distributed(probe.type)
     try:
@@ -295,10 +307,7 @@ def _fit(config, run_dir, device, dist_info, data_dir, download, resume, quiet, 
                 normalize=config.normalize, grad_clip=config.grad_clip, amp=config.amp,
                 scaler=scaler, on_batch=bar.update, augment_shift=config.augment_shift,
                 # Seeded per (seed, epoch, rank) so a resumed run augments exactly as an uninterrupted one.
-                # (modulo 2**63: --seed goes up to 2**63 - 1 and manual_seed takes at most 64 bits)
-                augment_generator=torch.Generator().manual_seed(
-                    (config.seed * 1_000_003 + epoch * 1009 + dist_info.rank) % 2**63
-                ),
+                augment_generator=torch.Generator().manual_seed(derived_seed(config.seed, epoch, 1 + dist_info.rank)),
             )
             bar.close()
             loss_sum, correct, samples, seconds = all_reduce_sum(
