@@ -62,7 +62,7 @@ class TrainConfig:
     """the preset this config started from"""
     epochs: int = 15
     """passes over the training split"""
-    batch_size: int = 256
+    batch_size: int = 192
     """samples per optimisation step (per process under torchrun)"""
     lr: float = 5e-3
     """peak learning rate"""
