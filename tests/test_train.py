@@ -346,3 +346,17 @@ def test_resume_with_another_number_of_processes_is_refused(reference_run, synth
     with pytest.raises(ConfigError, match="trained by 2 process.*--nproc_per_node=2"):
         fit(tiny_config(**RESUME_OVERRIDES), run_dir, data_dir=synthetic_data_dir, download=False, quiet=True,
             resume=True)
+
+
+def test_checkpoints_hold_the_weight_average_and_the_trained_weights(synthetic_data_dir, tmp_path):
+    """With EMA on, model_state (what evaluate/predict load) is the moving average and
+    train_state the raw weights; with EMA off there is only model_state."""
+    fit(tiny_config(ema_decay=0.9), tmp_path / "ema", data_dir=synthetic_data_dir, download=False, quiet=True)
+    ckpt = load_checkpoint(tmp_path / "ema" / LAST_NAME)
+    assert ckpt["ema_updates"] == 2 * 10  # 2 epochs x (600 - 100 validation) / 50 steps
+    differs = [k for k in ckpt["model_state"] if not torch.equal(ckpt["model_state"][k], ckpt["train_state"][k])]
+    assert differs  # the average lags the trained weights
+
+    fit(tiny_config(ema_decay=0.0), tmp_path / "plain", data_dir=synthetic_data_dir, download=False, quiet=True)
+    plain = load_checkpoint(tmp_path / "plain" / LAST_NAME)
+    assert plain["train_state"] is None and plain["ema_updates"] is None

@@ -73,6 +73,7 @@ _TRAIN_FLAGS: list[tuple[str, str, Any, Sequence[str] | None]] = [
     ("--grad-clip", "grad_clip", float, None),
     ("--val-size", "val_size", int, None),
     ("--augment-shift", "augment_shift", int, None),
+    ("--ema-decay", "ema_decay", float, None),
     ("--hidden", "hidden", int, None),
     ("--layers", "layers", int, None),
     ("--cell", "cell", str, CELLS),

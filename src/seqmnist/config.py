@@ -78,6 +78,8 @@ class TrainConfig:
     """clip the global gradient norm to this value; 0 turns clipping off"""
     val_size: int = 5000
     """images held out of the 60,000 training images for validation; 0 for none"""
+    ema_decay: float = 0.995
+    """evaluate and save an exponential moving average of the weights, updated every step with this decay (0 = off)"""
     augment_shift: int = 2
     """random translation of training images by up to this many pixels (0 = off)"""
     normalize: bool = True
@@ -106,6 +108,7 @@ class TrainConfig:
         _float_range("grad_clip", self.grad_clip, 0.0, 1e6)
         _int_range("val_size", self.val_size, 0, 59_000)
         _int_range("augment_shift", self.augment_shift, 0, 8)
+        _float_range("ema_decay", self.ema_decay, 0.0, 0.9999)
         _int_range("seed", self.seed, 0, 2**63 - 1)
         _choice("device", self.device, DEVICES)
         _int_range("threads", self.threads, 0, 1024)
@@ -139,6 +142,7 @@ SEED = TrainConfig(
     grad_clip=0.0,
     val_size=0,
     augment_shift=0,
+    ema_decay=0.0,
     normalize=False,
     eval_test_every_epoch=True,
     model=ModelConfig(readout="last", softmax_output=True),

@@ -44,12 +44,14 @@ def train_one_epoch(
     scaler: torch.amp.GradScaler | None = None,
     augment_shift: int = 0,
     augment_generator: torch.Generator | None = None,
+    ema: torch.optim.swa_utils.AveragedModel | None = None,
     on_batch: Callable[[int, float | None], None] | None = None,
 ) -> dict[str, float]:
     """One pass over ``split`` in the sample order ``order``.
 
     Returns this process's sums: ``loss_sum`` (sum of per-sample losses), ``correct``, ``samples``,
-    ``seconds``. ``on_batch(batch_size, running_loss_or_None)`` drives the progress bar.
+    ``seconds``. ``on_batch(batch_size, running_loss_or_None)`` drives the progress bar; ``ema``,
+    if given, is updated with the new weights after every optimiser step.
     """
     model.train()
     device = split.images.device
@@ -79,6 +81,8 @@ def train_one_epoch(
             optimizer.step()
         if scheduler is not None:
             scheduler.step()
+        if ema is not None:
+            ema.update_parameters(model.module if hasattr(model, "module") else model)  # unwrap DDP
 
         n = labels.shape[0]
         samples += n

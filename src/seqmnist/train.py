@@ -240,6 +240,14 @@ def _fit(config, run_dir, device, dist_info, data_dir, download, resume, quiet, 
 
         trainable = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     optimizer = _make_optimizer(config, model)
+    # The weights we evaluate and save: an exponential moving average of the trained ones, which
+    # smooths out the noise of a high learning rate (or the trained weights themselves when off).
+    ema = None
+    if config.ema_decay > 0:
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay))
+    eval_model: nn.Module = ema.module if ema is not None else model
     shard = epoch_permutation(len(train_split), seed=config.seed, epoch=1, rank=dist_info.rank, world_size=dist_info.world_size)
     steps_per_epoch = -(-int(shard.numel()) // config.batch_size)
     scheduler = _make_scheduler(config, optimizer, steps_per_epoch)
@@ -260,7 +268,10 @@ def _fit(config, run_dir, device, dist_info, data_dir, download, resume, quiet, 
                 f"{run_dir / LAST_NAME} was trained by {saved_world} process(es), not {dist_info.world_size}: "
                 f"resume it with the same number (torchrun --nproc_per_node={saved_world}, or no torchrun for 1)"
             )
-        model.load_state_dict(ckpt["model_state"])
+        model.load_state_dict(ckpt["train_state"] if ema is not None else ckpt["model_state"])
+        if ema is not None:
+            ema.module.load_state_dict(ckpt["model_state"])
+            ema.n_averaged.fill_(int(ckpt["ema_updates"]))
         optimizer.load_state_dict(ckpt["optimizer_state"])
         if scheduler is not None and ckpt.get("scheduler_state"):
             scheduler.load_state_dict(ckpt["scheduler_state"])
@@ -289,7 +300,10 @@ def _fit(config, run_dir, device, dist_info, data_dir, download, resume, quiet, 
         return {
             "model_config": asdict(config.model),
             "train_config": config.to_dict(),
-            "model_state": model.state_dict(),
+            "model_state": eval_model.state_dict(),  # what evaluate / predict / export load
+            # With EMA, the raw trained weights and the average's step count, to resume exactly.
+            "train_state": model.state_dict() if ema is not None else None,
+            "ema_updates": int(ema.n_averaged) if ema is not None else None,
             "optimizer_state": optimizer.state_dict(),
             "scheduler_state": scheduler.state_dict() if scheduler is not None else None,
             "scaler_state": scaler.state_dict() if scaler is not None else None,  # fp16 loss scale
@@ -328,7 +342,7 @@ def _fit(config, run_dir, device, dist_info, data_dir, download, resume, quiet, 
                 trainable, train_split, order,
                 optimizer=optimizer, scheduler=scheduler, batch_size=config.batch_size,
                 normalize=config.normalize, grad_clip=config.grad_clip, amp=config.amp,
-                scaler=scaler, on_batch=bar.update, augment_shift=config.augment_shift,
+                scaler=scaler, on_batch=bar.update, augment_shift=config.augment_shift, ema=ema,
                 # Seeded per (seed, epoch, rank) so a resumed run augments exactly as an uninterrupted one.
                 augment_generator=torch.Generator().manual_seed(derived_seed(config.seed, epoch, 1 + dist_info.rank)),
             )
@@ -350,10 +364,10 @@ def _fit(config, run_dir, device, dist_info, data_dir, download, resume, quiet, 
                 "samples_per_s": samples / seconds,
             }
             if val_split is not None:
-                val = evaluate(model, val_split, normalize=config.normalize, amp=config.amp)
+                val = evaluate(eval_model, val_split, normalize=config.normalize, amp=config.amp)
                 row["val_loss"], row["val_acc"] = val["loss"], val["acc"]
             if test_split is not None:
-                test = evaluate(model, test_split, normalize=config.normalize, amp=config.amp)
+                test = evaluate(eval_model, test_split, normalize=config.normalize, amp=config.amp)
                 row["test_loss"], row["test_acc"] = test["loss"], test["acc"]
             # Model selection on validation only; without a validation split the last epoch is "best".
             improved = val_split is None or row["val_acc"] > best_val_acc
