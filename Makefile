@@ -25,8 +25,12 @@ run: $(BIN)/seqmnist
 test: $(VENV)/.test-deps
 	$(BIN)/python -m pytest -q
 
+# The whole CPU benchmark; run it on an otherwise idle machine. Results: benchmarks/README.md.
 bench: $(VENV)/.test-deps
 	$(BIN)/python benchmarks/bench_cpu.py
+	test -f runs/bench-default/checkpoint_best.pt || $(BIN)/seqmnist train --out runs/bench-default --quiet --no-plots
+	$(BIN)/python benchmarks/bench_predict.py runs/bench-default
+	$(BIN)/python benchmarks/bench_serve.py runs/bench-default
 
 clean:
 	rm -rf $(VENV) runs
