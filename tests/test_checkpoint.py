@@ -190,3 +190,16 @@ def test_failed_save_keeps_the_previous_file(tmp_path, monkeypatch, error):
     assert sorted(p.name for p in tmp_path.iterdir()) == [LAST_NAME]
     monkeypatch.undo()
     assert load_checkpoint(path)["epoch"] == 3
+
+
+def test_saved_checkpoint_has_ordinary_file_permissions(tmp_path):
+    """Atomic saving goes through a private temporary file; the result is readable as usual."""
+    import os
+
+    from seqmnist.checkpoint import save_checkpoint
+
+    path = tmp_path / "c.pt"
+    save_checkpoint(path, {"model_config": {}, "model_state": {}})
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask

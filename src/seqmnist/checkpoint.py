@@ -35,6 +35,10 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
     data = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "arch": "SeqClassifier", **payload}
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp creates the file private (0600); give it the permissions a plain open() would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
         with os.fdopen(fd, "wb") as f:
             torch.save(data, f)
             f.flush()

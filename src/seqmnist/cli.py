@@ -49,6 +49,12 @@ def _defaults_text(name: str) -> str:
     return text
 
 
+def _require_range(flag: str, value: int, low: int, high: int) -> None:
+    """A command's integer flag outside its range is a one-line error naming the flag."""
+    if not low <= value <= high:
+        raise SeqMnistError(f"{flag} must be an integer from {low} to {high}; got {value}")
+
+
 def _common_data_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data-dir",
@@ -185,8 +191,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     from .evaluation import evaluate_checkpoint
     from .metrics import format_confusion, format_report
 
-    if not 1 <= args.batch_size <= 65_536:
-        raise SeqMnistError(f"--batch-size must be an integer from 1 to 65536; got {args.batch_size}")
+    _require_range("--batch-size", args.batch_size, 1, 65_536)
     result = evaluate_checkpoint(
         args.model, split=args.split, data_dir=args.data_dir, download=not args.no_download,
         device=args.device, batch_size=args.batch_size,
@@ -262,10 +267,9 @@ def _run_show(args: argparse.Namespace) -> int:
     from .plots import sample_grid, select_samples, sequence_view
 
     index = 0 if args.as_sequence and args.index is None else args.index
-    if args.digit is not None and not 0 <= args.digit <= 9:  # checked before loading data
-        raise SeqMnistError(f"--digit must be an integer from 0 to 9; got {args.digit}")
-    if not 1 <= args.count <= 100:
-        raise SeqMnistError(f"--count must be an integer from 1 to 100; got {args.count}")
+    if args.digit is not None:  # checked before loading data
+        _require_range("--digit", args.digit, 0, 9)
+    _require_range("--count", args.count, 1, 100)
     split = load_mnist(args.data_dir, train=args.split == "train", download=not args.no_download)
     images, labels, indices = select_samples(
         split.images, split.labels, count=args.count, digit=args.digit, index=index
@@ -320,8 +324,7 @@ def _run_inspect(args: argparse.Namespace) -> int:
     from .data import load_mnist, to_model_input
     from .explain import default_model, format_inspection, inspect_model
 
-    if not 1 <= args.batch_size <= 10_000:
-        raise SeqMnistError(f"--batch-size must be an integer from 1 to 10000; got {args.batch_size}")
+    _require_range("--batch-size", args.batch_size, 1, 10_000)
     if args.model:
         ckpt = load_checkpoint(args.model)
         model = model_from_checkpoint(ckpt)
@@ -362,8 +365,7 @@ def _run_serve(args: argparse.Namespace) -> int:
 
     if not 0 <= args.port <= 65_535:
         raise SeqMnistError(f"--port must be an integer from 1 to 65535 (or 0: any free port); got {args.port}")
-    if not 1 <= args.threads <= 256:
-        raise SeqMnistError(f"--threads must be an integer from 1 to 256; got {args.threads}")
+    _require_range("--threads", args.threads, 1, 256)
     serve(args.model, host=args.host, port=args.port, device=args.device, threads=args.threads)
     return 0
 
@@ -410,8 +412,7 @@ def _image_files(inputs: Sequence[str]) -> list[tuple[str, str | None]]:
 def _run_predict(args: argparse.Namespace) -> int:
     from .predict import load
 
-    if not 1 <= args.top_k <= 10:
-        raise SeqMnistError(f"--top-k must be an integer from 1 to 10; got {args.top_k}")
+    _require_range("--top-k", args.top_k, 1, 10)
     save_dir = Path(args.save_preprocessed) if args.save_preprocessed else None
     if save_dir is not None and save_dir.exists() and not save_dir.is_dir():
         raise SeqMnistError(f"--save-preprocessed {save_dir} is a file, not a folder")
