@@ -24,7 +24,6 @@ import json
 import re
 import select
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
