@@ -289,3 +289,21 @@ def test_bad_data_through_the_cli(damage, expected, tmp_path, capsys):
         assert str(raw(root)) in line
         for name in RAW_FILES:
             assert name in line
+
+
+def test_failed_download_is_one_line_naming_the_folder(tmp_path, monkeypatch, capsys):
+    """torchvision's download error spans several lines; the CLI still prints exactly one."""
+    import torchvision.datasets
+
+    class OfflineMNIST:
+        def __init__(self, *args, **kwargs):
+            raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\nTried mirror 1\nTried mirror 2")
+
+    monkeypatch.setattr(torchvision.datasets, "MNIST", OfflineMNIST)
+    code = main(["train", "--data-dir", str(tmp_path / "empty"), "--out", str(tmp_path / "run"), "--epochs", "1"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.count("\n") == 1 and err.startswith("seqmnist: error: MNIST not found in")
+    assert str(tmp_path / "empty" / "MNIST" / "raw") in err
+    assert "download failed: Error downloading train-images-idx3-ubyte.gz: Tried mirror 1 Tried mirror 2" in err
+    assert "check the network" in err

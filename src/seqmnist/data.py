@@ -56,12 +56,19 @@ class Split:
         return Split(self.images.to(device), self.labels.to(device))
 
 
-def _missing_message(root: Path, missing: list[str], reason: str) -> str:
+def _missing_message(root: Path, missing: list[str], reason: str, download_was_on: bool) -> str:
+    retry = "check the network and try again" if download_was_on else "allow downloading (drop --no-download)"
     return (
         f"MNIST not found in {raw_folder(root)} ({reason}); missing {', '.join(missing)}. "
         f"Put the four files {', '.join(RAW_FILES)} there, or point --data-dir / ${DATA_ENV_VAR} "
-        "at a folder that holds MNIST/raw/, or allow downloading (drop --no-download)"
+        f"at a folder that holds MNIST/raw/, or {retry}"
     )
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception's text folded onto one line (torchvision's download errors span several)."""
+    text = " ".join(str(exc).split())
+    return (text[:200] + "...") if len(text) > 200 else text or type(exc).__name__
 
 
 def _check_idx_file(path: Path, magic: int, shape: tuple[int, ...], expect_count: bool) -> None:
@@ -103,11 +110,12 @@ def load_mnist(
     missing = [n for n in RAW_FILES if not (raw_folder(root) / n).is_file()]
     if missing:
         if not download:
-            raise DataError(_missing_message(root, missing, "downloading is off"))
+            raise DataError(_missing_message(root, missing, "downloading is off", download_was_on=False))
         try:
             MNIST(root=str(root), train=train, download=True)
         except Exception as exc:  # network errors come in many types; all mean the same here
-            raise DataError(_missing_message(root, missing, f"download failed: {exc}")) from None
+            reason = f"download failed: {_one_line(exc)}"
+            raise DataError(_missing_message(root, missing, reason, download_was_on=True)) from None
     for name in names:
         magic, shape = RAW_FILES[name]
         # Synthetic test files may hold fewer images; only the real file sizes are fixed.
@@ -115,7 +123,7 @@ def load_mnist(
     try:
         dataset = MNIST(root=str(root), train=train, download=False)
     except Exception as exc:
-        raise DataError(f"cannot read MNIST from {raw_folder(root)}: {exc}") from None
+        raise DataError(f"cannot read MNIST from {raw_folder(root)}: {_one_line(exc)}") from None
     images = dataset.data.to(torch.uint8).contiguous()  # (N, 28, 28)
     labels = dataset.targets.to(torch.int64).contiguous()  # (N,)
     if images.shape[0] != labels.shape[0]:
