@@ -24,8 +24,12 @@ from .model import SeqClassifier, build_model
 FORMAT_NAME = "seqmnist-checkpoint"
 FORMAT_VERSION = 1
 ARCHITECTURES = {"SeqClassifier": build_model}
+# The files of a run directory (written by train.fit, read by evaluate / info / plot / predict).
 LAST_NAME = "checkpoint_last.pt"
 BEST_NAME = "checkpoint_best.pt"
+CONFIG_NAME = "config.json"
+METRICS_NAME = "metrics.csv"
+SUMMARY_NAME = "summary.json"
 
 
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:

@@ -117,16 +117,16 @@ def evaluate(
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
     probs = []
+    # A model with softmax_output (the article's) already returns probabilities; the loss is
+    # then computed exactly as the article computes it, on those probabilities.
+    returns_probabilities = getattr(getattr(model, "config", None), "softmax_output", False)
     for images, labels in iterate_batches(split, batch_size):
         with autocast_context(device, amp):
             out = model(to_model_input(images, normalize)).float()  # (B, 10)
-        # A model with softmax_output (the article's) already returns probabilities; the loss is
-        # then computed exactly as the article computes it, on those probabilities.
         loss_sum += nn.functional.cross_entropy(out, labels, reduction="sum").double()
         correct += (out.argmax(dim=1) == labels).sum()
         if return_outputs:
-            is_prob = getattr(getattr(model, "config", None), "softmax_output", False)
-            probs.append((out if is_prob else out.softmax(dim=1)).cpu())
+            probs.append((out if returns_probabilities else out.softmax(dim=1)).cpu())
     n = max(len(split), 1)
     result = {"loss": float(loss_sum) / n, "acc": float(correct) / n, "samples": len(split)}
     if return_outputs:

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import load_checkpoint, model_from_checkpoint, train_config_from_checkpoint
+from .checkpoint import SUMMARY_NAME, load_checkpoint, model_from_checkpoint, train_config_from_checkpoint
 from .config import TrainConfig
 from .data import Split, load_mnist, split_train_val
 from .engine import evaluate
@@ -16,7 +16,6 @@ from .errors import SeqMnistError
 from .metrics import confusion_matrix, per_class_report
 from .model import count_parameters
 
-SUMMARY_NAME = "summary.json"  # same name as train.SUMMARY_NAME
 
 
 def load_split(config: TrainConfig, split: str, data_dir: str | os.PathLike | None, download: bool) -> Split:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .checkpoint import CONFIG_NAME, METRICS_NAME, SUMMARY_NAME
 from .errors import SeqMnistError
 
 if TYPE_CHECKING:  # only for type hints; matplotlib is imported lazily
@@ -33,9 +34,6 @@ LR_COLOUR = "#444444"
 DPI = 120
 DIGIT_CMAP = "gray_r"  # ink dark on white: digits read like handwriting and the PNGs stay small
 
-METRICS_NAME = "metrics.csv"  # same names as train.py writes
-SUMMARY_NAME = "summary.json"
-CONFIG_NAME = "config.json"
 RUN_PLOT_NAMES = ("curves.png", "confusion.png", "errors.png")
 
 

@@ -23,7 +23,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .checkpoint import load_checkpoint, model_from_checkpoint, train_config_from_checkpoint
+from .checkpoint import (
+    CONFIG_NAME,
+    SUMMARY_NAME,
+    load_checkpoint,
+    model_from_checkpoint,
+    train_config_from_checkpoint,
+)
 from .config import TrainConfig
 from .data import to_model_input
 from .errors import SeqMnistError
@@ -33,7 +39,6 @@ from .preprocess import ImageError, open_image, to_mnist
 # One image: a PIL image, an array (H, W) / (H, W, C), a file path, raw file bytes, or a tensor (28, 28).
 ImageInput = Union[Image.Image, np.ndarray, str, os.PathLike, bytes, torch.Tensor]
 
-SUMMARY_NAME = "summary.json"  # written by `seqmnist train` beside the checkpoints
 BATCH = 1024  # images per forward pass
 
 
@@ -167,7 +172,7 @@ def load(path: str | os.PathLike, device: str = "cpu") -> Classifier:
     config = train_config_from_checkpoint(ckpt) or TrainConfig()
     checkpoint_path = Path(ckpt["path"])
     run_dir = checkpoint_path.parent
-    is_run = (run_dir / "config.json").is_file() or (run_dir / SUMMARY_NAME).is_file()
+    is_run = (run_dir / CONFIG_NAME).is_file() or (run_dir / SUMMARY_NAME).is_file()
     return Classifier(
         model,
         config,

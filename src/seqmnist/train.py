@@ -25,7 +25,15 @@ import torch
 from torch import nn
 
 from . import __version__
-from .checkpoint import BEST_NAME, LAST_NAME, load_checkpoint, save_checkpoint
+from .checkpoint import (
+    BEST_NAME,
+    CONFIG_NAME,
+    LAST_NAME,
+    METRICS_NAME,
+    SUMMARY_NAME,
+    load_checkpoint,
+    save_checkpoint,
+)
 from .config import TrainConfig
 from .data import Split, derived_seed, epoch_permutation, load_mnist, split_train_val
 from .distributed import DistInfo, all_reduce_sum, barrier, init_distributed, shutdown
@@ -34,9 +42,6 @@ from .errors import ConfigError, SeqMnistError, TrainingInterrupted
 from .metrics import MetricsLog, confusion_matrix, per_class_report
 from .model import build_model, count_parameters, recurrent_macs_per_sample
 
-CONFIG_NAME = "config.json"
-METRICS_NAME = "metrics.csv"
-SUMMARY_NAME = "summary.json"
 
 
 def select_device(name: str, local_rank: int = 0) -> torch.device:
