@@ -12,6 +12,11 @@ Measures on the first CUDA device:
   * seconds per epoch of the `seed` preset through seqmnist's tensor-resident loop against the
     article's DataLoader + ToTensor loop on the same GPU (the target is >= 4x faster).
 Writes benchmarks/results/gpu.json and the GPU section of benchmarks/README.md.
+
+    python benchmarks/bench_gpu.py --smoke --device cpu --data-dir DIR   # what the test suite runs
+
+--smoke runs every step with tiny sizes and writes nothing: it checks that the script works
+(the suite runs it on the CPU with synthetic data), not what the figures are.
 """
 
 from __future__ import annotations
@@ -38,34 +43,43 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"), help="MNIST root (default: ../shared/data)")
     parser.add_argument("--seed-batches", type=int, default=400, help="batches timed for the seed preset (default: 400)")
+    parser.add_argument("--device", default="cuda", help="device to measure (default: cuda; cpu only with --smoke)")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, write nothing: check the script runs (default: off)")
     args = parser.parse_args()
-    if not torch.cuda.is_available():
+    device = args.device
+    if device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("bench_gpu.py: no CUDA device; run benchmarks/bench_cpu.py instead")
+    if device != "cuda" and not args.smoke:
+        raise SystemExit("bench_gpu.py: --device other than cuda is only for --smoke")
     torch.backends.cudnn.benchmark = True
     info = machine()
     print(f"machine: {info}", flush=True)
 
+    # --smoke: a few batches, one epoch, a small validation split; every code path, no figures.
+    batches, repeats, seed_batches = (3, 1, 3) if args.smoke else (50, 5, args.seed_batches)
+    small = {"epochs": 1, "val_size": 100} if args.smoke else {}
+    amp_bf16 = "bf16" if device == "cuda" else "off"  # autocast is CUDA-only in seqmnist
+
     full = load_mnist(args.data_dir, train=True, download=False)
-    default, seed = preset_config("default"), preset_config("seed")
+    default = apply_overrides(preset_config("default"), small)
+    seed = preset_config("seed")
     train_split, _ = split_train_val(full, default.val_size, default.seed)
     result: dict = {"machine": info}
 
-    for name, cfg in {
-        "default": default,
-        "default_bf16": apply_overrides(default, {"amp": "bf16"}),
-        "hidden128_batch1024": apply_overrides(default, {"hidden": 128, "batch_size": 1024, "lr": 1e-2}),
-    }.items():
-        sps = throughput(cfg, train_split, batches=50, repeats=5, device="cuda")
+    variants = {
+        "default": {},
+        "default_bf16": {"amp": amp_bf16},
+        "hidden128_batch1024": {"hidden": 128, "batch_size": 1024, "lr": 1e-2},
+    }
+    for name, overrides in variants.items():
+        cfg = apply_overrides(default, overrides)
+        sps = throughput(cfg, train_split, batches=batches, repeats=repeats, device=device)
         result[f"throughput_{name}"] = sps
         print(f"throughput {name}: {sps:,.0f} samples/s", flush=True)
 
     runs = {}
-    for name, overrides in {
-        "default": {"device": "cuda"},
-        "default_bf16": {"device": "cuda", "amp": "bf16"},
-        "hidden128_batch1024": {"device": "cuda", "hidden": 128, "batch_size": 1024, "lr": 1e-2},
-    }.items():
-        run = full_run(0, args.data_dir, **overrides)
+    for name, overrides in variants.items():
+        run = full_run(0, args.data_dir, device=device, **small, **overrides)
         runs[name] = run
         print(
             f"{name}: final {run['final_test_acc']:.2%}; 98.15% after {run['train_seconds_to_98.15']} s, "
@@ -74,15 +88,18 @@ def main() -> None:
         )
     result["runs"] = runs
 
-    seed_sps = throughput(seed, full, batches=args.seed_batches, repeats=3, device="cuda")
+    seed_sps = throughput(seed, full, batches=seed_batches, repeats=min(repeats, 3), device=device)
     seed_epoch = len(full) / seed_sps
-    article_epoch = article_dataloader_epoch_seconds(args.data_dir, args.seed_batches, device="cuda")
+    article_epoch = article_dataloader_epoch_seconds(args.data_dir, seed_batches, device=device)
     result["seed_epoch_seconds"] = seed_epoch
     result["article_dataloader_epoch_seconds"] = article_epoch
     result["seed_speedup_vs_article_loop"] = article_epoch / seed_epoch
     print(f"seed preset: {seed_epoch:.2f} s/epoch; article's loop: {article_epoch:.2f} s/epoch "
           f"({article_epoch / seed_epoch:.1f}x)", flush=True)
 
+    if args.smoke:
+        print("smoke run: every step ran; nothing written")
+        return
     RESULTS_DIR.mkdir(exist_ok=True)
     (RESULTS_DIR / "gpu.json").write_text(json.dumps(result, indent=2) + "\n")
 
