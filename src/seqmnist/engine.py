@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from .data import Split, iterate_batches, random_shift, to_model_input
+from .ema import WeightEMA
 from .errors import TrainingDiverged
 
 # How often (in batches) the progress bar shows the running loss and the NaN check runs.
@@ -44,7 +45,7 @@ def train_one_epoch(
     scaler: torch.amp.GradScaler | None = None,
     augment_shift: int = 0,
     augment_generator: torch.Generator | None = None,
-    ema: torch.optim.swa_utils.AveragedModel | None = None,
+    ema: WeightEMA | None = None,
     on_batch: Callable[[int, float | None], None] | None = None,
 ) -> dict[str, float]:
     """One pass over ``split`` in the sample order ``order``.
@@ -82,7 +83,7 @@ def train_one_epoch(
         if scheduler is not None:
             scheduler.step()
         if ema is not None:
-            ema.update_parameters(model.module if hasattr(model, "module") else model)  # unwrap DDP
+            ema.update(model.module if hasattr(model, "module") else model)  # unwrap DDP
 
         n = labels.shape[0]
         samples += n
