@@ -13,7 +13,7 @@ for all three, and saves what the test compares:
 - ``resumed/``: the same config, interrupted (KeyboardInterrupt on every rank) at the start of
   epoch 2, then ``fit(..., resume=True)``; weights in ``resumed_rank{R}.pt``;
 - ``ddp_rank{R}.txt``: how many epochs went through DistributedDataParallel, how many ran, and
-  the epoch the interrupted run reported.
+  the epoch the interrupted run reported; ``interrupt_rank{R}.txt``: the interruption's message.
 """
 
 from __future__ import annotations
@@ -88,6 +88,7 @@ def main() -> None:
         run("resumed")
     except TrainingInterrupted as exc:
         interrupted_epoch = exc.epoch
+        (out / f"interrupt_rank{rank}.txt").write_text(str(exc))
     dist.barrier()
     interrupt_at[0] = 0
     run("resumed", resume=True)

@@ -69,6 +69,23 @@ def test_out_of_range_flags(flag, value, tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
+def test_under_torchrun_only_rank_0_reports_a_flag_error(tmp_path, capsys, monkeypatch):
+    argv = ["train", "--epochs", "0", "--out", str(tmp_path / "run"), "--data-dir", str(tmp_path), "--no-download"]
+    monkeypatch.setenv("RANK", "1")
+    assert main(argv) == 1
+    assert capsys.readouterr().err == ""  # every rank fails alike; rank 0 says it once
+    monkeypatch.setenv("RANK", "0")
+    assert main(argv) == 1
+    assert one_error_line(capsys).startswith("seqmnist: error: --epochs must be")
+
+
+def test_under_torchrun_other_errors_are_tagged_with_the_rank(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("RANK", "1")
+    assert main(["evaluate", str(tmp_path / "missing"), "--data-dir", str(tmp_path), "--no-download"]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("seqmnist [rank 1]: error: no such run directory")
+
+
 @pytest.mark.parametrize(
     "argv",
     [["train", "--epochs", "two"], ["train", "--cell", "transformer"], ["train", "--lr", "fast"],

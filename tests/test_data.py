@@ -307,3 +307,13 @@ def test_failed_download_is_one_line_naming_the_folder(tmp_path, monkeypatch, ca
     assert str(tmp_path / "empty" / "MNIST" / "raw") in err
     assert "download failed: Error downloading train-images-idx3-ubyte.gz: Tried mirror 1 Tried mirror 2" in err
     assert "check the network" in err
+
+
+def test_shards_are_disjoint_and_cover_the_split():
+    from seqmnist.data import Split
+
+    split = Split(torch.arange(7 * 4, dtype=torch.uint8).view(7, 2, 2), torch.arange(7))
+    parts = [split.shard(rank, 3) for rank in range(3)]
+    assert sorted(torch.cat([p.labels for p in parts]).tolist()) == list(range(7))
+    assert [len(p) for p in parts] == [3, 2, 2]
+    assert torch.equal(parts[1].images[0], split.images[1])

@@ -151,6 +151,12 @@ def test_training_went_through_ddp_on_both_ranks(worker_launch):
 
 
 @launched
+def test_interrupted_distributed_run_names_the_torchrun_resume_command(worker_launch):
+    message = (worker_launch / "interrupt_rank0.txt").read_text()
+    assert "Resume with: torchrun --standalone --nproc_per_node=2 -m seqmnist train --resume " in message
+
+
+@launched
 def test_ranks_hold_identical_parameters(worker_launch):
     for name in ("full", "resumed"):
         rank0 = torch.load(worker_launch / f"{name}_rank0.pt", weights_only=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -31,7 +32,7 @@ from .config import (
     field_doc,
     preset_config,
 )
-from .errors import SeqMnistError, TrainingInterrupted
+from .errors import ConfigError, SeqMnistError, TrainingInterrupted
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
@@ -52,7 +53,7 @@ def _defaults_text(name: str) -> str:
 def _require_range(flag: str, value: int, low: int, high: int) -> None:
     """A command's integer flag outside its range is a one-line error naming the flag."""
     if not low <= value <= high:
-        raise SeqMnistError(f"{flag} must be an integer from {low} to {high}; got {value}")
+        raise ConfigError(f"{flag} must be an integer from {low} to {high}; got {value}")
 
 
 def _common_data_flags(parser: argparse.ArgumentParser) -> None:
@@ -136,13 +137,13 @@ def _run_train(args: argparse.Namespace) -> int:
     if args.resume:
         run_dir = Path(args.resume)
         if args.out and Path(args.out) != run_dir:
-            raise SeqMnistError("--resume continues the run where it is; drop --out (or pass the same folder)")
+            raise ConfigError("--resume continues the run where it is; drop --out (or pass the same folder)")
         config = load_run_config(run_dir)
         changeable = {"device", "threads"}
         fixed = sorted(set(overrides) - changeable)
         if fixed or args.preset != "default" and args.preset != config.preset:
             flags = ", ".join("--" + f.replace("_", "-") for f in fixed) or "--preset"
-            raise SeqMnistError(f"--resume continues the saved config; drop {flags} (only --device and --threads may change)")
+            raise ConfigError(f"--resume continues the saved config; drop {flags} (only --device and --threads may change)")
         config = apply_overrides(config, overrides)
     else:
         config = apply_overrides(preset_config(args.preset), overrides)
@@ -537,6 +538,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _torchrun_rank() -> int:
+    """This process's rank under torchrun (which sets RANK), else 0. Read from the environment
+    so that commands other than train need not import torch.distributed."""
+    value = os.environ.get("RANK", "0")
+    return int(value) if value.isdigit() else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -544,16 +552,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     _, run = COMMANDS[args.command]
+    # Under torchrun every process runs this. Ctrl-C reaches all of them and a bad flag fails on all
+    # of them alike, so only rank 0 reports those; any other error is reported by the rank it hit,
+    # tagged with that rank.
+    rank = _torchrun_rank()
+    who = "seqmnist" if rank == 0 else f"seqmnist [rank {rank}]"
     try:
         return run(args)
     except TrainingInterrupted as exc:
-        print(f"seqmnist: {exc}", file=sys.stderr)
+        if rank == 0:
+            print(f"seqmnist: {exc}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except KeyboardInterrupt:
-        print("seqmnist: interrupted", file=sys.stderr)
+        if rank == 0:
+            print("seqmnist: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except SeqMnistError as exc:
         if args.debug:
             raise
-        print(f"seqmnist: error: {exc}", file=sys.stderr)
+        if rank == 0 or not isinstance(exc, ConfigError):
+            print(f"{who}: error: {exc}", file=sys.stderr)
         return EXIT_ERROR

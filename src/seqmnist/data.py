@@ -55,6 +55,10 @@ class Split:
     def to(self, device: torch.device | str) -> Split:
         return Split(self.images.to(device), self.labels.to(device))
 
+    def shard(self, rank: int, world_size: int) -> Split:
+        """Every world_size-th image starting at rank: disjoint parts that together cover the split."""
+        return Split(self.images[rank::world_size], self.labels[rank::world_size])
+
 
 def _missing_message(root: Path, missing: list[str], reason: str, download_was_on: bool) -> str:
     retry = "check the network and try again" if download_was_on else "allow downloading (drop --no-download)"
