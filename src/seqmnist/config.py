@@ -72,14 +72,14 @@ class TrainConfig:
     """adamw or adam"""
     schedule: str = "onecycle"
     """onecycle (warm up, then cosine anneal to ~0) or constant"""
-    warmup_fraction: float = 0.05
+    warmup_fraction: float = 0.01
     """share of all steps the one-cycle schedule spends warming up to the peak lr"""
     grad_clip: float = 1.0
     """clip the global gradient norm to this value; 0 turns clipping off"""
     val_size: int = 5000
     """images held out of the 60,000 training images for validation; 0 for none"""
     ema_decay: float = 0.995
-    """evaluate and save an exponential moving average of the weights, updated every step with this decay (0 = off)"""
+    """evaluate and save an exponential moving average of the weights with this decay, reached after a warm-up (0 = off)"""
     augment_shift: int = 2
     """random translation of training images by up to this many pixels (0 = off)"""
     normalize: bool = True

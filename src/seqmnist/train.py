@@ -37,6 +37,7 @@ from .checkpoint import (
 from .config import TrainConfig
 from .data import Split, derived_seed, epoch_permutation, load_mnist, split_train_val
 from .distributed import DistInfo, all_reduce_sum, barrier, init_distributed, shutdown
+from .ema import WeightEMA
 from .engine import evaluate, train_one_epoch
 from .errors import ConfigError, SeqMnistError, TrainingInterrupted
 from .metrics import MetricsLog, confusion_matrix, per_class_report
@@ -105,10 +106,36 @@ def load_run_config(run_dir: Path) -> TrainConfig:
         raise SeqMnistError(f"{path} is not a valid seqmnist config ({exc})") from None
 
 
-def _make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
-    if config.optimizer == "adamw":
-        return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+def _resume_command(run_dir: Path, dist_info: DistInfo) -> str:
+    """The command that continues this run: with the same process count under torchrun."""
+    if not dist_info.enabled:
+        return f"seqmnist train --resume {run_dir}"
+    per_node = int(os.environ.get("LOCAL_WORLD_SIZE", dist_info.world_size))
+    if per_node == dist_info.world_size:
+        return f"torchrun --standalone --nproc_per_node={per_node} -m seqmnist train --resume {run_dir}"
+    return f"the same torchrun command as before, with `-m seqmnist train --resume {run_dir}`"
+
+
+def _evaluate_shared(
+    model: nn.Module, split: Split, config: TrainConfig, dist_info: DistInfo, device: torch.device
+) -> tuple[float, float]:
+    """Mean loss and accuracy on ``split``. Under DDP each rank scores its own shard and the sums
+    are all-reduced, so the ranks share the work instead of repeating it, and all of them get the
+    same figures (they must agree on which epoch is best)."""
+    part = split.shard(dist_info.rank, dist_info.world_size) if dist_info.enabled else split
+    result = evaluate(model, part, normalize=config.normalize, amp=config.amp)
+    n = result["samples"]
+    loss_sum, correct, total = all_reduce_sum([result["loss"] * n, round(result["acc"] * n), n], dist_info, device)
+    return loss_sum / total, correct / total
+
+
+def _make_optimizer(config: TrainConfig, model: nn.Module, device: torch.device) -> torch.optim.Optimizer:
+    # On the CPU the fused implementation updates each parameter in one kernel instead of ~10
+    # small ops: 0.1 ms instead of 0.36 ms per step for the default model on the 2-core machine.
+    # (On CUDA PyTorch's default, foreach, is kept: the fused one is unmeasured there.)
+    fused = device.type == "cpu"
+    cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+    return cls(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=fused)
 
 
 def _make_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int):
@@ -244,14 +271,10 @@ def _fit(config, run_dir, device, dist_info, data_dir, download, resume, quiet, 
         from torch.nn.parallel import DistributedDataParallel
 
         trainable = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    optimizer = _make_optimizer(config, model)
+    optimizer = _make_optimizer(config, model, device)
     # The weights we evaluate and save: an exponential moving average of the trained ones, which
     # smooths out the noise of a high learning rate (or the trained weights themselves when off).
-    ema = None
-    if config.ema_decay > 0:
-        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-
-        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay))
+    ema = WeightEMA(model, config.ema_decay) if config.ema_decay > 0 else None
     eval_model: nn.Module = ema.module if ema is not None else model
     shard = epoch_permutation(len(train_split), seed=config.seed, epoch=1, rank=dist_info.rank, world_size=dist_info.world_size)
     steps_per_epoch = -(-int(shard.numel()) // config.batch_size)
@@ -276,7 +299,7 @@ def _fit(config, run_dir, device, dist_info, data_dir, download, resume, quiet, 
         model.load_state_dict(ckpt["train_state"] if ema is not None else ckpt["model_state"])
         if ema is not None:
             ema.module.load_state_dict(ckpt["model_state"])
-            ema.n_averaged.fill_(int(ckpt["ema_updates"]))
+            ema.updates = int(ckpt["ema_updates"])
         optimizer.load_state_dict(ckpt["optimizer_state"])
         if scheduler is not None and ckpt.get("scheduler_state"):
             scheduler.load_state_dict(ckpt["scheduler_state"])
@@ -308,7 +331,7 @@ def _fit(config, run_dir, device, dist_info, data_dir, download, resume, quiet, 
             "model_state": eval_model.state_dict(),  # what evaluate / predict / export load
             # With EMA, the raw trained weights and the average's step count, to resume exactly.
             "train_state": model.state_dict() if ema is not None else None,
-            "ema_updates": int(ema.n_averaged) if ema is not None else None,
+            "ema_updates": ema.updates if ema is not None else None,
             "optimizer_state": optimizer.state_dict(),
             "scheduler_state": scheduler.state_dict() if scheduler is not None else None,
             "scaler_state": scaler.state_dict() if scaler is not None else None,  # fp16 loss scale
@@ -369,11 +392,9 @@ def _fit(config, run_dir, device, dist_info, data_dir, download, resume, quiet, 
                 "samples_per_s": samples / seconds,
             }
             if val_split is not None:
-                val = evaluate(eval_model, val_split, normalize=config.normalize, amp=config.amp)
-                row["val_loss"], row["val_acc"] = val["loss"], val["acc"]
+                row["val_loss"], row["val_acc"] = _evaluate_shared(eval_model, val_split, config, dist_info, device)
             if test_split is not None:
-                test = evaluate(eval_model, test_split, normalize=config.normalize, amp=config.amp)
-                row["test_loss"], row["test_acc"] = test["loss"], test["acc"]
+                row["test_loss"], row["test_acc"] = _evaluate_shared(eval_model, test_split, config, dist_info, device)
             # Model selection on validation only; without a validation split the last epoch is "best".
             improved = val_split is None or row["val_acc"] > best_val_acc
             if improved:
@@ -394,7 +415,7 @@ def _fit(config, run_dir, device, dist_info, data_dir, download, resume, quiet, 
         done = epoch - 1
         raise TrainingInterrupted(
             f"interrupted during epoch {epoch}; {run_dir / LAST_NAME} holds epoch {max(done, start_epoch - 1)}. "
-            f"Resume with: seqmnist train --resume {run_dir}",
+            f"Resume with: {_resume_command(run_dir, dist_info)}",
             str(run_dir),
             max(done, start_epoch - 1),
         ) from None
