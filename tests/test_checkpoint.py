@@ -203,3 +203,19 @@ def test_saved_checkpoint_has_ordinary_file_permissions(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_read_summary_none_when_missing_and_one_line_error_when_damaged(tmp_path):
+    from seqmnist.checkpoint import SUMMARY_NAME, read_summary
+    from seqmnist.errors import CheckpointError
+
+    assert read_summary(tmp_path) is None
+    (tmp_path / SUMMARY_NAME).write_text('{"test_acc": 0.99')  # cut short
+    with pytest.raises(CheckpointError, match="not a readable summary") as info:
+        read_summary(tmp_path)
+    assert "\n" not in str(info.value)
+    (tmp_path / SUMMARY_NAME).write_text("[1, 2]")
+    with pytest.raises(CheckpointError, match="not a seqmnist summary"):
+        read_summary(tmp_path)
+    (tmp_path / SUMMARY_NAME).write_text('{"test_acc": 0.99}')
+    assert read_summary(tmp_path) == {"test_acc": 0.99}

@@ -235,3 +235,16 @@ def test_cli_predict_bad_model_and_flags(real_run, tmp_path, capsys):
     (tmp_path / "empty-folder").mkdir()
     assert main(["predict", str(real_run), str(tmp_path / "empty-folder")]) == 1
     assert "no image files" in capsys.readouterr().err
+
+
+def test_a_damaged_summary_does_not_stop_a_good_checkpoint_from_classifying(tiny_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    (run / "summary.json").write_text("{ not json")
+    clf = load(run, device="cpu")
+    assert clf.test_accuracy is None  # shown as unknown, not an error
+    one = np.zeros((28, 28), dtype=np.uint8)
+    one[4:24, 13:16] = 255  # a vertical stroke
+    assert len(clf.predict([one, one])) == 2

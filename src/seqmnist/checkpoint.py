@@ -10,6 +10,7 @@ A checkpoint is a plain dict that is enough both to resume training and to rebui
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -30,6 +31,21 @@ BEST_NAME = "checkpoint_best.pt"
 CONFIG_NAME = "config.json"
 METRICS_NAME = "metrics.csv"
 SUMMARY_NAME = "summary.json"
+
+
+def read_summary(run_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """A run directory's summary.json (written when training finishes); None if there is none.
+    A file that is there but unreadable is an error: it means the run directory is damaged."""
+    path = Path(run_dir) / SUMMARY_NAME
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{path} is not a readable summary ({exc}); delete it and train the run again") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path} is not a seqmnist summary; delete it and train the run again")
+    return data
 
 
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:

@@ -3,12 +3,11 @@ and a description of a run or checkpoint."""
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import SUMMARY_NAME, load_checkpoint, model_from_checkpoint, train_config_from_checkpoint
+from .checkpoint import load_checkpoint, model_from_checkpoint, read_summary, train_config_from_checkpoint
 from .config import TrainConfig
 from .data import Split, load_mnist, split_train_val
 from .engine import evaluate
@@ -71,10 +70,7 @@ def describe(path: str | os.PathLike) -> dict[str, Any]:
         "train_config": ckpt.get("train_config"),
         "parameters": count_parameters(model),
     }
-    summary_path = Path(ckpt["path"]).parent / SUMMARY_NAME
-    if summary_path.is_file():
-        try:
-            info["summary"] = json.loads(summary_path.read_text())
-        except json.JSONDecodeError:
-            raise SeqMnistError(f"{summary_path} is not valid JSON; delete it or retrain") from None
+    summary = read_summary(Path(ckpt["path"]).parent)
+    if summary is not None:
+        info["summary"] = summary
     return info

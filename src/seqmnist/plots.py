@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .checkpoint import CONFIG_NAME, METRICS_NAME, SUMMARY_NAME
+from .checkpoint import CONFIG_NAME, METRICS_NAME, SUMMARY_NAME, read_summary
 from .errors import SeqMnistError
 
 if TYPE_CHECKING:  # only for type hints; matplotlib is imported lazily
@@ -267,7 +267,7 @@ def load_run_metrics(run_dir: str | os.PathLike) -> tuple[str, list[dict[str, fl
     preset = "?"
     if (run_dir / CONFIG_NAME).is_file():
         preset = _read_json(run_dir / CONFIG_NAME).get("preset", "?")
-    summary = _read_json(run_dir / SUMMARY_NAME) if (run_dir / SUMMARY_NAME).is_file() else None
+    summary = read_summary(run_dir)
     return f"{run_dir.name} ({preset})", rows, summary
 
 

@@ -12,7 +12,6 @@ unchanged), then through the same normalisation the model was trained with
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from .checkpoint import (
     SUMMARY_NAME,
     load_checkpoint,
     model_from_checkpoint,
+    read_summary,
     train_config_from_checkpoint,
 )
 from .config import TrainConfig
@@ -178,18 +178,19 @@ def load(path: str | os.PathLike, device: str = "cpu") -> Classifier:
         config,
         name=run_dir.name if is_run else checkpoint_path.stem,
         path=checkpoint_path,
-        test_accuracy=_summary_accuracy(run_dir / SUMMARY_NAME),
+        test_accuracy=_summary_accuracy(run_dir),
         device=device,
     )
 
 
-def _summary_accuracy(path: Path) -> float | None:
-    if not path.is_file():
-        return None
+def _summary_accuracy(run_dir: Path) -> float | None:
+    """The run's test accuracy, for display only: a missing or damaged summary.json must not stop
+    a good checkpoint from classifying, so both give None."""
     try:
-        value = json.loads(path.read_text()).get("test_acc")
-    except (OSError, ValueError, AttributeError):
+        summary = read_summary(run_dir)
+    except SeqMnistError:
         return None
+    value = summary.get("test_acc") if summary else None
     return float(value) if isinstance(value, (int, float)) else None
 
 
