@@ -129,7 +129,7 @@ def _evaluate_shared(
     return loss_sum / total, correct / total
 
 
-def _make_optimizer(config: TrainConfig, model: nn.Module, device: torch.device) -> torch.optim.Optimizer:
+def make_optimizer(config: TrainConfig, model: nn.Module, device: torch.device) -> torch.optim.Optimizer:
     # On the CPU the fused implementation updates each parameter in one kernel instead of ~10
     # small ops: 0.1 ms instead of 0.36 ms per step for the default model on the 2-core machine.
     # (On CUDA PyTorch's default, foreach, is kept: the fused one is unmeasured there.)
@@ -271,7 +271,7 @@ def _fit(config, run_dir, device, dist_info, data_dir, download, resume, quiet, 
         from torch.nn.parallel import DistributedDataParallel
 
         trainable = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    optimizer = _make_optimizer(config, model, device)
+    optimizer = make_optimizer(config, model, device)
     # The weights we evaluate and save: an exponential moving average of the trained ones, which
     # smooths out the noise of a high learning rate (or the trained weights themselves when off).
     ema = WeightEMA(model, config.ema_decay) if config.ema_decay > 0 else None
