@@ -28,6 +28,7 @@ test: $(VENV)/.test-deps
 # The whole CPU benchmark; run it on an otherwise idle machine. Results: benchmarks/README.md.
 bench: $(VENV)/.test-deps
 	$(BIN)/python benchmarks/bench_cpu.py
+	$(BIN)/python benchmarks/bench_lstm_ceiling.py
 	test -f runs/bench-default/checkpoint_best.pt || $(BIN)/seqmnist train --out runs/bench-default --quiet --no-plots
 	$(BIN)/python benchmarks/bench_predict.py runs/bench-default
 	$(BIN)/python benchmarks/bench_serve.py runs/bench-default
