@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 import tempfile
@@ -170,8 +171,9 @@ def main() -> None:
         )
 
     def med(key: str) -> float | None:
-        values = [r[key] for r in runs if r[key] is not None]
-        return statistics.median(values) if values else None
+        # A run that never reached a threshold counts as infinitely slow, not as absent.
+        middle = statistics.median(math.inf if r[key] is None else r[key] for r in runs)
+        return None if math.isinf(middle) else middle
 
     result = {
         "date": time.strftime("%Y-%m-%d"),
