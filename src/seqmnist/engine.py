@@ -111,8 +111,9 @@ def evaluate(
     amp: str = "off",
     return_outputs: bool = False,
 ) -> dict:
-    """Mean loss and accuracy on ``split``; with ``return_outputs`` also ``predictions`` (N,) and
-    ``probabilities`` (N, 10) on the CPU, for confusion matrices and error galleries."""
+    """Mean loss and accuracy on ``split``, and the sums behind them (``loss_sum``, ``correct``,
+    ``samples``: what ranks add up under DDP); with ``return_outputs`` also ``predictions`` (N,)
+    and ``probabilities`` (N, 10) on the CPU, for confusion matrices and error galleries."""
     model.eval()
     device = split.images.device
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
@@ -129,7 +130,9 @@ def evaluate(
         if return_outputs:
             probs.append((out if returns_probabilities else out.softmax(dim=1)).cpu())
     n = max(len(split), 1)
-    result = {"loss": float(loss_sum) / n, "acc": float(correct) / n, "samples": len(split)}
+    loss_total, correct_total = float(loss_sum), int(correct)
+    result = {"loss": loss_total / n, "acc": correct_total / n, "samples": len(split),
+              "loss_sum": loss_total, "correct": correct_total}
     if return_outputs:
         p = torch.cat(probs) if probs else torch.zeros(0, 10)
         result["probabilities"] = p

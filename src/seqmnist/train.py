@@ -124,8 +124,7 @@ def _evaluate_shared(
     same figures (they must agree on which epoch is best)."""
     part = split.shard(dist_info.rank, dist_info.world_size) if dist_info.enabled else split
     result = evaluate(model, part, normalize=config.normalize, amp=config.amp)
-    n = result["samples"]
-    loss_sum, correct, total = all_reduce_sum([result["loss"] * n, round(result["acc"] * n), n], dist_info, device)
+    loss_sum, correct, total = all_reduce_sum([result["loss_sum"], result["correct"], result["samples"]], dist_info, device)
     return loss_sum / total, correct / total
 
 
