@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -39,7 +37,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import torch  # noqa: E402
 from bench_cpu import article_dataloader_epoch_seconds, full_run, throughput  # noqa: E402
-from common import RESULTS_DIR, machine, update_readme_section  # noqa: E402
+from common import RESULTS_DIR, machine, median_time_to, update_readme_section  # noqa: E402
 
 from seqmnist.config import apply_overrides, preset_config  # noqa: E402
 from seqmnist.data import load_mnist, split_train_val  # noqa: E402
@@ -154,9 +152,8 @@ def render_table(result: dict) -> str:
     """The GPU section of benchmarks/README.md from the results dict."""
 
     def secs(values: list[float | None]) -> str:
-        # A run that never got there counts as infinitely slow, not as absent.
-        middle = statistics.median(math.inf if v is None else v for v in values) if values else math.inf
-        text = "not reached" if math.isinf(middle) else f"{middle:.2f} s"
+        middle = median_time_to(values)
+        text = "not reached" if middle is None else f"{middle:.2f} s"
         if len(values) > 1 and any(v is not None for v in values):
             text += " (median of " + ", ".join(f"{v:.2f}" if v is not None else "not reached" for v in values) + ")"
         return text

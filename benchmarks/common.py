@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import re
@@ -46,6 +47,13 @@ def median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 1) -> f
         fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def median_time_to(values: list[float | None]) -> float | None:
+    """Median of times to reach a threshold, None for a run that never reached it. Such a run
+    counts as infinitely slow, not as absent; the result is None if the median run never got there."""
+    middle = statistics.median(math.inf if v is None else v for v in values) if values else math.inf
+    return None if math.isinf(middle) else middle
 
 
 def matmul_peak_gflops(size: int = 2048, repeats: int = 10) -> float:
