@@ -27,11 +27,11 @@ class WeightEMA:
     so that a resumed run continues the same warm-up).
     """
 
-    def __init__(self, model: nn.Module, decay: float, updates: int = 0) -> None:
+    def __init__(self, model: nn.Module, decay: float) -> None:
         if not 0.0 < decay < 1.0:
             raise ValueError(f"EMA decay must be in (0, 1); got {decay}")
         self.decay = decay
-        self.updates = updates
+        self.updates = 0
         self.module = copy.deepcopy(model)
         self.module.requires_grad_(False)
 
