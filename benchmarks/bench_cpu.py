@@ -33,7 +33,9 @@ from seqmnist.config import apply_overrides, preset_config  # noqa: E402
 from seqmnist.data import epoch_permutation, load_mnist, split_train_val  # noqa: E402
 from seqmnist.engine import train_one_epoch  # noqa: E402
 from seqmnist.model import build_model, recurrent_macs_per_sample  # noqa: E402
-from seqmnist.train import fit, keep_freed_memory_for_reuse, make_optimizer  # noqa: E402
+from seqmnist.runtime import DistInfo, Runtime, keep_freed_memory_for_reuse  # noqa: E402
+from seqmnist.state import TrainState  # noqa: E402
+from seqmnist.train import fit  # noqa: E402
 
 ARTICLE_ACC = 0.9815
 
@@ -44,17 +46,16 @@ def recurrent_gflops(model_config, samples_per_s: float) -> float:
 
 
 def throughput(config, train_split, batches: int, repeats: int, device: str = "cpu") -> float:
-    """Samples/s of the training loop (forward, backward, optimiser as `fit` builds it) on real batches."""
-    torch.manual_seed(0)
-    model = build_model(config.model).to(device)
+    """Samples/s of the training loop (forward, backward, clipping, optimiser as `fit` builds them;
+    no schedule or weight average) on real batches."""
+    plain = apply_overrides(config, {"schedule": "constant", "ema_decay": 0.0, "seed": 0})
+    state = TrainState(plain, Runtime(torch.device(device), DistInfo(), torch.get_num_threads()), steps_per_epoch=batches)
     split = train_split.to(device)
-    optimizer = make_optimizer(config, model, torch.device(device))
     order = epoch_permutation(len(split), seed=0, epoch=1)[: batches * config.batch_size]
 
     def window() -> None:
-        train_one_epoch(model, split, order, optimizer=optimizer, scheduler=None,
-                        batch_size=config.batch_size, normalize=config.normalize, grad_clip=config.grad_clip,
-                        amp=config.amp)
+        train_one_epoch(state.model, split, order, state.step, batch_size=config.batch_size,
+                        normalize=config.normalize, amp=config.amp)
         if device != "cpu":
             torch.cuda.synchronize()
 
@@ -106,7 +107,7 @@ def full_run(seed: int, data_dir: str | None, **overrides) -> dict:
         start = time.perf_counter()
         summary = fit(config, Path(tmp) / "run", data_dir=data_dir, download=False, quiet=True)
         wall = time.perf_counter() - start
-        from seqmnist.metrics import read_metrics
+        from seqmnist.run import read_metrics
 
         rows = read_metrics(Path(tmp) / "run" / "metrics.csv")
     reached = next((r for r in rows if r["test_acc"] is not None and r["test_acc"] >= ARTICLE_ACC), None)

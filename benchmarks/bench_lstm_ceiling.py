@@ -24,7 +24,7 @@ from common import RESULTS_DIR, machine, matmul_peak_gflops, median_seconds  # n
 
 from seqmnist.config import preset_config  # noqa: E402
 from seqmnist.model import recurrent_macs_per_sample  # noqa: E402
-from seqmnist.train import keep_freed_memory_for_reuse  # noqa: E402
+from seqmnist.runtime import keep_freed_memory_for_reuse  # noqa: E402
 
 BATCHES = (128, 192, 256, 384)
 
@@ -45,7 +45,7 @@ def main() -> None:
     config = preset_config("default").model
     flops_per_sample = 6 * recurrent_macs_per_sample(config)
     torch.manual_seed(0)
-    lstm = torch.nn.LSTM(config.input_size, config.hidden, batch_first=True, bidirectional=True)
+    lstm = torch.nn.LSTM(config.features_per_step, config.hidden, batch_first=True, bidirectional=True)
     rounds = []
     for r in range(3):
         peak = matmul_peak_gflops()

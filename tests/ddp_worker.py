@@ -28,6 +28,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # for conftest.tiny_config
 
+import seqmnist.runtime as runtime_mod  # noqa: E402
 import seqmnist.train as train_mod  # noqa: E402
 from conftest import tiny_config  # noqa: E402
 from seqmnist.errors import TrainingInterrupted  # noqa: E402
@@ -44,7 +45,7 @@ def main() -> None:
     rank = int(os.environ["RANK"])
 
     # One process group for every run in this launch: fit's shutdown() becomes a no-op.
-    train_mod.shutdown = lambda info: None
+    runtime_mod.shutdown = lambda info: None
 
     (out / "cli").mkdir(exist_ok=True)
     os.chdir(out / "cli")
@@ -61,10 +62,12 @@ def main() -> None:
     last_state: dict[str, torch.Tensor] = {}
     interrupt_at = [0]
 
-    def watched_epoch(trainable, *args, **kwargs):
-        calls.append(1)
-        if len(calls) == interrupt_at[0]:
+    def interrupt(epoch: int, done: int) -> None:  # fit's on_batch hook: Ctrl-C in epoch N's first step
+        if epoch == interrupt_at[0]:
             raise KeyboardInterrupt
+
+    def watched_epoch(trainable, *args, **kwargs):  # a spy: which module trains, with what weights
+        calls.append(1)
         result = real_epoch(trainable, *args, **kwargs)
         wrapped.append(isinstance(trainable, DistributedDataParallel))
         module = getattr(trainable, "module", trainable)
@@ -75,7 +78,8 @@ def main() -> None:
     train_mod.train_one_epoch = watched_epoch
 
     def run(name: str, **kwargs) -> None:
-        train_mod.fit(tiny_config(**DROPOUT_RUN), out / name, data_dir=data_dir, download=False, quiet=True, **kwargs)
+        train_mod.fit(tiny_config(**DROPOUT_RUN), out / name, data_dir=data_dir, download=False, quiet=True,
+                      on_batch=interrupt, **kwargs)
         torch.save(last_state, out / f"{name}_rank{rank}.pt")
         dist.barrier()  # rank 0 may still be writing files the next fit reads
 

@@ -10,15 +10,13 @@ import torch
 
 from seqmnist import checkpoint as ckpt_mod
 from seqmnist.checkpoint import (
-    BEST_NAME,
     FORMAT_VERSION,
-    LAST_NAME,
     load_checkpoint,
     model_from_checkpoint,
-    resolve_checkpoint,
     save_checkpoint,
     train_config_from_checkpoint,
 )
+from seqmnist.run import BEST_NAME, LAST_NAME, RunDir, WriteError, resolve_checkpoint
 from seqmnist.config import ModelConfig, apply_overrides, preset_config
 from seqmnist.errors import CheckpointError
 from seqmnist.model import build_model
@@ -78,7 +76,7 @@ def test_pickled_object_is_refused_not_executed(tmp_path):
 
     path = tmp_path / "evil.pt"
     torch.save({"format": "seqmnist-checkpoint", "version": 1, "x": Evil()}, path)
-    with pytest.raises(CheckpointError, match="not a readable seqmnist checkpoint"):
+    with pytest.raises(CheckpointError, match="not a seqmnist checkpoint"):
         load_checkpoint(path)
     assert not (tmp_path / "pwned").exists()
 
@@ -141,7 +139,7 @@ def test_refuses_unknown_architecture_and_missing_keys(tmp_path):
         load_checkpoint(path)
     del payload["model_state"]
     save_checkpoint(path, payload)
-    with pytest.raises(CheckpointError, match="missing 'model_state'"):
+    with pytest.raises(CheckpointError, match="no valid 'model_state'"):
         load_checkpoint(path)
 
 
@@ -169,8 +167,12 @@ def test_save_leaves_no_temporary_files(tmp_path):
     assert load_checkpoint(tmp_path / LAST_NAME)["epoch"] == 4
 
 
-@pytest.mark.parametrize("error", [OSError("disk full"), KeyboardInterrupt()])
-def test_failed_save_keeps_the_previous_file(tmp_path, monkeypatch, error):
+@pytest.mark.parametrize(
+    "error,raised",
+    [(OSError(28, "No space left on device"), WriteError), (RuntimeError("[enforce fail at inline_container.cc] "
+     ". unexpected pos 64 vs 0"), WriteError), (KeyboardInterrupt(), KeyboardInterrupt)],
+)
+def test_failed_save_keeps_the_previous_file(tmp_path, monkeypatch, error, raised):
     _, payload = _payload()
     path = tmp_path / LAST_NAME
     save_checkpoint(path, payload)
@@ -184,8 +186,10 @@ def test_failed_save_keeps_the_previous_file(tmp_path, monkeypatch, error):
         raise error
 
     monkeypatch.setattr(ckpt_mod.torch, "save", half_then_fail)
-    with pytest.raises(type(error)):
+    with pytest.raises(raised) as info:
         save_checkpoint(path, {**payload, "epoch": 99})
+    if raised is WriteError:  # a full disk says so, in one line
+        assert "the disk is full" in str(info.value) and "\n" not in str(info.value)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == [LAST_NAME]
     monkeypatch.undo()
@@ -206,16 +210,59 @@ def test_saved_checkpoint_has_ordinary_file_permissions(tmp_path):
 
 
 def test_read_summary_none_when_missing_and_one_line_error_when_damaged(tmp_path):
-    from seqmnist.checkpoint import SUMMARY_NAME, read_summary
-    from seqmnist.errors import CheckpointError
-
-    assert read_summary(tmp_path) is None
-    (tmp_path / SUMMARY_NAME).write_text('{"test_acc": 0.99')  # cut short
+    run = RunDir(tmp_path)
+    assert run.read_summary() is None
+    run.summary_file.write_text('{"test_acc": 0.99')  # cut short
     with pytest.raises(CheckpointError, match="not a readable summary") as info:
-        read_summary(tmp_path)
+        run.read_summary()
     assert "\n" not in str(info.value)
-    (tmp_path / SUMMARY_NAME).write_text("[1, 2]")
+    run.summary_file.write_text("[1, 2]")
     with pytest.raises(CheckpointError, match="not a seqmnist summary"):
-        read_summary(tmp_path)
-    (tmp_path / SUMMARY_NAME).write_text('{"test_acc": 0.99}')
-    assert read_summary(tmp_path) == {"test_acc": 0.99}
+        run.read_summary()
+    run.summary_file.write_text('{"test_acc": 0.99}')
+    assert run.read_summary() == {"test_acc": 0.99}
+
+
+def test_an_inflated_config_is_refused_before_the_model_is_built(tmp_path):
+    """A small checkpoint whose config claims a huge model: the shapes are compared on the meta
+    device, so nothing of that size is allocated (hidden 4096 x 16 layers would take ~18 GB)."""
+    import resource
+    import time
+
+    _, payload = _payload()
+    payload["model_config"].update(hidden=4096, layers=16)
+    path = tmp_path / "inflated.pt"
+    save_checkpoint(path, payload)
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB
+    start = time.perf_counter()
+    with pytest.raises(CheckpointError, match="does not match its own model config"):
+        model_from_checkpoint(load_checkpoint(path))
+    assert time.perf_counter() - start < 10
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before < 500_000  # < 500 MB more
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_non_finite_weights_are_refused(tmp_path, value):
+    _, payload = _payload()
+    payload["model_state"]["head.bias"][3] = value
+    path = tmp_path / "nan.pt"
+    save_checkpoint(path, payload)
+    with pytest.raises(CheckpointError, match="non-finite weights.*head.bias"):
+        model_from_checkpoint(load_checkpoint(path))
+
+
+@pytest.mark.parametrize("train_config", [[1, 2], 42, "default", {"epochs": "many"}])
+def test_a_train_config_of_the_wrong_type_is_one_line(tmp_path, train_config):
+    _, payload = _payload()
+    path = tmp_path / "c.pt"
+    save_checkpoint(path, {**payload, "train_config": train_config})
+    with pytest.raises(CheckpointError, match="invalid train config"):
+        train_config_from_checkpoint(load_checkpoint(path))
+
+
+def test_a_file_that_is_not_a_checkpoint_never_suggests_turning_safety_off(tmp_path):
+    path = tmp_path / "notes.pt"
+    path.write_bytes(b"PK\x03\x04" + os.urandom(200))
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(path)
+    assert "not a seqmnist checkpoint" in str(info.value) and "weights_only" not in str(info.value)

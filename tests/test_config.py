@@ -11,7 +11,7 @@ from seqmnist.config import (
     ModelConfig,
     TrainConfig,
     apply_overrides,
-    field_doc,
+    flag_fields,
     preset_config,
 )
 from seqmnist.errors import ConfigError
@@ -128,10 +128,30 @@ def test_boundary_values_are_accepted():
     assert c.model.dropout == 0.95 and c.batch_size == 1
 
 
-@pytest.mark.parametrize("field,value,flag", [("input_size", 0, "--input-size"), ("num_classes", 1, "--num-classes")])
+@pytest.mark.parametrize("field,value,flag", [("num_classes", 1, "--num-classes"), ("order", "spiral", "--order")])
 def test_model_config_validation(field, value, flag):
     with pytest.raises(ConfigError, match=flag):
         ModelConfig(**{field: value}).validate()
+
+
+def test_a_legacy_model_config_with_input_size_reads_rows():
+    legacy = {k: v for k, v in ModelConfig().__dict__.items() if k not in ("order", "pixels_per_step", "permutation_seed")}
+    legacy["input_size"] = 28
+    config = ModelConfig.from_dict(legacy)
+    assert config.order == "rows" and config.steps == 28 and config.features_per_step == 28
+    with pytest.raises(ConfigError, match="input_size must be 28"):
+        ModelConfig.from_dict({**legacy, "input_size": 14})
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [({"pixels_per_step": 5}, "--pixels-per-step must divide 784: one of 1, 2, 4, 7, 8, 14, 16, 28"),
+     ({"order": "rows", "pixels_per_step": 4}, "--order rows reads 28 pixels a step"),
+     ({"order": "permuted", "permutation_seed": 2**32}, "--permutation-seed must be an integer from 0")],
+)
+def test_reading_order_values_are_checked(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        apply_overrides(preset_config("default"), overrides)
 
 
 @pytest.mark.parametrize("name", list(PRESETS))
@@ -161,7 +181,18 @@ def test_from_dict_does_not_modify_its_input():
     assert json.dumps(d, sort_keys=True) == before
 
 
-def test_field_doc_reads_the_field_docstring():
-    assert "passes over the training split" in field_doc(TrainConfig, "epochs")
-    assert "hidden units" in field_doc(ModelConfig, "hidden")
-    assert field_doc(TrainConfig, "no_such_field") == ""
+def test_every_flag_is_declared_once_with_help_and_a_resume_rule():
+    specs = {spec.name: spec for spec in flag_fields()}
+    assert "epochs" in specs and "hidden" in specs and "order" in specs
+    assert specs["hidden"].owner is ModelConfig and specs["epochs"].owner is TrainConfig
+    assert all(spec.help for spec in specs.values())
+    assert {name for name, spec in specs.items() if spec.resumable} == {"device", "threads"}
+    # fields kept off the command line on purpose
+    assert not {"preset", "softmax_output", "num_classes", "model"} & set(specs)
+
+
+def test_recipe_ignores_only_resumable_fields():
+    a = preset_config("default")
+    b = apply_overrides(a, {"device": "cpu", "threads": 1})
+    assert a.recipe() == b.recipe()
+    assert a.recipe() != apply_overrides(a, {"seed": 5}).recipe()

@@ -17,11 +17,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from seqmnist.checkpoint import BEST_NAME, LAST_NAME, load_checkpoint
+from seqmnist.checkpoint import load_checkpoint
+from seqmnist.run import BEST_NAME, LAST_NAME
 from seqmnist.cli import main
 from seqmnist.config import apply_overrides, preset_config
-from seqmnist.distributed import DistInfo, all_reduce_sum, barrier, broadcast_flag, init_distributed
-from seqmnist.metrics import read_metrics
+from seqmnist.runtime import DistInfo, all_reduce_sum, barrier, broadcast_flag, init_distributed
+from seqmnist.run import read_metrics
 from seqmnist.train import fit
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")

@@ -30,21 +30,35 @@ def test_train_one_epoch_returns_sums_and_updates_weights():
     model, split = _model(), _split()
     before = [p.detach().clone() for p in model.parameters()]
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    seen = []
-    stats = train_one_epoch(model, split, torch.randperm(40), optimizer=opt, scheduler=None, batch_size=16,
-                            normalize=True, grad_clip=1.0, on_batch=lambda n, loss: seen.append(n))
+    seen, losses = [], []
+
+    def step(loss):
+        losses.append(float(loss.detach()))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    stats = train_one_epoch(model, split, torch.randperm(40), step, batch_size=16, normalize=True,
+                            on_batch=lambda n, loss: seen.append(n))
+    assert len(losses) == 3  # one optimisation step per batch
     assert stats["samples"] == 40 and seen == [16, 16, 8]
     assert 0 <= stats["correct"] <= 40
     assert stats["loss_sum"] / 40 == pytest.approx(math.log(10), rel=0.2)  # untrained: about ln 10
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
 
 
-def test_train_one_epoch_steps_the_scheduler_once_per_batch():
-    model = _model()
-    opt = torch.optim.SGD(model.parameters(), lr=1.0)
-    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
-    train_one_epoch(model, _split(), torch.arange(40), optimizer=opt, scheduler=sched, batch_size=10, normalize=True)
-    assert opt.param_groups[0]["lr"] == pytest.approx(0.5**4)
+def test_train_state_step_steps_the_scheduler_and_the_average_once_per_batch():
+    from conftest import tiny_config
+    from seqmnist.runtime import DistInfo, Runtime
+    from seqmnist.state import TrainState
+
+    config = tiny_config(hidden=8, schedule="onecycle", epochs=1, ema_decay=0.9, grad_clip=0.5)
+    state = TrainState(config, Runtime(torch.device("cpu"), DistInfo(), 1), steps_per_epoch=4)
+    lrs = []
+    train_one_epoch(state.model, _split(), torch.arange(40), state.step, batch_size=10, normalize=True,
+                    on_batch=lambda n, loss: lrs.append(state.lr()))
+    assert state.scheduler.last_epoch == 4 and state.ema.updates == 4
+    assert len(set(lrs)) == 4  # the one-cycle lr moved after every step
 
 
 def test_evaluate_matches_a_manual_computation():
@@ -55,7 +69,7 @@ def test_evaluate_matches_a_manual_computation():
         logits = model.eval()(x)
     assert result["samples"] == 25
     assert result["loss"] == pytest.approx(float(torch.nn.functional.cross_entropy(logits, split.labels)), rel=1e-5)
-    assert result["acc"] == pytest.approx(float((logits.argmax(1) == split.labels).float().mean()))
+    assert result["accuracy"] == pytest.approx(float((logits.argmax(1) == split.labels).float().mean()))
     assert torch.allclose(result["probabilities"], logits.softmax(1), atol=1e-6)
     assert torch.equal(result["predictions"], logits.argmax(1))
 
@@ -75,5 +89,11 @@ def test_nan_loss_raises_training_diverged():
     with torch.no_grad():
         model.head.weight.fill_(math.nan)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
+
+    def step(loss):
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
     with pytest.raises(TrainingDiverged, match="became nan"):
-        train_one_epoch(model, _split(), torch.arange(40), optimizer=opt, scheduler=None, batch_size=10, normalize=True)
+        train_one_epoch(model, _split(), torch.arange(40), step, batch_size=10, normalize=True)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from seqmnist.cli import main
-from seqmnist.metrics import read_metrics
+from seqmnist.run import read_metrics
 
 pytestmark = pytest.mark.slow
 

@@ -8,13 +8,10 @@ import pytest
 import torch
 
 from seqmnist.metrics import (
-    METRIC_COLUMNS,
-    MetricsLog,
     confusion_matrix,
     format_confusion,
     format_report,
     per_class_report,
-    read_metrics,
 )
 
 
@@ -41,21 +38,3 @@ def test_per_class_report():
     assert text.splitlines()[0].split() == ["class", "precision", "recall", "f1", "support"]
     assert len(text.splitlines()) == 4
     assert format_confusion(m).splitlines()[3].split() == ["2", "1", "0", "2"]
-
-
-def test_metrics_log_append_read_truncate(tmp_path):
-    log = MetricsLog(tmp_path / "metrics.csv")
-    assert log.read() == []
-    for epoch in (1, 2, 3):
-        log.append({"epoch": epoch, "train_loss": 1.0 / epoch, "val_acc": 0.5 + epoch / 10, "lr": 1e-3})
-    header = (tmp_path / "metrics.csv").read_text().splitlines()[0]
-    assert header == ",".join(METRIC_COLUMNS)
-    rows = log.read()
-    assert [r["epoch"] for r in rows] == [1.0, 2.0, 3.0]
-    assert rows[1]["train_loss"] == pytest.approx(0.5) and rows[1]["test_acc"] is None
-    log.truncate_after(2)
-    assert [r["epoch"] for r in read_metrics(tmp_path / "metrics.csv")] == [1.0, 2.0]
-    assert read_metrics(tmp_path / "metrics.csv")[1]["val_acc"] == pytest.approx(0.7)
-    log.append({"epoch": 3, "train_loss": math.nan})
-    assert math.isnan(read_metrics(tmp_path / "metrics.csv")[2]["train_loss"])
-    assert not list(tmp_path.glob("*.tmp"))

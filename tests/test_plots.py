@@ -13,7 +13,7 @@ from PIL import Image
 from seqmnist import plots
 from seqmnist.cli import main
 from seqmnist.errors import SeqMnistError
-from seqmnist.metrics import MetricsLog
+from seqmnist.run import RunDir
 
 from conftest import synthetic_digits
 
@@ -56,9 +56,9 @@ def seed_like_run(tmp_path: Path) -> Path:
     run = tmp_path / "seedlike"
     run.mkdir()
     (run / "config.json").write_text(json.dumps({"preset": "seed"}))
-    log = MetricsLog(run / "metrics.csv")
+    log = RunDir(run)
     for epoch in (1, 2, 3):
-        log.append({"epoch": epoch, "train_loss": 1.7 - 0.1 * epoch, "train_acc": 0.7 + 0.05 * epoch,
+        log.append_metrics({"epoch": epoch, "train_loss": 1.7 - 0.1 * epoch, "train_acc": 0.7 + 0.05 * epoch,
                     "test_loss": 1.6 - 0.05 * epoch, "test_acc": 0.8 + 0.03 * epoch, "lr": 1e-3})
     return run
 
@@ -94,6 +94,28 @@ def test_sample_grid_and_sequence_view_pngs(tmp_path: Path) -> None:
 
     out = plots.sequence_view(images[0], int(labels[0]), tmp_path / "seq.png")
     read_png(out, size=(px(11), px(5.6)))
+
+
+@pytest.mark.parametrize(
+    ("name", "magic"),
+    [("v.jpg", b"\xff\xd8\xff"), ("v.JPEG", b"\xff\xd8\xff"), ("v.pdf", b"%PDF"),
+     ("v.svg", b"<?xml"), ("v.png", b"\x89PNG")],
+)
+def test_output_format_follows_the_suffix(tmp_path: Path, name: str, magic: bytes) -> None:
+    images, labels = synthetic_digits(1, seed=4)
+    out = plots.sequence_view(images[0], int(labels[0]), tmp_path / name)
+    assert out.read_bytes().startswith(magic)
+
+
+@pytest.mark.parametrize("name", ["v.gif", "v.txt", "v", "v.png.bak"])
+def test_unsupported_suffix_is_refused_before_writing(tmp_path: Path, name: str) -> None:
+    out = tmp_path / "new-folder" / name
+    with pytest.raises(SeqMnistError, match="ending in .png"):
+        plots.prepare_output(out)  # what callers run before slow work
+    with pytest.raises(SeqMnistError, match=r"\.png, \.jpg, \.jpeg, \.pdf, \.svg$") as info:
+        plots.sequence_view(np.zeros((28, 28), np.uint8), 0, out)
+    assert "\n" not in str(info.value) and str(out) in str(info.value)
+    assert not out.parent.exists()
 
 
 def test_confusion_png_and_shape_check(tmp_path: Path) -> None:

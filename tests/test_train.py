@@ -10,13 +10,18 @@ from pathlib import Path
 import pytest
 import torch
 
-import seqmnist.train as train_mod
+import os
+import signal
+
 from conftest import tiny_config
-from seqmnist.checkpoint import BEST_NAME, LAST_NAME, load_checkpoint
+from seqmnist.checkpoint import load_checkpoint
 from seqmnist.cli import main
 from seqmnist.config import TrainConfig, apply_overrides, preset_config
 from seqmnist.errors import ConfigError, TrainingDiverged, TrainingInterrupted
-from seqmnist.metrics import METRIC_COLUMNS, MetricsLog, read_metrics
+from seqmnist.model import SeqClassifier
+from seqmnist.run import BEST_NAME, LAST_NAME, METRIC_COLUMNS, RunDir, read_metrics
+from seqmnist.runtime import Runtime, DistInfo
+from seqmnist.state import TrainState
 from seqmnist.train import fit
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
@@ -96,24 +101,30 @@ def test_best_checkpoint_is_the_best_validation_epoch(tiny_run):
     assert summary["best_val_acc"] == pytest.approx(best_acc, abs=1e-6)
 
 
-def test_best_checkpoint_selection_with_scripted_accuracies(synthetic_data_dir, tmp_path, monkeypatch):
-    """Validation accuracy 0.5, 0.9, 0.7: the best checkpoint is epoch 2 and the test set is scored with it."""
-    accs = iter([0.5, 0.9, 0.7])
-    real_evaluate = train_mod.evaluate
+def test_best_epoch_selection_with_scripted_accuracies():
+    """Validation accuracy 0.5, 0.9, 0.7: epochs 1 and 2 improve, epoch 2 stays the best."""
+    runtime = Runtime(torch.device("cpu"), DistInfo(), threads=1)
+    state = TrainState(tiny_config(epochs=3), runtime, steps_per_epoch=10)
+    improved = [state.finish_epoch(epoch, 1.0, acc) for epoch, acc in enumerate([0.5, 0.9, 0.7], start=1)]
+    assert improved == [True, True, False]
+    assert (state.best_epoch, state.best_val_acc, state.epoch, state.train_seconds) == (2, 0.9, 3, 3.0)
+    # without a validation split every epoch is the newest best
+    assert state.finish_epoch(4, 1.0, None) and state.best_epoch == 4
 
-    def scripted(model, split, **kw):
-        result = real_evaluate(model, split, **kw)
-        if len(split) == 100 and not kw.get("return_outputs"):  # the validation split
-            result["acc"] = next(accs)
-            result["correct"] = round(result["acc"] * result["samples"])  # the sum fit() adds up
-        return result
 
-    monkeypatch.setattr(train_mod, "evaluate", scripted)
-    run_dir = tmp_path / "run"
-    summary = fit(tiny_config(epochs=3), run_dir, data_dir=synthetic_data_dir, download=False, quiet=True)
-    assert summary["best_epoch"] == 2 and summary["best_val_acc"] == 0.9
-    assert load_checkpoint(run_dir / BEST_NAME)["epoch"] == 2
-    assert load_checkpoint(run_dir / LAST_NAME)["epoch"] == 3
+def test_train_state_round_trips_through_its_state_dict():
+    runtime = Runtime(torch.device("cpu"), DistInfo(), threads=1)
+    a = TrainState(tiny_config(), runtime, steps_per_epoch=10)
+    a.finish_epoch(1, 2.5, 0.8)
+    b = TrainState(tiny_config(seed=1), runtime, steps_per_epoch=10)
+    with pytest.raises(ConfigError, match="different config"):
+        b.load_state_dict(a.state_dict())
+    c = TrainState(tiny_config(), runtime, steps_per_epoch=10)
+    torch.manual_seed(123)  # load_state_dict must restore the RNG too
+    c.load_state_dict(a.state_dict())
+    assert (c.epoch, c.best_epoch, c.best_val_acc, c.train_seconds) == (1, 1, 0.8, 2.5)
+    assert_same_state(c.model.state_dict(), a.model.state_dict())
+    assert torch.equal(torch.get_rng_state(), a.state_dict()["rng_state"]["cpu"])
 
 
 def test_same_config_gives_identical_runs(reference_run, synthetic_data_dir, tmp_path):
@@ -126,24 +137,25 @@ def test_same_config_gives_identical_runs(reference_run, synthetic_data_dir, tmp
     assert (a["test_acc"], a["test_loss"], a["best_epoch"]) == (b["test_acc"], b["test_loss"], b["best_epoch"])
 
 
-@pytest.mark.parametrize("interrupted_epoch", [1, 2])
+def signal_at(epoch: int, images: int, signum: int = signal.SIGINT):
+    """An ``on_batch`` hook that sends this process a real signal once ``images`` images of
+    ``epoch`` are done (what Ctrl-C or `kill` would do at that moment)."""
+    def hook(current_epoch: int, done: int) -> None:
+        if current_epoch == epoch and done >= images:
+            os.kill(os.getpid(), signum)
+
+    return hook
+
+
+@pytest.mark.parametrize("interrupted_epoch,images,signum", [(1, 50, signal.SIGINT), (2, 250, signal.SIGTERM)])
 def test_resume_after_interruption_equals_uninterrupted_run(
-    interrupted_epoch, reference_run, synthetic_data_dir, tmp_path, monkeypatch
+    interrupted_epoch, images, signum, reference_run, synthetic_data_dir, tmp_path
 ):
     run_dir = tmp_path / "resumed"
     config = tiny_config(**RESUME_OVERRIDES)
-    real = train_mod.train_one_epoch
-    calls = []
-
-    def interrupt(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == interrupted_epoch:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(train_mod, "train_one_epoch", interrupt)
     with pytest.raises(TrainingInterrupted) as info:
-        fit(config, run_dir, data_dir=synthetic_data_dir, download=False, quiet=True)
+        fit(config, run_dir, data_dir=synthetic_data_dir, download=False, quiet=True,
+            on_batch=signal_at(interrupted_epoch, images, signum))
     done = interrupted_epoch - 1  # epoch 1 interrupted: the epoch-0 checkpoint is there to resume from
     assert info.value.epoch == done and info.value.run_dir == str(run_dir)
     assert f"seqmnist train --resume {run_dir}" in str(info.value)
@@ -151,9 +163,8 @@ def test_resume_after_interruption_equals_uninterrupted_run(
     assert len(read_metrics(run_dir / "metrics.csv")) == done
     assert not (run_dir / "summary.json").exists()
     # A kill between writing the next epoch's metrics row and its checkpoint: the resume drops that row.
-    MetricsLog(run_dir / "metrics.csv").append({"epoch": interrupted_epoch, "train_loss": 9.0, "val_acc": 0.1})
+    RunDir(run_dir).append_metrics({"epoch": interrupted_epoch, "train_loss": 9.0, "val_acc": 0.1})
 
-    monkeypatch.setattr(train_mod, "train_one_epoch", real)
     summary = fit(config, run_dir, data_dir=synthetic_data_dir, download=False, quiet=True, resume=True)
     assert metric_rows(run_dir) == metric_rows(reference_run)
     assert_same_state(final_state(run_dir), final_state(reference_run))
@@ -196,16 +207,14 @@ def test_seed_preset_evaluates_test_every_epoch_without_validation(synthetic_dat
     assert err.startswith("seqmnist: error: ") and "no validation split" in err and "--split test" in err
 
 
+def poison_the_model(monkeypatch, value: float) -> None:
+    """Every SeqClassifier's logits become ``value`` (what a diverged model computes)."""
+    forward = SeqClassifier.forward
+    monkeypatch.setattr(SeqClassifier, "forward", lambda self, x: forward(self, x) * value)
+
+
 def test_nan_loss_stops_with_training_diverged(synthetic_data_dir, tmp_path, monkeypatch):
-    real_build = train_mod.build_model
-
-    def poisoned(config):
-        model = real_build(config)
-        with torch.no_grad():
-            model.head.bias.fill_(math.nan)
-        return model
-
-    monkeypatch.setattr(train_mod, "build_model", poisoned)
+    poison_the_model(monkeypatch, math.nan)
     with pytest.raises(TrainingDiverged, match="nan.*--lr"):
         fit(tiny_config(), tmp_path / "run", data_dir=synthetic_data_dir, download=False, quiet=True)
     assert not (tmp_path / "run" / BEST_NAME).exists()
@@ -218,15 +227,7 @@ def _cli_train(data_dir: Path, out: Path, *extra: str) -> int:
 
 
 def test_cli_nan_loss_exits_1_with_a_clear_message(synthetic_data_dir, tmp_path, capsys, monkeypatch):
-    real_build = train_mod.build_model
-
-    def poisoned(config):
-        model = real_build(config)
-        with torch.no_grad():
-            model.rnn.weight_hh_l0.fill_(math.inf)
-        return model
-
-    monkeypatch.setattr(train_mod, "build_model", poisoned)
+    poison_the_model(monkeypatch, math.inf)
     assert _cli_train(synthetic_data_dir, tmp_path / "run") == 1
     err = capsys.readouterr().err
     lines = err.strip().splitlines()
@@ -235,21 +236,15 @@ def test_cli_nan_loss_exits_1_with_a_clear_message(synthetic_data_dir, tmp_path,
 
 
 def test_cli_interrupt_exits_130_and_resume_finishes(synthetic_data_dir, tmp_path, capsys, monkeypatch):
-    real = train_mod.train_one_epoch
-    calls = []
+    import seqmnist.train
 
-    def interrupt_second_epoch(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(train_mod, "train_one_epoch", interrupt_second_epoch)
+    real_fit = seqmnist.train.fit
+    monkeypatch.setattr(seqmnist.train, "fit", lambda *a, **kw: real_fit(*a, **kw, on_batch=signal_at(2, 100)))
     run_dir = tmp_path / "run"
     assert _cli_train(synthetic_data_dir, run_dir) == 130
     err = capsys.readouterr().err
     assert f"seqmnist train --resume {run_dir}" in err and "Traceback" not in err
-    monkeypatch.setattr(train_mod, "train_one_epoch", real)
+    monkeypatch.setattr(seqmnist.train, "fit", real_fit)
 
     # changed flags are refused, naming them
     code = main(["train", "--resume", str(run_dir), "--epochs", "5", "--lr", "0.1"])
@@ -295,19 +290,9 @@ def test_resume_on_cuda_equals_uninterrupted_run(amp, synthetic_data_dir, tmp_pa
     and with fp16 the loss scale must be restored too."""
     config = tiny_config(**RESUME_OVERRIDES, device="cuda", amp=amp)
     fit(config, tmp_path / "full", data_dir=synthetic_data_dir, download=False, quiet=True)
-    real = train_mod.train_one_epoch
-    calls = []
-
-    def interrupt(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(train_mod, "train_one_epoch", interrupt)
     with pytest.raises(TrainingInterrupted):
-        fit(config, tmp_path / "resumed", data_dir=synthetic_data_dir, download=False, quiet=True)
-    monkeypatch.setattr(train_mod, "train_one_epoch", real)
+        fit(config, tmp_path / "resumed", data_dir=synthetic_data_dir, download=False, quiet=True,
+            on_batch=signal_at(2, 100))
     fit(config, tmp_path / "resumed", data_dir=synthetic_data_dir, download=False, quiet=True, resume=True)
     # cuDNN's RNN kernels need not be bitwise deterministic: close, not equal
     resumed, full = read_metrics(tmp_path / "resumed" / "metrics.csv"), read_metrics(tmp_path / "full" / "metrics.csv")

@@ -1,18 +1,19 @@
-"""Checkpoints: versioned, written atomically, loaded safely (``weights_only=True``).
+"""The checkpoint file format: versioned, written atomically, loaded safely (``weights_only=True``).
 
-A checkpoint is a plain dict that is enough both to resume training and to rebuild the model:
+A checkpoint is a plain dict, ``TrainState.state_dict()`` plus three format fields::
 
     {"format": "seqmnist-checkpoint", "version": 1, "arch": "SeqClassifier",
      "model_config": {...}, "train_config": {...}, "model_state": {...},
-     "epoch": k, "optimizer_state": ..., "scheduler_state": ..., "rng_state": ...,
-     "best_val_acc": ..., "metrics": {...}}
+     "epoch": k, "optimizer_state": ..., "scheduler_state": ..., "rng_state": ..., ...}
+
+Loading never unpickles arbitrary objects, and a model is built only after its saved weights
+are known to fit its saved config: a crafted config cannot make us allocate a huge model.
 """
 
 from __future__ import annotations
 
-import json
+import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,69 +22,18 @@ import torch
 from .config import ModelConfig, TrainConfig
 from .errors import CheckpointError, ConfigError
 from .model import SeqClassifier, build_model
+from .run import atomic_write, resolve_checkpoint
 
 FORMAT_NAME = "seqmnist-checkpoint"
 FORMAT_VERSION = 1
 ARCHITECTURES = {"SeqClassifier": build_model}
-# The files of a run directory (written by train.fit, read by evaluate / info / plot / predict).
-LAST_NAME = "checkpoint_last.pt"
-BEST_NAME = "checkpoint_best.pt"
-CONFIG_NAME = "config.json"
-METRICS_NAME = "metrics.csv"
-SUMMARY_NAME = "summary.json"
-
-
-def read_summary(run_dir: str | os.PathLike) -> dict[str, Any] | None:
-    """A run directory's summary.json (written when training finishes); None if there is none.
-    A file that is there but unreadable is an error: it means the run directory is damaged."""
-    path = Path(run_dir) / SUMMARY_NAME
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"{path} is not a readable summary ({exc}); delete it and train the run again") from None
-    if not isinstance(data, dict):
-        raise CheckpointError(f"{path} is not a seqmnist summary; delete it and train the run again")
-    return data
+NOT_A_CHECKPOINT = "pass a checkpoint_*.pt written by `seqmnist train`"
 
 
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
-    """Write ``payload`` (plus format fields) to ``path`` atomically: temp file in the same
-    folder, fsync, rename. A crash or Ctrl-C mid-write never leaves a half-written checkpoint."""
-    path = Path(path)
+    """Write ``payload`` (plus format fields) to ``path``, whole or not at all."""
     data = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "arch": "SeqClassifier", **payload}
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        # mkstemp creates the file private (0600); give it the permissions a plain open() would.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)
-        with os.fdopen(fd, "wb") as f:
-            torch.save(data, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def resolve_checkpoint(path: str | os.PathLike, prefer: str = "best") -> Path:
-    """A checkpoint file, or a run directory (its best checkpoint, else its last one)."""
-    path = Path(path)
-    if path.is_dir():
-        order = [BEST_NAME, LAST_NAME] if prefer == "best" else [LAST_NAME, BEST_NAME]
-        for name in order:
-            if (path / name).is_file():
-                return path / name
-        raise CheckpointError(
-            f"{path} is a folder without {BEST_NAME} or {LAST_NAME}: pass a run directory "
-            "made by `seqmnist train` or a checkpoint file"
-        )
-    if not path.exists():
-        raise CheckpointError(f"no such run directory or checkpoint: {path}")
-    return path
+    atomic_write(path, lambda f: torch.save(data, f))
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -93,17 +43,15 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         data = torch.load(path, map_location=map_location, weights_only=True)
     # Garbage bytes fail inside the unpickler in many ways (KeyError, IndexError, UnicodeDecodeError,
     # ...); weights_only means nothing was executed, so any failure here means "not a checkpoint".
-    except Exception as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(
-            f"{path} is not a readable seqmnist checkpoint ({first_line[:160]}); "
-            "pass a checkpoint_*.pt written by `seqmnist train`"
-        ) from None
+    # PyTorch's own message is not repeated: it suggests weights_only=False, which we never do.
+    except IsADirectoryError:
+        raise CheckpointError(f"{path} is a folder, not a checkpoint: {NOT_A_CHECKPOINT}") from None
+    except PermissionError:
+        raise CheckpointError(f"cannot read {path}: permission denied") from None
+    except Exception:
+        raise CheckpointError(f"{path} is not a seqmnist checkpoint (unreadable or damaged); {NOT_A_CHECKPOINT}") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
-        raise CheckpointError(
-            f"{path} is a PyTorch file but not a seqmnist checkpoint; "
-            "pass a checkpoint_*.pt written by `seqmnist train`"
-        )
+        raise CheckpointError(f"{path} is a PyTorch file but not a seqmnist checkpoint; {NOT_A_CHECKPOINT}")
     version = data.get("version")
     if version != FORMAT_VERSION:
         raise CheckpointError(
@@ -113,25 +61,72 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if data.get("arch") not in ARCHITECTURES:
         raise CheckpointError(f"{path} holds an unknown architecture {data.get('arch')!r}")
     for key in ("model_config", "model_state"):
-        if key not in data:
-            raise CheckpointError(f"{path} is missing {key!r}: the file is damaged, retrain or use another")
+        if not isinstance(data.get(key), dict):
+            raise CheckpointError(f"{path} has no valid {key!r}: the file is damaged, retrain or use another")
     data["path"] = str(path)
     return data
 
 
 def model_from_checkpoint(data: dict[str, Any]) -> SeqClassifier:
-    """Rebuild the model a loaded checkpoint describes, with its weights, in eval mode."""
+    """Rebuild the model a loaded checkpoint describes, with its weights, in eval mode.
+
+    The model is first built on the meta device (no memory) to compare its parameter shapes with
+    the saved tensors; only a config that the weights fit, and weights that are all finite, get a
+    real model.
+    """
+    where = data.get("path", "checkpoint")
     try:
-        config = ModelConfig(**data["model_config"])
-        model = ARCHITECTURES[data["arch"]](config)
-        model.load_state_dict(data["model_state"])
-    except (TypeError, ConfigError, RuntimeError) as exc:
-        raise CheckpointError(
-            f"{data.get('path', 'checkpoint')} does not match its own model config ({str(exc)[:160]})"
-        ) from None
+        config = ModelConfig.from_dict(data["model_config"])
+        config.validate()
+        with torch.device("meta"):
+            skeleton = ARCHITECTURES[data["arch"]](config)
+    except (TypeError, ValueError, ConfigError) as exc:
+        raise CheckpointError(f"{where} has an invalid model config ({_first_line(exc)})") from None
+    expected = {name: tuple(t.shape) for name, t in skeleton.state_dict().items()}
+    _check_weights(data["model_state"], expected, where)
+    model = ARCHITECTURES[data["arch"]](config)
+    model.load_state_dict(data["model_state"])
     return model.eval()
 
 
+def _check_weights(state: dict[str, Any], expected: dict[str, tuple[int, ...]], where: str) -> None:
+    """The saved tensors must be exactly the ones the config describes, and finite."""
+    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+    if missing or unexpected:
+        detail = f"missing {', '.join(missing[:3])}" if missing else f"unexpected {', '.join(unexpected[:3])}"
+        raise CheckpointError(f"{where} does not match its own model config ({detail}); the file is damaged")
+    for name, shape in expected.items():
+        tensor = state[name]
+        if not isinstance(tensor, torch.Tensor) or tuple(tensor.shape) != shape:
+            got = tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor).__name__
+            raise CheckpointError(
+                f"{where} does not match its own model config ({name} is {got}, the config needs {shape}); "
+                "the file is damaged"
+            )
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(
+                f"{where} holds non-finite weights ({name} has NaN or inf): the run diverged; "
+                "use another checkpoint or retrain with a lower --lr"
+            )
+
+
 def train_config_from_checkpoint(data: dict[str, Any]) -> TrainConfig | None:
+    """The train config saved with the weights; None for a checkpoint saved without one."""
     raw = data.get("train_config")
-    return TrainConfig.from_dict(raw) if raw else None
+    if raw is None:
+        return None
+    try:
+        config = TrainConfig.from_dict(raw)
+        config.validate()
+    except (TypeError, ValueError, ConfigError) as exc:
+        raise CheckpointError(f"{data.get('path', 'checkpoint')} has an invalid train config ({_first_line(exc)})") from None
+    return config
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return (lines[0] if lines else type(exc).__name__)[:160]
+
+
+def is_finite_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

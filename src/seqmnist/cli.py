@@ -17,36 +17,23 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .config import (
-    AMP_MODES,
-    CELLS,
-    DEVICES,
-    MODEL_FLAG_FIELDS,
-    OPTIMIZERS,
-    PRESETS,
-    READOUTS,
-    SCHEDULES,
-    ModelConfig,
-    TrainConfig,
-    apply_overrides,
-    field_doc,
-    preset_config,
-)
+from .config import DEVICES, PRESETS, FlagSpec, TrainConfig, apply_overrides, flag_fields, preset_config
 from .errors import ConfigError, SeqMnistError, TrainingInterrupted
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
 
 
-def _defaults_text(name: str) -> str:
-    """'default: X' for the default preset, plus the seed preset's value where it differs."""
+def _defaults_text(spec: FlagSpec) -> str:
+    """'default: X' for the default preset, plus other presets' values where they differ."""
     def value(preset: TrainConfig) -> Any:
-        return getattr(preset.model, name) if name in MODEL_FLAG_FIELDS else getattr(preset, name)
+        return getattr(preset.model if spec.owner is not TrainConfig else preset, spec.name)
 
-    default, seed = value(PRESETS["default"]), value(PRESETS["seed"])
+    default = value(PRESETS["default"])
     text = f"default: {default}"
-    if seed != default:
-        text += f"; seed preset: {seed}"
+    for name, preset in PRESETS.items():
+        if name != "default" and value(preset) != default:
+            text += f"; {name} preset: {value(preset)}"
     return text
 
 
@@ -68,36 +55,6 @@ def _common_data_flags(parser: argparse.ArgumentParser) -> None:
 
 # --- train ----------------------------------------------------------------------------------
 
-# flag -> (config field, type, choices); help comes from the field's docstring in config.py
-_TRAIN_FLAGS: list[tuple[str, str, Any, Sequence[str] | None]] = [
-    ("--epochs", "epochs", int, None),
-    ("--batch-size", "batch_size", int, None),
-    ("--lr", "lr", float, None),
-    ("--weight-decay", "weight_decay", float, None),
-    ("--optimizer", "optimizer", str, OPTIMIZERS),
-    ("--schedule", "schedule", str, SCHEDULES),
-    ("--warmup-fraction", "warmup_fraction", float, None),
-    ("--grad-clip", "grad_clip", float, None),
-    ("--val-size", "val_size", int, None),
-    ("--augment-shift", "augment_shift", int, None),
-    ("--ema-decay", "ema_decay", float, None),
-    ("--hidden", "hidden", int, None),
-    ("--layers", "layers", int, None),
-    ("--cell", "cell", str, CELLS),
-    ("--readout", "readout", str, READOUTS),
-    ("--dropout", "dropout", float, None),
-    ("--seed", "seed", int, None),
-    ("--device", "device", str, DEVICES),
-    ("--threads", "threads", int, None),
-    ("--amp", "amp", str, AMP_MODES),
-]
-_TRAIN_BOOL_FLAGS = [
-    ("--bidirectional", "bidirectional"),
-    ("--normalize", "normalize"),
-    ("--eval-test-every-epoch", "eval_test_every_epoch"),
-]
-
-
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
@@ -113,37 +70,38 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue RUN_DIR from its checkpoint_last.pt (default: off)")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --out (default: refuse)")
     _common_data_flags(p)
-    for flag, name, typ, choices in _TRAIN_FLAGS:
-        owner = ModelConfig if name in MODEL_FLAG_FIELDS else TrainConfig
-        p.add_argument(flag, dest=name, type=typ, choices=choices, default=None,
-                       help=f"{field_doc(owner, name)} ({_defaults_text(name)})")
-    for flag, name in _TRAIN_BOOL_FLAGS:
-        owner = ModelConfig if name in MODEL_FLAG_FIELDS else TrainConfig
-        p.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None,
-                       help=f"{field_doc(owner, name)} ({_defaults_text(name)})")
+    for spec in flag_fields():  # one flag per config field, declared in config.py
+        help_text = f"{spec.help} ({_defaults_text(spec)})"
+        if spec.type is bool:
+            p.add_argument(spec.flag, dest=spec.name, action=argparse.BooleanOptionalAction, default=None,
+                           help=help_text)
+        else:
+            p.add_argument(spec.flag, dest=spec.name, type=spec.type, choices=spec.choices, default=None,
+                           help=help_text)
     p.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines (default: off)")
     p.add_argument("--no-plots", action="store_true", help="do not draw plots into the run directory (default: draw them)")
 
 
 def _train_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    names = [name for _, name, _, _ in _TRAIN_FLAGS] + [name for _, name in _TRAIN_BOOL_FLAGS]
-    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    return {spec.name: getattr(args, spec.name) for spec in flag_fields() if getattr(args, spec.name) is not None}
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from .train import fit, load_run_config
+    from .run import RunDir
+    from .train import fit
 
     overrides = _train_overrides(args)
     if args.resume:
         run_dir = Path(args.resume)
         if args.out and Path(args.out) != run_dir:
             raise ConfigError("--resume continues the run where it is; drop --out (or pass the same folder)")
-        config = load_run_config(run_dir)
-        changeable = {"device", "threads"}
-        fixed = sorted(set(overrides) - changeable)
+        config = RunDir(run_dir).read_config()
+        resumable = [spec for spec in flag_fields() if spec.resumable]
+        fixed = sorted(set(overrides) - {spec.name for spec in resumable})
         if fixed or args.preset != "default" and args.preset != config.preset:
             flags = ", ".join("--" + f.replace("_", "-") for f in fixed) or "--preset"
-            raise ConfigError(f"--resume continues the saved config; drop {flags} (only --device and --threads may change)")
+            may = " and ".join(spec.flag for spec in resumable)
+            raise ConfigError(f"--resume continues the saved config; drop {flags} (only {may} may change)")
         config = apply_overrides(config, overrides)
     else:
         config = apply_overrides(preset_config(args.preset), overrides)
@@ -189,24 +147,14 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    from .evaluation import evaluate_checkpoint
-    from .metrics import format_confusion, format_report
+    from .evaluation import evaluate_checkpoint, format_evaluation
 
     _require_range("--batch-size", args.batch_size, 1, 65_536)
     result = evaluate_checkpoint(
         args.model, split=args.split, data_dir=args.data_dir, download=not args.no_download,
         device=args.device, batch_size=args.batch_size,
     )
-    if args.json:
-        print(json.dumps(result, indent=2))
-        return 0
-    print(f"{result['checkpoint']} on the {result['split']} split ({result['samples']:,} images)")
-    print(f"accuracy {result['accuracy']:.2%}  mean loss {result['loss']:.4f}\n")
-    print(format_report(result["per_class"]))
-    print("\nconfusion matrix (rows: true digit, columns: predicted digit)")
-    import torch
-
-    print(format_confusion(torch.tensor(result["confusion_matrix"])))
+    print(_json(result) if args.json else format_evaluation(result))
     return 0
 
 
@@ -219,32 +167,10 @@ def _add_info(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_info(args: argparse.Namespace) -> int:
-    from .evaluation import describe
+    from .evaluation import describe, format_description
 
     info = describe(args.model)
-    if args.json:
-        print(json.dumps(info, indent=2))
-        return 0
-    m = info["model_config"]
-    print(f"checkpoint   {info['checkpoint']} (format v{info['format_version']}, epoch {info['epoch']})")
-    print(
-        f"model        {info['arch']}: {m['cell'].upper()} hidden={m['hidden']} layers={m['layers']} "
-        f"{'bidirectional' if m['bidirectional'] else 'unidirectional'} readout={m['readout']} "
-        f"dropout={m['dropout']}{' softmax-output' if m['softmax_output'] else ''}"
-    )
-    print(f"parameters   {info['parameters']:,}")
-    t = info.get("train_config")
-    if t:
-        print(
-            f"training     preset={t['preset']} epochs={t['epochs']} batch={t['batch_size']} lr={t['lr']} "
-            f"optimizer={t['optimizer']} schedule={t['schedule']} seed={t['seed']}"
-        )
-    s = info.get("summary")
-    if s:
-        print(
-            f"result       test accuracy {s['test_acc']:.2%} (loss {s['test_loss']:.4f}), best epoch {s['best_epoch']}, "
-            f"{s['train_seconds']:.1f}s training on {s['device']} x{s['world_size']}"
-        )
+    print(_json(info) if args.json else format_description(info))
     return 0
 
 
@@ -321,16 +247,15 @@ def _add_inspect(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_inspect(args: argparse.Namespace) -> int:
-    from .checkpoint import load_checkpoint, model_from_checkpoint, train_config_from_checkpoint
     from .data import load_mnist, to_model_input
     from .explain import default_model, format_inspection, inspect_model
+    from .trained import load_trained
 
     _require_range("--batch-size", args.batch_size, 1, 10_000)
     if args.model:
-        ckpt = load_checkpoint(args.model)
-        model = model_from_checkpoint(ckpt)
-        config = train_config_from_checkpoint(ckpt) or TrainConfig()
-        print(f"model: {ckpt['path']}")
+        trained = load_trained(args.model)
+        model, config = trained.model, trained.config
+        print(f"model: {trained.checkpoint}")
     else:
         model, config = default_model(seed=0), TrainConfig()
         print("model: default config, random weights (seed 0); pass a run directory to inspect a trained one")
@@ -393,87 +318,35 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", choices=DEVICES, default="cpu", help="device to run the model on (default: cpu)")
 
 
-def _image_files(inputs: Sequence[str]) -> list[tuple[str, str | None]]:
-    """(path, None) for each file to classify, or (argument, error) for a folder without images."""
-    from .preprocess import IMAGE_EXTENSIONS
-
-    files: list[tuple[str, str | None]] = []
-    for arg in inputs:
-        path = Path(arg)
-        if not path.is_dir():
-            files.append((arg, None))  # a missing or bad file is reported when it is opened
-            continue
-        found = sorted(f for f in path.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
-        if not found:
-            files.append((arg, f"{arg}: no image files in this folder (looked for {' '.join(IMAGE_EXTENSIONS)})"))
-        files.extend((str(f), None) for f in found)
-    return files
-
-
 def _run_predict(args: argparse.Namespace) -> int:
+    import torch
+
     from .predict import load
+    from .predict_files import image_files, predict_files, prepare_save_dir
 
     _require_range("--top-k", args.top_k, 1, 10)
-    save_dir = Path(args.save_preprocessed) if args.save_preprocessed else None
-    if save_dir is not None and save_dir.exists() and not save_dir.is_dir():
-        raise SeqMnistError(f"--save-preprocessed {save_dir} is a file, not a folder")
+    save_dir = prepare_save_dir(args.save_preprocessed)
     classifier = load(args.model, device=args.device)
     # One image at a time: a batch of 1 gains nothing from intra-op threads, and idle threads
     # spin-waiting between images cost CPU (measured: 3x the time per image on a busy 2-core machine).
-    import torch
-
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        results = _predict_files(classifier, _image_files(args.images), args, save_dir)
+        results = predict_files(
+            classifier, image_files(args.images), top_k=args.top_k, save_dir=save_dir, debug=args.debug,
+            on_error=lambda message: print(f"seqmnist: error: {message}", file=sys.stderr),
+            on_result=None if args.json else _print_prediction,
+        )
     finally:
         torch.set_num_threads(threads)  # main() may be called in-process (tests, notebooks)
     if args.json:
-        print(json.dumps(results, indent=2))
+        print(_json(results))
     return EXIT_ERROR if any("error" in r for r in results) else 0
 
 
-def _predict_files(classifier: Any, files: list[tuple[str, str | None]], args: argparse.Namespace,
-                   save_dir: Path | None) -> list[dict[str, Any]]:
-    """Classify each file on its own: a bad file gets an error line (stderr) and an "error" entry."""
-    results: list[dict[str, Any]] = []
-    saved_names: set[str] = set()
-    for source, error in files:
-        if error is None:
-            try:
-                prediction = classifier.predict(source, top_k=args.top_k)[0]
-            except SeqMnistError as exc:
-                error = str(exc)
-            except Exception as exc:  # one odd file must not stop the others (--debug shows it)
-                if args.debug:
-                    raise
-                error = f"{source}: could not be processed ({type(exc).__name__}: {exc})"
-        if error is not None:
-            print(f"seqmnist: error: {error}", file=sys.stderr)
-            results.append({"source": source, "error": error})
-            continue
-        result = prediction.to_dict()
-        if save_dir is not None:
-            result["preprocessed"] = str(_save_preprocessed(prediction.image, save_dir, Path(source).stem, saved_names))
-        results.append(result)
-        if not args.json:
-            top = ", ".join(f"{digit}: {p:.1%}" for digit, p in prediction.top_k)
-            print(f"{source}  {prediction.label}  ({top})")
-    return results
-
-
-def _save_preprocessed(image: Any, folder: Path, stem: str, taken: set[str]) -> Path:
-    """DIR/<stem>.png; a second file with the same stem becomes <stem>-2.png, and so on."""
-    from PIL import Image
-
-    folder.mkdir(parents=True, exist_ok=True)
-    name, n = f"{stem}.png", 1
-    while name in taken:
-        n += 1
-        name = f"{stem}-{n}.png"
-    taken.add(name)
-    Image.fromarray(image).save(folder / name)
-    return folder / name
+def _print_prediction(prediction: Any) -> None:
+    top = ", ".join(f"{digit}: {p:.1%}" for digit, p in prediction.top_k)
+    print(f"{prediction.source}  {prediction.label}  ({top})")
 
 
 # --- export ---------------------------------------------------------------------------------
@@ -496,17 +369,10 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    from .export import export_model
+    from .export import export_model, format_export_report
 
     report = export_model(args.model, args.fmt, out=args.out, data_dir=args.data_dir, download=not args.no_download)
-    if args.json:
-        print(json.dumps(report, indent=2))
-        return 0
-    print(f"wrote {report['path']} ({report['bytes'] / 1024:.0f} KiB, {report['format']}, via {report['exporter']})")
-    print(f"parity on {report['samples']} test images: max |difference| {report['max_abs_diff']:.2e}, "
-          f"labels agree {report['agreement']:.2%}")
-    print(f"input:  {report['input']}")
-    print(f"output: {report['output']}")
+    print(_json(report) if args.json else format_export_report(report))
     return 0
 
 
@@ -536,6 +402,14 @@ def build_parser() -> argparse.ArgumentParser:
     for add, _ in COMMANDS.values():
         add(sub)
     return parser
+
+
+def _json(data: Any) -> str:
+    """Strict JSON: a NaN or infinity (never valid JSON) is an error, not a bare NaN token."""
+    try:
+        return json.dumps(data, indent=2, allow_nan=False)
+    except ValueError:
+        raise SeqMnistError("the result holds NaN or infinite numbers; the model or its run is damaged") from None
 
 
 def _torchrun_rank() -> int:

@@ -1,8 +1,10 @@
 """Configuration: two dataclasses, the named presets, and validation with clear messages.
 
-Every CLI flag of ``seqmnist train`` maps 1:1 to a field here (``--batch-size`` -> ``batch_size``).
-A run starts from a preset and any flag the user gives overrides that one field; the resolved
-config is saved as ``config.json`` in the run directory, so a run describes itself.
+Each field is declared once, with ``option(...)``: its default, help text, choices or range, and
+whether ``--resume`` may change it. The CLI builds ``seqmnist train``'s flags from these
+declarations (``batch_size`` -> ``--batch-size``) and validation reads the same ranges, so adding
+a hyperparameter is one edit here. The resolved config is saved as ``config.json`` in the run
+directory and inside every checkpoint, so a run describes itself.
 """
 
 from __future__ import annotations
@@ -13,106 +15,133 @@ from typing import Any
 
 from .errors import ConfigError
 
-CELLS = ("lstm", "gru", "rnn")
+CELLS = ("lstm", "gru", "rnn", "irnn")
 READOUTS = ("final", "last", "mean")
+ORDERS = ("rows", "columns", "pixels", "permuted")
 OPTIMIZERS = ("adamw", "adam")
 SCHEDULES = ("onecycle", "constant")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 AMP_MODES = ("off", "bf16", "fp16")
 
+IMAGE_SIDE = 28
+IMAGE_PIXELS = IMAGE_SIDE * IMAGE_SIDE  # 784
+# Steps of K pixels must tile the 784-pixel raster: K divides 784.
+PIXELS_PER_STEP_CHOICES = tuple(k for k in range(1, IMAGE_PIXELS + 1) if IMAGE_PIXELS % k == 0)
+# The permutation of the uRNN / scoRNN / expRNN line of work: RandomState(92916).permutation(784).
+LITERATURE_PERMUTATION_SEED = 92916
+
+
+def option(
+    default: Any,
+    help: str,
+    *,
+    choices: tuple[str, ...] | None = None,
+    low: float | None = None,
+    high: float | None = None,
+    resumable: bool = False,
+    flag: bool = True,
+) -> Any:
+    """A config field with everything the CLI and validation need to know about it.
+
+    ``low``/``high`` bound numbers; ``resumable`` fields may differ on ``--resume`` (where the
+    process runs, not what it computes); ``flag=False`` keeps a field off the command line.
+    """
+    meta = {"help": help, "choices": choices, "low": low, "high": high, "resumable": resumable, "flag": flag}
+    return field(default=default, metadata=meta)
+
 
 @dataclass
 class ModelConfig:
-    """Architecture of a ``SeqClassifier``; saved inside every checkpoint."""
+    """Architecture of a ``SeqClassifier`` and the order in which it reads an image."""
 
-    cell: str = "lstm"
-    """recurrent cell: lstm, gru or rnn"""
-    hidden: int = 64
-    """hidden units per direction"""
-    layers: int = 1
-    """stacked recurrent layers"""
-    bidirectional: bool = True
-    """read the rows top-down and bottom-up"""
-    readout: str = "final"
-    """final: final states of both directions; last: output[:, -1, :] (the article's); mean: mean over time"""
-    dropout: float = 0.0
-    """dropout between recurrent layers and before the classifier"""
-    softmax_output: bool = False
-    """the article's flaw 1: a softmax inside the model, so the loss sees probabilities"""
-    input_size: int = 28
-    """features per time step (pixels per row)"""
-    num_classes: int = 10
-    """output classes"""
+    order: str = option("rows", "reading order: rows (the article's), columns, pixels (sMNIST), permuted (pMNIST)",
+                        choices=ORDERS)
+    pixels_per_step: int = option(
+        0, "pixels read per time step for --order pixels / permuted; must divide 784 "
+        "(0 = the order's own: 28 for rows and columns, 1 for pixels and permuted)", low=0, high=IMAGE_PIXELS)
+    permutation_seed: int = option(
+        LITERATURE_PERMUTATION_SEED, "seed of the fixed pixel permutation of --order permuted "
+        "(numpy RandomState(seed).permutation(784); 92916 is the literature's)", low=0, high=2**32 - 1)
+    cell: str = option("lstm", "recurrent cell: lstm, gru, rnn (tanh) or irnn (ReLU, identity init)", choices=CELLS)
+    hidden: int = option(64, "hidden units per direction", low=1, high=4096)
+    layers: int = option(1, "stacked recurrent layers", low=1, high=16)
+    bidirectional: bool = option(True, "read the sequence forwards and backwards")
+    readout: str = option(
+        "final", "final: final states of both directions; last: output[:, -1, :] (the article's); "
+        "mean: mean over time", choices=READOUTS)
+    dropout: float = option(0.0, "dropout between recurrent layers and before the classifier", low=0.0, high=0.95)
+    softmax_output: bool = option(
+        False, "the article's flaw 1: a softmax inside the model, so the loss sees probabilities", flag=False)
+    num_classes: int = option(10, "output classes", low=2, high=1000, flag=False)
+
+    @property
+    def features_per_step(self) -> int:
+        """F: pixels the recurrent cell reads at each time step."""
+        if self.pixels_per_step:
+            return self.pixels_per_step
+        return IMAGE_SIDE if self.order in ("rows", "columns") else 1
+
+    @property
+    def steps(self) -> int:
+        """T: time steps per image."""
+        return IMAGE_PIXELS // self.features_per_step
 
     def validate(self) -> None:
-        _choice("cell", self.cell, CELLS)
-        _choice("readout", self.readout, READOUTS)
-        _int_range("hidden", self.hidden, 1, 4096)
-        _int_range("layers", self.layers, 1, 16)
-        _float_range("dropout", self.dropout, 0.0, 0.95)
-        _int_range("input_size", self.input_size, 1, 4096)
-        _int_range("num_classes", self.num_classes, 2, 1000)
+        _validate_fields(self)
+        k = self.pixels_per_step
+        if k and k not in PIXELS_PER_STEP_CHOICES:
+            valid = ", ".join(map(str, PIXELS_PER_STEP_CHOICES))
+            raise ConfigError(f"--pixels-per-step must divide 784: one of {valid}; got {k}")
+        if self.order in ("rows", "columns") and k not in (0, IMAGE_SIDE):
+            raise ConfigError(
+                f"--order {self.order} reads 28 pixels a step; --pixels-per-step {k} needs --order pixels or permuted"
+            )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        """Rebuild from ``asdict`` output. Configs written before reading orders existed carry
+        ``input_size`` (always 28) and no ``order``: they read rows."""
+        data = dict(data)
+        legacy_input_size = data.pop("input_size", IMAGE_SIDE)
+        if legacy_input_size != IMAGE_SIDE:
+            raise ConfigError(f"model config field input_size must be 28 (rows of MNIST); got {legacy_input_size!r}")
+        return cls(**_known(cls, data, "model"))
 
 
 @dataclass
 class TrainConfig:
     """Everything about one training run except where the data lives."""
 
-    preset: str = "default"
-    """the preset this config started from"""
-    epochs: int = 15
-    """passes over the training split"""
-    batch_size: int = 192
-    """samples per optimisation step (per process under torchrun)"""
-    lr: float = 5e-3
-    """peak learning rate"""
-    weight_decay: float = 1e-4
-    """decoupled weight decay (AdamW only)"""
-    optimizer: str = "adamw"
-    """adamw or adam"""
-    schedule: str = "onecycle"
-    """onecycle (warm up, then cosine anneal to ~0) or constant"""
-    warmup_fraction: float = 0.01
-    """share of all steps the one-cycle schedule spends warming up to the peak lr"""
-    grad_clip: float = 1.0
-    """clip the global gradient norm to this value; 0 turns clipping off"""
-    val_size: int = 5000
-    """images held out of the 60,000 training images for validation; 0 for none"""
-    ema_decay: float = 0.995
-    """evaluate and save an exponential moving average of the weights with this decay, reached after a warm-up (0 = off)"""
-    augment_shift: int = 2
-    """random translation of training images by up to this many pixels (0 = off)"""
-    normalize: bool = True
-    """standardise pixels with MNIST's mean and std (False: ToTensor scaling to [0, 1] only)"""
-    eval_test_every_epoch: bool = False
-    """evaluate the test set after every epoch (the article's flaw 3; for comparison only)"""
-    seed: int = 0
-    """seed for weights, the validation split, shuffling and dropout"""
-    device: str = "auto"
-    """auto (cuda, then mps, then cpu), cpu, cuda or mps"""
-    threads: int = 0
-    """CPU threads for PyTorch; 0 = one per core"""
-    amp: str = "off"
-    """mixed precision on CUDA: off, bf16 or fp16"""
+    preset: str = option("default", "the preset this config started from", flag=False)
+    epochs: int = option(15, "passes over the training split", low=1, high=10_000)
+    batch_size: int = option(192, "samples per optimisation step (per process under torchrun)", low=1, high=65_536)
+    lr: float = option(5e-3, "peak learning rate", low=1e-8, high=10.0)
+    weight_decay: float = option(1e-4, "decoupled weight decay (AdamW only)", low=0.0, high=10.0)
+    optimizer: str = option("adamw", "adamw or adam", choices=OPTIMIZERS)
+    schedule: str = option("onecycle", "onecycle (warm up, then cosine anneal to ~0) or constant", choices=SCHEDULES)
+    warmup_fraction: float = option(
+        0.01, "share of all steps the one-cycle schedule spends warming up to the peak lr", low=0.01, high=0.9)
+    grad_clip: float = option(1.0, "clip the global gradient norm to this value; 0 turns clipping off", low=0.0, high=1e6)
+    val_size: int = option(
+        5000, "images held out of the 60,000 training images for validation; 0 for none", low=0, high=59_000)
+    ema_decay: float = option(
+        0.995, "evaluate and save an exponential moving average of the weights with this decay, "
+        "reached after a warm-up (0 = off)", low=0.0, high=0.9999)
+    augment_shift: int = option(
+        2, "random translation of training images by up to this many pixels (0 = off)", low=0, high=8)
+    normalize: bool = option(True, "standardise pixels with MNIST's mean and std (off: ToTensor scaling to [0, 1] only)")
+    eval_test_every_epoch: bool = option(
+        False, "evaluate the test set after every epoch (the article's flaw 3; for comparison only)")
+    seed: int = option(0, "seed for weights, the validation split, shuffling and dropout", low=0, high=2**63 - 1)
+    device: str = option("auto", "auto (cuda, then mps, then cpu), cpu, cuda or mps", choices=DEVICES, resumable=True)
+    threads: int = option(0, "CPU threads for PyTorch; 0 = one per core", low=0, high=1024, resumable=True)
+    amp: str = option("off", "mixed precision on CUDA: off, bf16 or fp16", choices=AMP_MODES)
     model: ModelConfig = field(default_factory=ModelConfig)
 
     def validate(self) -> None:
-        _choice("preset", self.preset, tuple(PRESETS))
-        _int_range("epochs", self.epochs, 1, 10_000)
-        _int_range("batch_size", self.batch_size, 1, 65_536)
-        _float_range("lr", self.lr, 1e-8, 10.0)
-        _float_range("weight_decay", self.weight_decay, 0.0, 10.0)
-        _choice("optimizer", self.optimizer, OPTIMIZERS)
-        _choice("schedule", self.schedule, SCHEDULES)
-        _float_range("warmup_fraction", self.warmup_fraction, 0.01, 0.9)
-        _float_range("grad_clip", self.grad_clip, 0.0, 1e6)
-        _int_range("val_size", self.val_size, 0, 59_000)
-        _int_range("augment_shift", self.augment_shift, 0, 8)
-        _float_range("ema_decay", self.ema_decay, 0.0, 0.9999)
-        _int_range("seed", self.seed, 0, 2**63 - 1)
-        _choice("device", self.device, DEVICES)
-        _int_range("threads", self.threads, 0, 1024)
-        _choice("amp", self.amp, AMP_MODES)
+        _validate_fields(self)
+        if self.preset not in PRESETS:
+            raise ConfigError(f"unknown preset {self.preset!r}: choose one of {', '.join(PRESETS)}")
         self.model.validate()
 
     def to_dict(self) -> dict[str, Any]:
@@ -121,9 +150,52 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         """Rebuild from ``to_dict()`` output (config.json, checkpoints); unknown keys are an error."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"a train config must be a JSON object; got {type(data).__name__}")
         data = dict(data)
-        model = ModelConfig(**_known(ModelConfig, data.pop("model", {}), "model"))
-        return cls(model=model, **_known(cls, data, "train"))
+        model = data.pop("model", {})
+        if not isinstance(model, dict):
+            raise ConfigError(f"the model config must be a JSON object; got {type(model).__name__}")
+        return cls(model=ModelConfig.from_dict(model), **_known(cls, data, "train"))
+
+    def recipe(self) -> dict[str, Any]:
+        """The fields a resume must not change: all but the ``resumable`` ones."""
+        d = self.to_dict()
+        for spec in flag_fields():
+            if spec.resumable:
+                d.pop(spec.name)
+        return d
+
+
+@dataclass(frozen=True)
+class FlagSpec:
+    """One ``seqmnist train`` flag, as declared by its config field."""
+
+    name: str  # field name, e.g. "batch_size"
+    owner: type  # TrainConfig or ModelConfig
+    type: type  # int, float, bool or str
+    help: str
+    choices: tuple[str, ...] | None
+    resumable: bool
+
+    @property
+    def flag(self) -> str:
+        return _flag(self.name)
+
+
+_TYPES = {"int": int, "float": float, "bool": bool, "str": str}
+
+
+def flag_fields() -> list[FlagSpec]:
+    """Every train flag in declaration order: TrainConfig's fields, then ModelConfig's."""
+    specs = []
+    for owner in (TrainConfig, ModelConfig):
+        for f in fields(owner):
+            if f.name == "model" or not f.metadata.get("flag", False):
+                continue
+            meta = f.metadata
+            specs.append(FlagSpec(f.name, owner, _TYPES[str(f.type)], meta["help"], meta["choices"], meta["resumable"]))
+    return specs
 
 
 # Our recipe: every flaw of the article fixed, tuned for a 2-core CPU (see benchmarks/README.md).
@@ -150,9 +222,6 @@ SEED = TrainConfig(
 
 PRESETS: dict[str, TrainConfig] = {"default": DEFAULT, "seed": SEED}
 
-# Fields of ModelConfig that are also train flags (``--hidden`` -> ``model.hidden``).
-MODEL_FLAG_FIELDS = ("cell", "hidden", "layers", "bidirectional", "readout", "dropout")
-
 
 def preset_config(name: str) -> TrainConfig:
     """A fresh, independent copy of a preset."""
@@ -163,40 +232,34 @@ def preset_config(name: str) -> TrainConfig:
 
 def apply_overrides(config: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
     """Return ``config`` with the given fields replaced (None values are ignored), validated."""
-    train_fields = {f.name for f in fields(TrainConfig)} - {"model"}
+    owners = {spec.name: spec.owner for spec in flag_fields()}
     train_changes, model_changes = {}, {}
     for key, value in overrides.items():
         if value is None:
             continue
-        if key in MODEL_FLAG_FIELDS:
-            model_changes[key] = value
-        elif key in train_fields:
-            train_changes[key] = value
-        else:
+        if key not in owners:
             raise ConfigError(f"unknown config field {key!r}")
+        (model_changes if owners[key] is ModelConfig else train_changes)[key] = value
     model = dataclasses.replace(config.model, **model_changes)
     result = dataclasses.replace(config, model=model, **train_changes)
     result.validate()
     return result
 
 
-def field_doc(cls: type, name: str) -> str:
-    """The docstring written under a dataclass field (used for --help)."""
-    import ast
-    import inspect
-
-    tree = ast.parse(inspect.getsource(cls))
-    body = tree.body[0].body  # type: ignore[attr-defined]
-    for node, nxt in zip(body, body[1:]):
-        if (
-            isinstance(node, ast.AnnAssign)
-            and isinstance(node.target, ast.Name)
-            and node.target.id == name
-            and isinstance(nxt, ast.Expr)
-            and isinstance(nxt.value, ast.Constant)
-        ):
-            return str(nxt.value.value)
-    return ""
+def _validate_fields(config: Any) -> None:
+    """Check every declared choice and range of a config dataclass; one message per bad value."""
+    for f in fields(config):
+        meta, value = f.metadata, getattr(config, f.name)
+        if not meta:
+            continue
+        if meta["choices"] is not None:
+            _choice(f.name, value, meta["choices"])
+        elif str(f.type) == "int" and meta["low"] is not None:
+            _int_range(f.name, value, int(meta["low"]), int(meta["high"]))
+        elif str(f.type) == "float" and meta["low"] is not None:
+            _float_range(f.name, value, meta["low"], meta["high"])
+        elif str(f.type) == "bool" and not isinstance(value, bool):
+            raise ConfigError(f"{_flag(f.name)} must be true or false; got {value!r}")
 
 
 def _known(cls: type, data: dict[str, Any], where: str) -> dict[str, Any]:

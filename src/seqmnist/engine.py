@@ -15,7 +15,6 @@ import torch
 from torch import nn
 
 from .data import Split, iterate_batches, random_shift, to_model_input
-from .ema import WeightEMA
 from .errors import TrainingDiverged
 
 # How often (in batches) the progress bar shows the running loss and the NaN check runs.
@@ -35,24 +34,20 @@ def train_one_epoch(
     model: nn.Module,
     split: Split,
     order: torch.Tensor,
+    step: Callable[[torch.Tensor], None],
     *,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler | None,
     batch_size: int,
     normalize: bool,
-    grad_clip: float = 0.0,
     amp: str = "off",
-    scaler: torch.amp.GradScaler | None = None,
     augment_shift: int = 0,
     augment_generator: torch.Generator | None = None,
-    ema: WeightEMA | None = None,
     on_batch: Callable[[int, float | None], None] | None = None,
 ) -> dict[str, float]:
-    """One pass over ``split`` in the sample order ``order``.
+    """One pass over ``split`` in the sample order ``order``; ``step(loss)`` is one optimisation
+    step (``TrainState.step``: backward, clipping, update, schedule, moving average).
 
     Returns this process's sums: ``loss_sum`` (sum of per-sample losses), ``correct``, ``samples``,
-    ``seconds``. ``on_batch(batch_size, running_loss_or_None)`` drives the progress bar; ``ema``,
-    if given, is updated with the new weights after every optimiser step.
+    ``seconds``. ``on_batch(batch_size, running_loss_or_None)`` drives the progress bar.
     """
     model.train()
     device = split.images.device
@@ -60,39 +55,23 @@ def train_one_epoch(
     correct = torch.zeros((), dtype=torch.int64, device=device)
     samples = 0
     start = time.perf_counter()
-    for step, (images, labels) in enumerate(iterate_batches(split, batch_size, order=order), start=1):
+    for batch, (images, labels) in enumerate(iterate_batches(split, batch_size, order=order), start=1):
         if augment_shift:
             images = random_shift(images, augment_shift, augment_generator)
         x = to_model_input(images, normalize)  # (B, 28, 28)
         with autocast_context(device, amp):
             logits = model(x)  # (B, 10)
             loss = nn.functional.cross_entropy(logits.float(), labels)
-        optimizer.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.unscale_(optimizer)
-        else:
-            loss.backward()
-        if grad_clip > 0:
-            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        if scaler is not None:
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            optimizer.step()
-        if scheduler is not None:
-            scheduler.step()
-        if ema is not None:
-            ema.update(model.module if hasattr(model, "module") else model)  # unwrap DDP
+        step(loss)
 
         n = labels.shape[0]
         samples += n
         loss_sum += loss.detach().double() * n
         correct += (logits.detach().argmax(dim=1) == labels).sum()
         running = None
-        if step % SYNC_EVERY == 0:
+        if batch % SYNC_EVERY == 0:
             running = float(loss_sum) / samples
-            _check_finite(running, f"batch {step}")
+            _check_finite(running, f"batch {batch}")
         if on_batch is not None:
             on_batch(n, running)
     seconds = time.perf_counter() - start
@@ -131,7 +110,7 @@ def evaluate(
             probs.append((out if returns_probabilities else out.softmax(dim=1)).cpu())
     n = max(len(split), 1)
     loss_total, correct_total = float(loss_sum), int(correct)
-    result = {"loss": loss_total / n, "acc": correct_total / n, "samples": len(split),
+    result = {"loss": loss_total / n, "accuracy": correct_total / n, "samples": len(split),
               "loss_sum": loss_total, "correct": correct_total}
     if return_outputs:
         p = torch.cat(probs) if probs else torch.zeros(0, 10)

@@ -4,16 +4,16 @@ and a description of a run or checkpoint."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
+from dataclasses import asdict
 from typing import Any
 
-from .checkpoint import load_checkpoint, model_from_checkpoint, read_summary, train_config_from_checkpoint
 from .config import TrainConfig
 from .data import Split, load_mnist, split_train_val
 from .engine import evaluate
 from .errors import SeqMnistError
 from .metrics import confusion_matrix, per_class_report
 from .model import count_parameters
+from .trained import load_trained
 
 
 
@@ -37,20 +37,16 @@ def evaluate_checkpoint(
     batch_size: int = 1000,
 ) -> dict[str, Any]:
     """Accuracy, mean loss, per-class precision/recall/F1 and the confusion matrix."""
-    from .train import select_device
-
-    dev = select_device(device)
-    ckpt = load_checkpoint(path, map_location=dev)
-    model = model_from_checkpoint(ckpt).to(dev)
-    config = train_config_from_checkpoint(ckpt) or TrainConfig()
-    data = load_split(config, split, data_dir, download).to(dev)
-    result = evaluate(model, data, batch_size=batch_size, normalize=config.normalize, return_outputs=True)
+    trained = load_trained(path, device)
+    config = trained.config
+    data = load_split(config, split, data_dir, download).to(trained.device)
+    result = evaluate(trained.model, data, batch_size=batch_size, normalize=config.normalize, return_outputs=True)
     matrix = confusion_matrix(result["predictions"], data.labels.cpu())
     return {
-        "checkpoint": ckpt["path"],
+        "checkpoint": str(trained.checkpoint),
         "split": split,
         "samples": result["samples"],
-        "accuracy": result["acc"],
+        "accuracy": result["accuracy"],
         "loss": result["loss"],
         "per_class": per_class_report(matrix),
         "confusion_matrix": matrix.tolist(),
@@ -59,18 +55,78 @@ def evaluate_checkpoint(
 
 def describe(path: str | os.PathLike) -> dict[str, Any]:
     """Config, parameter count, epoch and (for run directories) the training summary."""
-    ckpt = load_checkpoint(path)
-    model = model_from_checkpoint(ckpt)
+    trained = load_trained(path)
     info: dict[str, Any] = {
-        "checkpoint": ckpt["path"],
-        "format_version": ckpt["version"],
-        "arch": ckpt["arch"],
-        "epoch": ckpt.get("epoch"),
-        "model_config": ckpt["model_config"],
-        "train_config": ckpt.get("train_config"),
-        "parameters": count_parameters(model),
+        "checkpoint": str(trained.checkpoint),
+        "format_version": trained.format_version,
+        "arch": trained.arch,
+        "epoch": trained.epoch,
+        "model_config": asdict(trained.model.config),
+        "train_config": trained.config.to_dict(),
+        "parameters": count_parameters(trained.model),
     }
-    summary = read_summary(Path(ckpt["path"]).parent)
+    summary = trained.summary()
     if summary is not None:
         info["summary"] = summary
     return info
+
+
+def format_evaluation(result: dict[str, Any]) -> str:
+    """``evaluate_checkpoint``'s result as text: headline, per-class table, confusion matrix."""
+    import torch
+
+    from .metrics import format_confusion, format_report
+
+    return "\n".join([
+        f"{result['checkpoint']} on the {result['split']} split ({result['samples']:,} images)",
+        f"accuracy {result['accuracy']:.2%}  mean loss {result['loss']:.4f}\n",
+        format_report(result["per_class"]),
+        "\nconfusion matrix (rows: true digit, columns: predicted digit)",
+        format_confusion(torch.tensor(result["confusion_matrix"])),
+    ])
+
+
+def format_description(info: dict[str, Any]) -> str:
+    """``describe``'s result as a few aligned lines."""
+    m = info["model_config"]
+    lines = [
+        f"checkpoint   {info['checkpoint']} (format v{info['format_version']}, epoch {info['epoch']})",
+        f"model        {info['arch']}: {m['cell'].upper()} hidden={m['hidden']} layers={m['layers']} "
+        f"{'bidirectional' if m['bidirectional'] else 'unidirectional'} readout={m['readout']} "
+        f"dropout={m['dropout']}{' softmax-output' if m['softmax_output'] else ''}",
+        f"reads        {_order_text(m)}",
+        f"parameters   {info['parameters']:,}",
+    ]
+    t = info["train_config"]
+    lines.append(
+        f"training     preset={t['preset']} epochs={t['epochs']} batch={t['batch_size']} lr={t['lr']} "
+        f"optimizer={t['optimizer']} schedule={t['schedule']} seed={t['seed']}"
+    )
+    s = info.get("summary")
+    if s:
+        lines.append("result       " + _result_text(s))
+    return "\n".join(lines)
+
+
+def _order_text(m: dict[str, Any]) -> str:
+    from .config import ModelConfig
+
+    config = ModelConfig.from_dict(m)
+    text = f"{config.order}: {config.steps} steps of {config.features_per_step} pixels"
+    if config.order == "permuted":
+        text += f" (permutation seed {config.permutation_seed})"
+    return text
+
+
+def _result_text(s: dict[str, Any]) -> str:
+    """summary.json's headline; a damaged or partial summary shows what it has."""
+    def number(key: str, fmt: str) -> str:
+        value = s.get(key)
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return format(value, fmt) if ok else "?"
+
+    return (
+        f"test accuracy {number('test_acc', '.2%')} (loss {number('test_loss', '.4f')}), best epoch "
+        f"{s.get('best_epoch', '?')}, {number('train_seconds', '.1f')}s training on {s.get('device', '?')} "
+        f"x{s.get('world_size', '?')}"
+    )

@@ -26,11 +26,12 @@ from typing import Any
 
 import torch
 
-from .checkpoint import load_checkpoint, model_from_checkpoint, train_config_from_checkpoint
 from .config import TrainConfig
 from .data import MNIST_MEAN, MNIST_STD, load_mnist, to_model_input
 from .errors import SeqMnistError
 from .model import SeqClassifier
+from .run import write_failure
+from .trained import load_trained
 
 FORMATS = ("onnx", "torchscript")
 DEFAULT_NAMES = {"onnx": "model.onnx", "torchscript": "model.pt"}
@@ -57,10 +58,9 @@ def export_model(
         raise ExportError(f"--format must be one of {', '.join(FORMATS)}; got {fmt!r}")
     if fmt == "onnx":
         _require_onnx()
-    ckpt = load_checkpoint(path_or_run_dir)
-    model = model_from_checkpoint(ckpt).cpu().eval()
-    config = train_config_from_checkpoint(ckpt) or TrainConfig()
-    out_path = Path(out) if out else Path(ckpt["path"]).parent / DEFAULT_NAMES[fmt]
+    trained = load_trained(path_or_run_dir, "cpu")
+    model, config = trained.model, trained.config
+    out_path = Path(out) if out else trained.checkpoint.parent / DEFAULT_NAMES[fmt]
     if out_path.is_dir():
         raise ExportError(f"--out {out_path} is a folder; give a file name such as {out_path / DEFAULT_NAMES[fmt]}")
     if not out_path.parent.is_dir():
@@ -72,7 +72,10 @@ def export_model(
     output_kind = "probabilities" if model.config.softmax_output else "logits"
 
     start = time.perf_counter()
-    fd, tmp_name = tempfile.mkstemp(prefix=out_path.name + ".", suffix=".tmp", dir=out_path.parent)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=out_path.name + ".", suffix=".tmp", dir=out_path.parent)
+    except OSError as exc:
+        raise write_failure(out_path, exc) from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -94,13 +97,15 @@ def export_model(
                 f"{agreement:.2%}; nothing was written"
             )
         os.replace(tmp, out_path)
+    except OSError as exc:  # a full disk while writing, or a target that cannot be replaced
+        raise write_failure(out_path, exc) from None
     finally:
         tmp.unlink(missing_ok=True)
     return {
         "format": fmt,
         "path": str(out_path),
         "bytes": out_path.stat().st_size,
-        "checkpoint": ckpt["path"],
+        "checkpoint": str(trained.checkpoint),
         "exporter": exporter,
         "input": "images (B, 28, 28) float32, " + _input_note(config),
         "output": f"{output_kind} (B, 10)",
@@ -189,3 +194,13 @@ def _run_torchscript(path: Path, inputs: torch.Tensor) -> torch.Tensor:
         loaded = torch.jit.load(str(path), map_location="cpu")
     with torch.inference_mode():
         return loaded(inputs)
+
+
+def format_export_report(report: dict[str, Any]) -> str:
+    return "\n".join([
+        f"wrote {report['path']} ({report['bytes'] / 1024:.0f} KiB, {report['format']}, via {report['exporter']})",
+        f"parity on {report['samples']} test images: max |difference| {report['max_abs_diff']:.2e}, "
+        f"labels agree {report['agreement']:.2%}",
+        f"input:  {report['input']}",
+        f"output: {report['output']}",
+    ])

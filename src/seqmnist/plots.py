@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .checkpoint import CONFIG_NAME, METRICS_NAME, SUMMARY_NAME, read_summary
+from .run import SUMMARY_NAME, RunDir
 from .errors import SeqMnistError
 
 if TYPE_CHECKING:  # only for type hints; matplotlib is imported lazily
@@ -55,28 +55,48 @@ def _pyplot() -> Any:
     return plt
 
 
+# Output file suffix -> matplotlib format (JPEG through Pillow, a core dependency).
+PLOT_FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".pdf": "pdf", ".svg": "svg"}
+
+
 def _unwritable(out_path: Path, exc: OSError) -> SeqMnistError:
-    return SeqMnistError(f"cannot write {out_path} ({exc.strerror or exc}): choose a writable output path")
+    return SeqMnistError(
+        f"cannot write {out_path} ({exc.strerror or exc}): choose a writable output path"
+    )
+
+
+def plot_format(out_path: str | os.PathLike) -> str:
+    """The format ``out_path``'s suffix names (``.png`` -> "png"); other suffixes are refused."""
+    suffix = Path(out_path).suffix.lower()
+    if suffix not in PLOT_FORMATS:
+        named = f"ends in {suffix!r}" if suffix else "has no file suffix"
+        raise SeqMnistError(f"cannot write {out_path}: it {named}; give a file name ending in "
+                            f"{', '.join(PLOT_FORMATS)}")
+    return PLOT_FORMATS[suffix]
 
 
 def prepare_output(out_path: str | os.PathLike) -> Path:
-    """Create the folder ``out_path`` goes into, so an unwritable path fails before any drawing."""
+    """Check the suffix and create the folder ``out_path`` goes into, so a bad or unwritable path
+    fails before any drawing (call it before slow work too)."""
     out_path = Path(out_path)
+    if out_path.is_dir():
+        raise SeqMnistError(f"cannot write {out_path}: it is a folder; give a file name ending in "
+                            f"{', '.join(PLOT_FORMATS)}")
+    plot_format(out_path)
     try:
         out_path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise _unwritable(out_path, exc) from None
-    if out_path.is_dir():
-        raise SeqMnistError(f"cannot write {out_path}: it is a folder; give a file name ending in .png")
     return out_path
 
 
 def _save(fig: Figure, out_path: str | os.PathLike) -> Path:
-    """Write ``fig`` as a PNG and close it; errors name the path."""
+    """Write ``fig`` in the format its suffix names (PNG, JPEG, PDF or SVG) and close it; errors
+    name the path."""
     plt = _pyplot()
     try:
         out_path = prepare_output(out_path)
-        fig.savefig(out_path, dpi=DPI, format="png")
+        fig.savefig(out_path, dpi=DPI, format=plot_format(out_path))
     except OSError as exc:
         raise _unwritable(Path(out_path), exc) from None
     finally:
@@ -241,34 +261,21 @@ def sequence_view(image: Any, label: int, out_path: str | os.PathLike) -> Path:
 # --- training curves ----------------------------------------------------------------------
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError:
-        raise SeqMnistError(f"{path} is not valid JSON: delete the run directory and train again") from None
-
-
 def load_run_metrics(run_dir: str | os.PathLike) -> tuple[str, list[dict[str, float | None]], dict[str, Any] | None]:
     """(label "name (preset)", metrics.csv rows, summary.json or None) of a run directory."""
-    from .metrics import read_metrics
-
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise SeqMnistError(f"no such run directory: {run_dir} (pass a folder made by `seqmnist train`)")
-    metrics_path = run_dir / METRICS_NAME
-    if not metrics_path.is_file():
+    run = RunDir(run_dir)
+    if not run.path.is_dir():
+        raise SeqMnistError(f"no such run directory: {run.path} (pass a folder made by `seqmnist train`)")
+    if not run.metrics_file.is_file():
         raise SeqMnistError(
-            f"{metrics_path} not found: pass a run directory made by `seqmnist train` "
+            f"{run.metrics_file} not found: pass a run directory made by `seqmnist train` "
             "(it writes metrics.csv after every epoch)"
         )
-    rows = read_metrics(metrics_path)
+    rows = run.read_metrics()
     if not rows:
-        raise SeqMnistError(f"{metrics_path} holds no epochs yet: let training finish at least one epoch")
-    preset = "?"
-    if (run_dir / CONFIG_NAME).is_file():
-        preset = _read_json(run_dir / CONFIG_NAME).get("preset", "?")
-    summary = read_summary(run_dir)
-    return f"{run_dir.name} ({preset})", rows, summary
+        raise SeqMnistError(f"{run.metrics_file} holds no epochs yet: let training finish at least one epoch")
+    preset = run.read_config().preset if run.config_file.is_file() else "?"
+    return f"{run.path.name} ({preset})", rows, run.read_summary()
 
 
 def _series(rows: list[dict[str, float | None]], column: str, scale: float = 1.0) -> tuple[list[float], list[float]]:
@@ -436,16 +443,13 @@ def misclassified(
     """The best checkpoint's mistakes on the test set: images, true/pred labels, confidences."""
     import torch
 
-    from .checkpoint import load_checkpoint, model_from_checkpoint, train_config_from_checkpoint
-    from .config import TrainConfig
+    from .data import load_mnist
     from .engine import evaluate
-    from .evaluation import load_split
+    from .trained import load_trained
 
-    ckpt = load_checkpoint(run_dir)  # a run directory resolves to its best checkpoint
-    model = model_from_checkpoint(ckpt)
-    config = train_config_from_checkpoint(ckpt) or TrainConfig()
-    test = load_split(config, "test", data_dir, download)
-    result = evaluate(model, test, normalize=config.normalize, return_outputs=True)
+    trained = load_trained(run_dir)  # a run directory resolves to its best checkpoint
+    test = load_mnist(data_dir, train=False, download=download)
+    result = evaluate(trained.model, test, normalize=trained.config.normalize, return_outputs=True)
     predictions = result["predictions"]  # (N,)
     wrong = (predictions != test.labels).nonzero().flatten()  # indices of mistakes
     return {

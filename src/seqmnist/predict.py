@@ -22,19 +22,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .checkpoint import (
-    CONFIG_NAME,
-    SUMMARY_NAME,
-    load_checkpoint,
-    model_from_checkpoint,
-    read_summary,
-    train_config_from_checkpoint,
-)
 from .config import TrainConfig
 from .data import to_model_input
 from .errors import SeqMnistError
 from .model import SeqClassifier, count_parameters
 from .preprocess import ImageError, open_image, to_mnist
+from .trained import load_trained
 
 # One image: a PIL image, an array (H, W) / (H, W, C), a file path, raw file bytes, or a tensor (28, 28).
 ImageInput = Union[Image.Image, np.ndarray, str, os.PathLike, bytes, torch.Tensor]
@@ -162,36 +155,15 @@ def load(path: str | os.PathLike, device: str = "cpu") -> Classifier:
 
     ``device``: cpu, cuda, mps or auto.
     """
-    from .train import select_device  # validates the name; "auto" picks cuda, then mps, then cpu
-
-    device = str(select_device(device))
-    ckpt = load_checkpoint(path, map_location=device)
-    model = model_from_checkpoint(ckpt)
-    # Checkpoints written by `seqmnist train` always hold their train config; a bare one falls back
-    # to the default recipe (normalised inputs).
-    config = train_config_from_checkpoint(ckpt) or TrainConfig()
-    checkpoint_path = Path(ckpt["path"])
-    run_dir = checkpoint_path.parent
-    is_run = (run_dir / CONFIG_NAME).is_file() or (run_dir / SUMMARY_NAME).is_file()
+    trained = load_trained(path, device)
     return Classifier(
-        model,
-        config,
-        name=run_dir.name if is_run else checkpoint_path.stem,
-        path=checkpoint_path,
-        test_accuracy=_summary_accuracy(run_dir),
-        device=device,
+        trained.model,
+        trained.config,
+        name=trained.name,
+        path=trained.checkpoint,
+        test_accuracy=trained.test_accuracy(),
+        device=trained.device,
     )
-
-
-def _summary_accuracy(run_dir: Path) -> float | None:
-    """The run's test accuracy, for display only: a missing or damaged summary.json must not stop
-    a good checkpoint from classifying, so both give None."""
-    try:
-        summary = read_summary(run_dir)
-    except SeqMnistError:
-        return None
-    value = summary.get("test_acc") if summary else None
-    return float(value) if isinstance(value, (int, float)) else None
 
 
 def _as_list(images: Any) -> tuple[list[Any], list[str | None]]:

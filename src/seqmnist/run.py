@@ -1,0 +1,255 @@
+"""``RunDir``: the run directory's layout and life, and the one atomic-write helper.
+
+A run directory holds everything about one training run::
+
+    runs/<name>/config.json          the resolved TrainConfig
+               metrics.csv           one row per epoch (METRIC_COLUMNS)
+               checkpoint_last.pt    end of the latest epoch: resume from here
+               checkpoint_best.pt    best validation accuracy (the last epoch when val_size = 0)
+               summary.json          test metrics of the best checkpoint, timings, versions
+               *.png                 plots
+
+Every file is written whole or not at all (temp file, fsync, rename), so a crash, a full disk or
+Ctrl-C never leaves half a file; a file that is damaged anyway is reported in one line.
+"""
+
+from __future__ import annotations
+
+import csv
+import errno
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+from .config import TrainConfig
+from .errors import CheckpointError, ConfigError, SeqMnistError
+
+CONFIG_NAME = "config.json"
+METRICS_NAME = "metrics.csv"
+LAST_NAME = "checkpoint_last.pt"
+BEST_NAME = "checkpoint_best.pt"
+SUMMARY_NAME = "summary.json"
+
+# Column order of metrics.csv; plots and tests read these names.
+METRIC_COLUMNS = (
+    "epoch",
+    "train_loss",
+    "train_acc",
+    "val_loss",
+    "val_acc",
+    "test_loss",
+    "test_acc",
+    "lr",
+    "epoch_seconds",
+    "train_seconds",
+    "samples_per_s",
+)
+
+
+class WriteError(SeqMnistError):
+    """A file could not be written: read-only folder, full disk, missing permission."""
+
+
+def write_failure(path: str | os.PathLike, exc: OSError) -> WriteError:
+    """One line for a failed write that says what to do about it."""
+    if exc.errno == errno.ENOSPC:
+        return WriteError(f"cannot write {path}: the disk is full; free some space and try again")
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return WriteError(f"cannot write {path} ({reason}): choose a writable location or fix its permissions")
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> None:
+    """Call ``write(f)`` on a temp file beside ``path``, fsync, then rename it over ``path``.
+
+    Readers see the old file or the new one, never a part. Any failure (including Ctrl-C)
+    removes the temp file; an ``OSError`` becomes a one-line ``WriteError``.
+    """
+    path = Path(path)
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+        umask = os.umask(0)  # mkstemp makes the file private (0600); give it a plain open()'s mode
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise write_failure(path, _root_os_error(exc)) from None
+    except RuntimeError as exc:  # torch.save reports a failed write as RuntimeError("... unexpected pos")
+        if "unexpected pos" in str(exc) or "write" in str(exc).lower():
+            raise write_failure(path, OSError(errno.ENOSPC, "no space left")) from None
+        raise
+    finally:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _root_os_error(exc: OSError) -> OSError:
+    cause = exc.__cause__ or exc.__context__
+    return cause if isinstance(cause, OSError) and cause.errno else exc
+
+
+def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
+    text = json.dumps(data, indent=2, allow_nan=False) + "\n"
+    atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def read_json_object(path: Path, what: str) -> dict[str, Any]:
+    """A JSON file that must hold an object; a damaged one is a one-line error naming it."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
+        raise CheckpointError(f"{path} is not a readable {what} ({_short(exc)}); delete it or train the run again") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path} is not a seqmnist {what} (a JSON object); delete it or train the run again")
+    return data
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:160]
+
+
+class RunDir:
+    """One run directory: where its files are, how they are created, read and replaced."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self.config_file = self.path / CONFIG_NAME
+        self.metrics_file = self.path / METRICS_NAME
+        self.last_checkpoint = self.path / LAST_NAME
+        self.best_checkpoint = self.path / BEST_NAME
+        self.summary_file = self.path / SUMMARY_NAME
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    def holds_run(self) -> bool:
+        return any(p.exists() for p in (self.last_checkpoint, self.best_checkpoint, self.metrics_file))
+
+    def is_run(self) -> bool:
+        """Made by ``seqmnist train`` (as opposed to a folder that only holds a checkpoint)."""
+        return self.config_file.is_file() or self.summary_file.is_file()
+
+    def create(self, config: TrainConfig, overwrite: bool) -> None:
+        """Start a fresh run here: refuse to replace a run unless ``overwrite``, clear stale files,
+        write config.json."""
+        if self.holds_run() and not overwrite:
+            raise SeqMnistError(
+                f"{self.path} already holds a run: continue it with --resume {self.path}, replace it "
+                "with --overwrite, or choose another --out"
+            )
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            for stale in (self.metrics_file, self.summary_file, self.last_checkpoint, self.best_checkpoint):
+                stale.unlink(missing_ok=True)
+        except OSError as exc:
+            raise SeqMnistError(
+                f"cannot create the run directory {self.path} ({exc.strerror}): choose another --out"
+            ) from None
+        write_json_atomic(self.config_file, config.to_dict())
+
+    def check_writable(self) -> None:
+        """Before resuming: a run that cannot be written to would fail only after an epoch."""
+        if not os.access(self.path, os.W_OK):
+            raise WriteError(f"cannot write to {self.path}: the run directory is read-only; copy it somewhere writable")
+
+    def read_config(self) -> TrainConfig:
+        if not self.config_file.is_file():
+            raise SeqMnistError(f"{self.path} has no {CONFIG_NAME}: pass a run directory made by `seqmnist train`")
+        data = read_json_object(self.config_file, "config")
+        try:
+            return TrainConfig.from_dict(data)
+        except (ConfigError, TypeError) as exc:
+            raise CheckpointError(f"{self.config_file} is not a valid seqmnist config ({_short(exc)})") from None
+
+    def read_summary(self) -> dict[str, Any] | None:
+        """summary.json (written when training finishes), None if there is none."""
+        if not self.summary_file.is_file():
+            return None
+        return read_json_object(self.summary_file, "summary")
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        write_json_atomic(self.summary_file, summary)
+
+    def read_metrics(self) -> list[dict[str, float | None]]:
+        return read_metrics(self.metrics_file)
+
+    def append_metrics(self, row: dict[str, Any]) -> None:
+        """Add one epoch's row. The whole file is rewritten atomically (it is a few KB), so a
+        failed write never leaves a half row behind."""
+        rows = self.read_metrics() + [row]
+        atomic_write(self.metrics_file, lambda f: f.write(_metrics_csv(rows).encode()))
+
+    def truncate_metrics_after(self, epoch: int) -> None:
+        """Keep rows up to ``epoch`` (on resume, drop epochs the checkpoint does not contain)."""
+        rows = [r for r in self.read_metrics() if int(r["epoch"] or 0) <= epoch]
+        atomic_write(self.metrics_file, lambda f: f.write(_metrics_csv(rows).encode()))
+
+    def checkpoint(self, prefer: str = "best") -> Path:
+        """Its best checkpoint, else its last one (or the other way round)."""
+        order = [self.best_checkpoint, self.last_checkpoint]
+        for path in order if prefer == "best" else order[::-1]:
+            if path.is_file():
+                return path
+        raise CheckpointError(
+            f"{self.path} is a folder without {BEST_NAME} or {LAST_NAME}: pass a run directory "
+            "made by `seqmnist train` or a checkpoint file"
+        )
+
+
+def resolve_checkpoint(path: str | os.PathLike, prefer: str = "best") -> Path:
+    """A checkpoint file, or a run directory (its best checkpoint, else its last one)."""
+    path = Path(path)
+    if path.is_dir():
+        return RunDir(path).checkpoint(prefer)
+    if not path.exists():
+        raise CheckpointError(f"no such run directory or checkpoint: {path}")
+    return path
+
+
+def read_metrics(path: str | os.PathLike) -> list[dict[str, float | None]]:
+    """Rows of a metrics.csv as floats (None where a column was not recorded that epoch)."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+        return [_parse_row(row) for row in rows]
+    except (OSError, ValueError, csv.Error) as exc:
+        raise CheckpointError(
+            f"{path} is damaged ({_short(exc)}); delete the bad rows or train the run again"
+        ) from None
+
+
+def _parse_row(row: dict[str, Any]) -> dict[str, float | None]:
+    if set(row) != set(METRIC_COLUMNS) or None in row.values():
+        raise ValueError(f"row for epoch {row.get('epoch')!r} does not have the columns {', '.join(METRIC_COLUMNS)}")
+    parsed = {k: (float(v) if v != "" else None) for k, v in row.items()}
+    if parsed["epoch"] is None:
+        raise ValueError("a row has no epoch")
+    return parsed
+
+
+def _metrics_csv(rows: list[dict[str, Any]]) -> str:
+    lines = [",".join(METRIC_COLUMNS)]
+    lines += [",".join(_fmt(row.get(k)) for k in METRIC_COLUMNS) for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        return f"{value:.6g}"
+    return str(value)
