@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 SEQMNIST_DATA ?= $(CURDIR)/data
 export SEQMNIST_DATA
 
-.PHONY: run test bench browser-deps clean
+.PHONY: run test lint format bench browser-deps clean
 
 $(BIN)/seqmnist: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,8 +22,27 @@ run: $(BIN)/seqmnist
 	$(BIN)/seqmnist train --out runs/default --overwrite
 	$(BIN)/seqmnist evaluate runs/default
 
-test: $(VENV)/.test-deps
+# Lint first (fast, and what CI enforces), then the whole suite, browser tests included.
+test: lint browser-deps
 	$(BIN)/python -m pytest -q
+
+lint: $(VENV)/.test-deps
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+format: $(VENV)/.test-deps
+	$(BIN)/ruff check --fix src tests benchmarks
+	$(BIN)/ruff format src tests benchmarks
+
+# The browser tests drive Debian's Chromium. As root it is installed with apt-get; otherwise
+# this stops with the one command to run.
+browser-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "make test: the browser tests need Chromium; run: sudo apt-get install chromium" >&2; exit 1; \
+	  fi; }
 
 # The whole CPU benchmark; run it on an otherwise idle machine. Results: benchmarks/README.md.
 bench: $(VENV)/.test-deps

@@ -64,7 +64,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--preset", choices=list(PRESETS), default="default",
-        help="default: our recipe (all four fixes); seed: the article's recipe, faithfully (default: default)",
+        help="default: our recipe (all four fixes); seed: the article's recipe, faithfully; smnist / pmnist: "
+        "sequential / permuted MNIST, 784 steps of one pixel (GPU work) (default: default)",
     )
     p.add_argument("--out", help="run directory to create (default: runs/<preset>)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue RUN_DIR from its checkpoint_last.pt (default: off)")
@@ -191,7 +192,7 @@ def _add_show(sub: argparse._SubParsersAction) -> None:
 
 def _run_show(args: argparse.Namespace) -> int:
     from .data import load_mnist
-    from .plots import sample_grid, select_samples, sequence_view
+    from .pictures import sample_grid, select_samples, sequence_view
 
     index = 0 if args.as_sequence and args.index is None else args.index
     if args.digit is not None:  # checked before loading data
@@ -248,7 +249,7 @@ def _add_inspect(sub: argparse._SubParsersAction) -> None:
 
 def _run_inspect(args: argparse.Namespace) -> int:
     from .data import load_mnist, to_model_input
-    from .explain import default_model, format_inspection, inspect_model
+    from .inspect import default_model, format_inspection, inspect_model
     from .trained import load_trained
 
     _require_range("--batch-size", args.batch_size, 1, 10_000)
@@ -376,6 +377,21 @@ def _run_export(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- compare --------------------------------------------------------------------------------
+
+def _add_compare(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("compare", help="finished runs side by side: order, cell, size, parameters, accuracy, time")
+    p.add_argument("run_dirs", metavar="RUN_DIR", nargs="+", help="run directories made by `seqmnist train`")
+    p.add_argument("--markdown", action="store_true", help="print a Markdown table (default: aligned text)")
+
+
+def _run_compare(args: argparse.Namespace) -> int:
+    from .compare import compare_runs, format_comparison
+
+    print(format_comparison(compare_runs(args.run_dirs), markdown=args.markdown))
+    return 0
+
+
 # --- entry point ----------------------------------------------------------------------------
 
 COMMANDS: dict[str, tuple[Callable[[argparse._SubParsersAction], None], Callable[[argparse.Namespace], int]]] = {
@@ -388,6 +404,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse._SubParsersAction], None], Callable
     "serve": (_add_serve, _run_serve),
     "predict": (_add_predict, _run_predict),
     "export": (_add_export, _run_export),
+    "compare": (_add_compare, _run_compare),
 }
 
 

@@ -1,10 +1,13 @@
-"""``SeqClassifier``: a recurrent network that reads an image row by row and returns logits.
+"""``SeqClassifier``: reads an image as a sequence with a recurrent network, returns logits.
 
-Shapes (batch_first throughout): B images, T = 28 time steps (rows), F = 28 features (pixels per
-row), H hidden units per direction, D = 2 if bidirectional else 1, L layers.
+Shapes (batch_first throughout): B images, T time steps, F features (pixels) per step, with
+T * F = 784 fixed by the reading order (``config.steps``, ``config.features_per_step``): 28 x 28
+for rows and columns, 784/K x K for pixels and permuted. H hidden units per direction, D = 2 if
+bidirectional else 1, L layers.
 
-    x (B, T, F) -> rnn -> output (B, T, D*H), h_n (L*D, B, H) [, c_n (L*D, B, H) for LSTM]
-                -> readout (B, D*H) -> dropout -> Linear -> logits (B, 10)
+    images (B, 28, 28) -> read -> x (B, T, F)
+        -> rnn -> output (B, T, D*H), h_n (L*D, B, H) [, c_n (L*D, B, H) for LSTM]
+        -> readout (B, D*H) -> dropout -> Linear -> logits (B, 10)
 """
 
 from __future__ import annotations
@@ -13,33 +16,66 @@ import torch
 from torch import nn
 
 from .config import ModelConfig
+from .sequence import SequenceReader
 
-_CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+_CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN, "irnn": nn.RNN}
+_GATES = {"lstm": 4, "gru": 3, "rnn": 1, "irnn": 1}
+# IRNN input weights: N(0, 0.001^2), as Le, Jaitly & Hinton (2015) and Keras's mnist_irnn.
+IRNN_INPUT_STD = 0.001
+
+
+def _make_rnn(config: ModelConfig) -> nn.RNNBase:
+    extra = {"nonlinearity": "relu"} if config.cell == "irnn" else {}
+    rnn = _CELLS[config.cell](
+        input_size=config.features_per_step,
+        hidden_size=config.hidden,
+        num_layers=config.layers,
+        batch_first=True,
+        bidirectional=config.bidirectional,
+        # PyTorch only applies this between stacked layers (it warns if layers == 1).
+        dropout=config.dropout if config.layers > 1 else 0.0,
+        **extra,
+    )
+    if config.cell == "irnn":
+        init_irnn(rnn)
+    return rnn
+
+
+@torch.no_grad()
+def init_irnn(rnn: nn.RNN) -> None:
+    """Le, Jaitly & Hinton (2015): recurrent weights = identity, biases = 0, input weights small
+    Gaussian (std 0.001). Applies to every layer and direction."""
+    for name, param in rnn.named_parameters():
+        if name.startswith("weight_hh"):
+            param.copy_(torch.eye(rnn.hidden_size))  # (H, H)
+        elif name.startswith("weight_ih"):
+            param.normal_(0.0, IRNN_INPUT_STD)
+        else:  # bias_ih_l*, bias_hh_l*
+            param.zero_()
 
 
 class SeqClassifier(nn.Module):
-    """Recurrent classifier over image rows. ``forward`` returns logits (or, for the article's
-    recipe with ``softmax_output``, probabilities - which is exactly its flaw)."""
+    """Recurrent classifier over an image read in ``config.order``. ``forward`` returns logits
+    (or, for the article's recipe with ``softmax_output``, probabilities - which is exactly its
+    flaw)."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         config.validate()
         self.config = config
-        self.rnn = _CELLS[config.cell](
-            input_size=config.input_size,
-            hidden_size=config.hidden,
-            num_layers=config.layers,
-            batch_first=True,
-            bidirectional=config.bidirectional,
-            # PyTorch only applies this between stacked layers (it warns if layers == 1).
-            dropout=config.dropout if config.layers > 1 else 0.0,
-        )
+        self.reader = SequenceReader(config)  # no parameters, no state_dict entries
+        self.rnn = _make_rnn(config)
         self.num_directions = 2 if config.bidirectional else 1
         self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(self.num_directions * config.hidden, config.num_classes)
 
+    def read(self, images: torch.Tensor) -> torch.Tensor:
+        """Images (B, 28, 28) -> the sequence the rnn reads, (B, T, F)."""
+        return self.reader(images)
+
     def run_rnn(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, T, F) -> output (B, T, D*H), h_n (L*D, B, H). For an LSTM, c_n is dropped here."""
+        """Sequence (B, T, F), from ``read`` -> output (B, T, D*H), h_n (L*D, B, H).
+        For an LSTM, c_n is dropped here."""
         output, state = self.rnn(x)
         h_n = state[0] if isinstance(state, tuple) else state
         return output, h_n
@@ -48,18 +84,18 @@ class SeqClassifier(nn.Module):
         """Reduce the sequence to one vector per image: (B, D*H)."""
         kind = self.config.readout
         if kind == "final":
-            # Last layer's final states: forward = h_n[-2] (after row 27), backward = h_n[-1]
-            # (after row 0). Concatenated [forward, backward], as nn.LSTM lays out `output`.
+            # Last layer's final states: forward = h_n[-2] (after step T-1), backward = h_n[-1]
+            # (after step 0). Concatenated [forward, backward], as nn.LSTM lays out `output`.
             last_layer = h_n[-self.num_directions :]  # (D, B, H)
             return torch.cat(list(last_layer), dim=1)  # (B, D*H)
         if kind == "last":
-            # The article's readout: the backward half here has read only the last row.
+            # The article's readout: the backward half here has read only the last step.
             return output[:, -1, :]  # (B, D*H)
         return output.mean(dim=1)  # "mean": (B, D*H)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 28, 28) float -> logits (B, 10)."""
-        output, h_n = self.run_rnn(x)
+        output, h_n = self.run_rnn(self.read(images))
         logits = self.head(self.dropout(self.readout(output, h_n)))  # (B, 10)
         if self.config.softmax_output:
             return torch.softmax(logits, dim=1)
@@ -75,17 +111,19 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def recurrent_macs_per_sample(config: ModelConfig, steps: int = 28) -> int:
+def recurrent_macs_per_sample(config: ModelConfig, steps: int | None = None) -> int:
     """Multiply-adds of the recurrent layers for one image, forward pass only.
 
     Per step and direction a cell computes G gate blocks of x @ W_ih^T and h @ W_hh^T:
-    G * H * (in + H) multiply-adds, with G = 4 (LSTM), 3 (GRU), 1 (RNN). Layer 1 reads F pixels,
-    later layers read D*H features. Elementwise gate maths is left out (it is not matmul work).
+    G * H * (in + H) multiply-adds, with G = 4 (LSTM), 3 (GRU), 1 (RNN, IRNN). Layer 1 reads F
+    pixels, later layers read D*H features; ``steps`` defaults to the order's T. Elementwise gate
+    maths is left out (it is not matmul work).
     """
-    gates = {"lstm": 4, "gru": 3, "rnn": 1}[config.cell]
+    steps = config.steps if steps is None else steps
+    gates = _GATES[config.cell]
     directions = 2 if config.bidirectional else 1
     total = 0
     for layer in range(config.layers):
-        inputs = config.input_size if layer == 0 else directions * config.hidden
+        inputs = config.features_per_step if layer == 0 else directions * config.hidden
         total += gates * config.hidden * (inputs + config.hidden) * steps * directions
     return total

@@ -57,7 +57,7 @@ def inspect_model(model: SeqClassifier | None, images: torch.Tensor) -> dict[str
         model = default_model()
     model.eval()
     cfg = model.config
-    x = images.float()  # (B, T, F)
+    x = model.read(images.float())  # (B, 28, 28) -> (B, T, F) in the model's reading order
     output, state = model.rnn(x)  # output (B, T, D*H)
     h_n, c_n = state if isinstance(state, tuple) else (state, None)  # (L*D, B, H) each
     readout = model.readout(output, h_n)  # (B, D*H)
@@ -65,49 +65,13 @@ def inspect_model(model: SeqClassifier | None, images: torch.Tensor) -> dict[str
 
     H = cfg.hidden
     D = 2 if cfg.bidirectional else 1
-    relations = []
-    if D == 2:
-        relations.append(_relation(
-            "output[:, -1, :H] == h_n[-2]", "forward direction's final state (after reading row 27)",
-            output[:, -1, :H], h_n[-2], True,
-        ))
-        relations.append(_relation(
-            "output[:, 0, H:] == h_n[-1]", "backward direction's final state (after reading row 0)",
-            output[:, 0, H:], h_n[-1], True,
-        ))
-        relations.append(_relation(
-            "output[:, -1, H:] == h_n[-1]",
-            "the article's claim: false, this backward state has read only the last row",
-            output[:, -1, H:], h_n[-1], False,
-        ))
-    else:
-        relations.append(_relation(
-            "output[:, -1, :] == h_n[-1]", "the only direction's final state (after reading row 27)",
-            output[:, -1, :], h_n[-1], True,
-        ))
-
-    # What the classifier head actually reads.
-    if cfg.readout == "final":
-        final = torch.cat(list(h_n[-D:]), dim=1)  # (B, D*H): [forward, backward]
-        relations.append(_relation(
-            "readout == cat(h_n[-2], h_n[-1])" if D == 2 else "readout == h_n[-1]",
-            "the model's readout: the final state of every direction", readout, final, True,
-        ))
-    elif cfg.readout == "last":
-        relations.append(_relation(
-            "readout == output[:, -1, :]", "the model's readout: the last time step of output (the article's)",
-            readout, output[:, -1, :], True,
-        ))
-    else:
-        relations.append(_relation(
-            "readout == output.mean(dim=1)", "the model's readout: output averaged over time",
-            readout, output.mean(dim=1), True,
-        ))
+    relations = _final_state_relations(output, h_n, H, D) + [_readout_relation(cfg.readout, readout, output, h_n, D)]
 
     return {
         "model": {
             "cell": cfg.cell, "hidden": H, "layers": cfg.layers, "bidirectional": cfg.bidirectional,
             "directions": D, "readout": cfg.readout, "softmax_output": cfg.softmax_output,
+            "order": cfg.order,
         },
         "shapes": {
             "input": list(x.shape),
@@ -122,10 +86,43 @@ def inspect_model(model: SeqClassifier | None, images: torch.Tensor) -> dict[str
     }
 
 
+def _final_state_relations(output: torch.Tensor, h_n: torch.Tensor, H: int, D: int) -> list[dict[str, Any]]:
+    """Which slices of output (B, T, D*H) are the final states h_n (L*D, B, H)."""
+    if D == 1:
+        return [_relation(
+            "output[:, -1, :] == h_n[-1]", "the only direction's final state (after the last step)",
+            output[:, -1, :], h_n[-1], True,
+        )]
+    return [
+        _relation("output[:, -1, :H] == h_n[-2]", "forward direction's final state (after the last step)",
+                  output[:, -1, :H], h_n[-2], True),
+        _relation("output[:, 0, H:] == h_n[-1]", "backward direction's final state (after reading step 0)",
+                  output[:, 0, H:], h_n[-1], True),
+        _relation("output[:, -1, H:] == h_n[-1]",
+                  "the article's claim: false, this backward state has read only the last step",
+                  output[:, -1, H:], h_n[-1], False),
+    ]
+
+
+def _readout_relation(kind: str, readout: torch.Tensor, output: torch.Tensor, h_n: torch.Tensor,
+                      D: int) -> dict[str, Any]:
+    """What the classifier head actually reads, checked against its definition."""
+    if kind == "final":
+        final = torch.cat(list(h_n[-D:]), dim=1)  # (B, D*H): [forward, backward]
+        return _relation("readout == cat(h_n[-2], h_n[-1])" if D == 2 else "readout == h_n[-1]",
+                         "the model's readout: the final state of every direction", readout, final, True)
+    if kind == "last":
+        return _relation("readout == output[:, -1, :]",
+                         "the model's readout: the last time step of output (the article's)",
+                         readout, output[:, -1, :], True)
+    return _relation("readout == output.mean(dim=1)", "the model's readout: output averaged over time",
+                     readout, output.mean(dim=1), True)
+
+
 _READOUT_TEXT = {
-    "final": "the final state of each direction (forward after row 27, backward after row 0)",
-    "last": "output[:, -1, :], the article's readout: its backward half has seen only row 27",
-    "mean": "the mean of output over the 28 time steps",
+    "final": "the final state of each direction (forward after the last step, backward after step 0)",
+    "last": "output[:, -1, :], the article's readout: its backward half has seen only the last step",
+    "mean": "the mean of output over the time steps",
 }
 
 
@@ -138,7 +135,8 @@ def format_inspection(info: dict[str, Any]) -> str:
     lines = [
         f"model: {cell} hidden={H} layers={L} {'bidirectional' if D == 2 else 'unidirectional'} "
         f"readout={m['readout']}",
-        f"B={B} images, T={T} time steps (rows), F={F} features (pixels per row), H={H}, D={D}, L={L}",
+        f"B={B} images, T={T} time steps ({m['order']}), F={F} features (pixels per step), "
+        f"H={H}, D={D}, L={L}",
         "",
         "tensor      shape            what it is",
         f"input       {_shape(s['input']):<16} (B, T, F) one image = {T} steps of {F} pixels",

@@ -12,7 +12,7 @@ from seqmnist.checkpoint import load_checkpoint, model_from_checkpoint
 from seqmnist.cli import main
 from seqmnist.config import ModelConfig
 from seqmnist.data import load_mnist, to_model_input
-from seqmnist.explain import default_model, format_inspection, inspect_model
+from seqmnist.inspect import default_model, format_inspection, inspect_model
 from seqmnist.model import build_model
 
 from conftest import synthetic_digits
@@ -64,6 +64,16 @@ def test_unidirectional_stacked_gru() -> None:
     assert rel["readout == output.mean(dim=1)"]["equal"] is True
     text = format_inspection(info)
     assert "c_n" not in text and "earlier layers" in text
+
+
+def test_other_reading_orders_inspect_their_own_sequence() -> None:
+    config = ModelConfig(order="pixels", pixels_per_step=16, hidden=8, bidirectional=False)
+    model = build_model(config)
+    info = inspect_model(model, batch(3))  # images (3, 28, 28), read as 49 steps of 16 pixels
+    assert info["model"]["order"] == "pixels"
+    assert info["shapes"]["input"] == [3, 49, 16] and info["shapes"]["output"] == [3, 49, 8]
+    assert info["all_as_expected"] is True
+    assert "T=49 time steps (pixels), F=16 features" in format_inspection(info)
 
 
 def test_article_readout_and_text() -> None:
