@@ -10,12 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from seqmnist import plots
+from conftest import synthetic_digits
+from seqmnist import pictures, plots
 from seqmnist.cli import main
 from seqmnist.errors import SeqMnistError
 from seqmnist.run import RunDir
-
-from conftest import synthetic_digits
 
 
 def read_png(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
@@ -24,20 +23,27 @@ def read_png(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
     with Image.open(path) as image:
         assert image.format == "PNG"
         if size is not None:  # matplotlib may round a fractional pixel either way
-            assert abs(image.size[0] - size[0]) <= 1 and abs(image.size[1] - size[1]) <= 1, (image.size, size)
+            assert abs(image.size[0] - size[0]) <= 1 and abs(image.size[1] - size[1]) <= 1, (
+                image.size,
+                size,
+            )
         pixels = np.asarray(image.convert("L"), dtype=np.float64)
     assert pixels.var() > 100.0, f"{path} looks blank (pixel variance {pixels.var():.1f})"
     return pixels
 
 
 def px(inches: float) -> int:
-    return round(inches * plots.DPI)
+    return round(inches * pictures.DPI)
 
 
-def grid_px(count: int, ncols: int, cell_inches: float = plots.SAMPLE_CELL_INCHES) -> tuple[int, int]:
+def grid_px(
+    count: int, ncols: int, cell_inches: float = pictures.SAMPLE_CELL_INCHES
+) -> tuple[int, int]:
     """Pixel size of an image mosaic, from the figure size the plotting code asks for."""
-    width, height = plots.grid_figsize(count, ncols, cell_inches)
-    assert height > width * (-(-count // min(ncols, count))) / min(ncols, count)  # rows are taller than wide
+    width, height = pictures.grid_figsize(count, ncols, cell_inches)
+    assert height > width * (-(-count // min(ncols, count))) / min(
+        ncols, count
+    )  # rows are taller than wide
     return px(width), px(height)
 
 
@@ -58,8 +64,16 @@ def seed_like_run(tmp_path: Path) -> Path:
     (run / "config.json").write_text(json.dumps({"preset": "seed"}))
     log = RunDir(run)
     for epoch in (1, 2, 3):
-        log.append_metrics({"epoch": epoch, "train_loss": 1.7 - 0.1 * epoch, "train_acc": 0.7 + 0.05 * epoch,
-                    "test_loss": 1.6 - 0.05 * epoch, "test_acc": 0.8 + 0.03 * epoch, "lr": 1e-3})
+        log.append_metrics(
+            {
+                "epoch": epoch,
+                "train_loss": 1.7 - 0.1 * epoch,
+                "train_acc": 0.7 + 0.05 * epoch,
+                "test_loss": 1.6 - 0.05 * epoch,
+                "test_acc": 0.8 + 0.03 * epoch,
+                "lr": 1e-3,
+            }
+        )
     return run
 
 
@@ -68,42 +82,47 @@ def seed_like_run(tmp_path: Path) -> Path:
 
 def test_select_samples_filters_and_checks_ranges() -> None:
     images, labels = synthetic_digits(40, seed=3)
-    picked, picked_labels, idx = plots.select_samples(images, labels, count=25)
+    picked, picked_labels, idx = pictures.select_samples(images, labels, count=25)
     assert picked.shape == (25, 28, 28) and list(idx) == list(range(25))
 
-    picked, picked_labels, idx = plots.select_samples(images, labels, count=3, digit=7)
+    picked, picked_labels, idx = pictures.select_samples(images, labels, count=3, digit=7)
     assert set(picked_labels) == {7} and len(idx) == 3 and all(labels[i] == 7 for i in idx)
 
-    picked, picked_labels, idx = plots.select_samples(images, labels, digit=7, index=1)
+    picked, picked_labels, idx = pictures.select_samples(images, labels, digit=7, index=1)
     assert len(idx) == 1 and idx[0] == np.flatnonzero(labels == 7)[1]
     assert np.array_equal(picked[0], images[idx[0]])
 
     with pytest.raises(SeqMnistError, match=r"--index must be from 0 to 39 .* got 40"):
-        plots.select_samples(images, labels, index=40)
+        pictures.select_samples(images, labels, index=40)
     with pytest.raises(SeqMnistError, match="--digit must be an integer from 0 to 9; got 10"):
-        plots.select_samples(images, labels, digit=10)
+        pictures.select_samples(images, labels, digit=10)
     with pytest.raises(SeqMnistError, match="--count must be an integer from 1 to 100; got 0"):
-        plots.select_samples(images, labels, count=0)
+        pictures.select_samples(images, labels, count=0)
 
 
 def test_sample_grid_and_sequence_view_pngs(tmp_path: Path) -> None:
     images, labels = synthetic_digits(25, seed=4)
-    out = plots.sample_grid(images, labels, tmp_path / "grid.png")
+    out = pictures.sample_grid(images, labels, tmp_path / "grid.png")
     read_png(out, size=grid_px(25, 5))
     assert grid_px(25, 5)[0] == px(5 * 1.5)
 
-    out = plots.sequence_view(images[0], int(labels[0]), tmp_path / "seq.png")
+    out = pictures.sequence_view(images[0], int(labels[0]), tmp_path / "seq.png")
     read_png(out, size=(px(11), px(5.6)))
 
 
 @pytest.mark.parametrize(
     ("name", "magic"),
-    [("v.jpg", b"\xff\xd8\xff"), ("v.JPEG", b"\xff\xd8\xff"), ("v.pdf", b"%PDF"),
-     ("v.svg", b"<?xml"), ("v.png", b"\x89PNG")],
+    [
+        ("v.jpg", b"\xff\xd8\xff"),
+        ("v.JPEG", b"\xff\xd8\xff"),
+        ("v.pdf", b"%PDF"),
+        ("v.svg", b"<?xml"),
+        ("v.png", b"\x89PNG"),
+    ],
 )
 def test_output_format_follows_the_suffix(tmp_path: Path, name: str, magic: bytes) -> None:
     images, labels = synthetic_digits(1, seed=4)
-    out = plots.sequence_view(images[0], int(labels[0]), tmp_path / name)
+    out = pictures.sequence_view(images[0], int(labels[0]), tmp_path / name)
     assert out.read_bytes().startswith(magic)
 
 
@@ -111,9 +130,9 @@ def test_output_format_follows_the_suffix(tmp_path: Path, name: str, magic: byte
 def test_unsupported_suffix_is_refused_before_writing(tmp_path: Path, name: str) -> None:
     out = tmp_path / "new-folder" / name
     with pytest.raises(SeqMnistError, match="ending in .png"):
-        plots.prepare_output(out)  # what callers run before slow work
+        pictures.prepare_output(out)  # what callers run before slow work
     with pytest.raises(SeqMnistError, match=r"\.png, \.jpg, \.jpeg, \.pdf, \.svg$") as info:
-        plots.sequence_view(np.zeros((28, 28), np.uint8), 0, out)
+        pictures.sequence_view(np.zeros((28, 28), np.uint8), 0, out)
     assert "\n" not in str(info.value) and str(out) in str(info.value)
     assert not out.parent.exists()
 
@@ -130,29 +149,47 @@ def test_error_gallery_with_and_without_errors(tmp_path: Path) -> None:
     images, labels = synthetic_digits(8, seed=5)
     preds = (labels + 1) % 10
     conf = np.linspace(0.3, 0.9, 8)
-    read_png(plots.error_gallery(images, labels, preds, conf, tmp_path / "err.png", max_items=6, ncols=3),
-             size=grid_px(6, 3, plots.ERROR_CELL_INCHES))
-    empty = plots.error_gallery(images[:0], labels[:0], preds[:0], conf[:0], tmp_path / "none.png")
+    read_png(
+        pictures.error_gallery(
+            images, labels, preds, conf, tmp_path / "err.png", max_items=6, ncols=3
+        ),
+        size=grid_px(6, 3, pictures.ERROR_CELL_INCHES),
+    )
+    empty = pictures.error_gallery(
+        images[:0], labels[:0], preds[:0], conf[:0], tmp_path / "none.png"
+    )
     assert empty.is_file()
 
 
-def test_curves_overlay_has_one_line_per_run_and_series(tiny_run: Path, seed_like_run: Path) -> None:
+def test_curves_overlay_has_one_line_per_run_and_series(
+    tiny_run: Path, seed_like_run: Path
+) -> None:
     fig = plots.curves_figure([tiny_run, seed_like_run])
     try:
         ax_loss, ax_acc, ax_lr = fig.axes[:3]
         tiny, seed = "tiny (default)", "seedlike (seed)"
         expected = {
-            f"{tiny}: train", f"{tiny}: validation", f"{tiny}: test (once, best checkpoint)",
-            f"{seed}: train", f"{seed}: test",
+            f"{tiny}: train",
+            f"{tiny}: validation",
+            f"{tiny}: test (once, best checkpoint)",
+            f"{seed}: train",
+            f"{seed}: test",
         }
         for ax in (ax_loss, ax_acc):
             labels = [line.get_label() for line in ax.get_lines()]
             assert sorted(labels) == sorted(expected)  # no duplicates, nothing missing
-        assert sorted(line.get_label() for line in ax_lr.get_lines()) == [f"{seed}: lr", f"{tiny}: lr"]
+        assert sorted(line.get_label() for line in ax_lr.get_lines()) == [
+            f"{seed}: lr",
+            f"{tiny}: lr",
+        ]
 
         # Splits share a colour across runs; runs differ by line style.
         lines = {line.get_label(): line for line in ax_loss.get_lines()}
-        assert lines[f"{tiny}: train"].get_color() == lines[f"{seed}: train"].get_color() == plots.SPLIT_COLOURS["train"]
+        assert (
+            lines[f"{tiny}: train"].get_color()
+            == lines[f"{seed}: train"].get_color()
+            == plots.SPLIT_COLOURS["train"]
+        )
         assert lines[f"{seed}: test"].get_color() == plots.SPLIT_COLOURS["test"]
         assert lines[f"{tiny}: train"].get_linestyle() != lines[f"{seed}: train"].get_linestyle()
         # The seed-like run's test line follows its metrics.csv, in percent on the accuracy axes.
@@ -160,7 +197,13 @@ def test_curves_overlay_has_one_line_per_run_and_series(tiny_run: Path, seed_lik
         assert list(acc[f"{seed}: test"].get_xdata()) == [1, 2, 3]
         assert np.allclose(acc[f"{seed}: test"].get_ydata(), [83, 86, 89])
         # Legends name the splits and each run.
-        legend_texts = {t.get_text() for ax in fig.axes for lg in [ax.get_legend()] if lg for t in lg.get_texts()}
+        legend_texts = {
+            t.get_text()
+            for ax in fig.axes
+            for lg in [ax.get_legend()]
+            if lg
+            for t in lg.get_texts()
+        }
         assert {"train", "validation", "test", tiny, seed} <= legend_texts
     finally:
         import matplotlib.pyplot as plt
@@ -176,7 +219,7 @@ def test_unwritable_output_fails_before_drawing(tiny_run: Path, tmp_path: Path) 
     with pytest.raises(SeqMnistError, match="cannot write .*curves.png"):
         plots.write_run_plots(tiny_run, out_dir=blocker)  # before the slow test-set pass
     with pytest.raises(SeqMnistError, match="it is a folder"):
-        plots.sample_grid(np.zeros((1, 28, 28), np.uint8), [0], tmp_path)
+        pictures.sample_grid(np.zeros((1, 28, 28), np.uint8), [0], tmp_path)
 
 
 def test_missing_metrics_and_summary_are_clear_errors(tmp_path: Path, seed_like_run: Path) -> None:
@@ -209,10 +252,29 @@ def test_cli_show(synthetic_data_dir: Path, tmp_path: Path, capsys: pytest.Captu
     assert "25 train images" in capsys.readouterr().out
     read_png(out, size=grid_px(25, 5))
 
-    assert main(["show", "--split", "test", "--digit", "3", "--count", "4", "--out", str(tmp_path / "d.png"), *data]) == 0
+    assert (
+        main(
+            [
+                "show",
+                "--split",
+                "test",
+                "--digit",
+                "3",
+                "--count",
+                "4",
+                "--out",
+                str(tmp_path / "d.png"),
+                *data,
+            ]
+        )
+        == 0
+    )
     read_png(tmp_path / "d.png", size=grid_px(4, 5))
 
-    assert main(["show", "--as-sequence", "--index", "5", "--out", str(tmp_path / "s.png"), *data]) == 0
+    assert (
+        main(["show", "--as-sequence", "--index", "5", "--out", str(tmp_path / "s.png"), *data])
+        == 0
+    )
     read_png(tmp_path / "s.png", size=(px(11), px(5.6)))
 
 
@@ -227,8 +289,20 @@ def test_cli_show(synthetic_data_dir: Path, tmp_path: Path, capsys: pytest.Captu
         (["--count", "101"], ["--count must be an integer from 1 to 100"]),
     ],
 )
-def test_cli_show_bad_input(flags, needles, synthetic_data_dir: Path, tmp_path: Path, capsys) -> None:
-    rc = main(["show", *flags, "--out", str(tmp_path / "x.png"), "--data-dir", str(synthetic_data_dir), "--no-download"])
+def test_cli_show_bad_input(
+    flags, needles, synthetic_data_dir: Path, tmp_path: Path, capsys
+) -> None:
+    rc = main(
+        [
+            "show",
+            *flags,
+            "--out",
+            str(tmp_path / "x.png"),
+            "--data-dir",
+            str(synthetic_data_dir),
+            "--no-download",
+        ]
+    )
     assert_one_line_error(rc, capsys.readouterr().err, *needles)
     assert not (tmp_path / "x.png").exists()
 
@@ -236,14 +310,34 @@ def test_cli_show_bad_input(flags, needles, synthetic_data_dir: Path, tmp_path: 
 def test_cli_show_unwritable_out(synthetic_data_dir: Path, tmp_path: Path, capsys) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    rc = main(["show", "--out", str(blocker / "x.png"), "--data-dir", str(synthetic_data_dir), "--no-download"])
+    rc = main(
+        [
+            "show",
+            "--out",
+            str(blocker / "x.png"),
+            "--data-dir",
+            str(synthetic_data_dir),
+            "--no-download",
+        ]
+    )
     assert_one_line_error(rc, capsys.readouterr().err, str(blocker / "x.png"))
 
 
-def test_cli_plot_single_and_overlay(tiny_run: Path, seed_like_run: Path, synthetic_data_dir: Path,
-                                     tmp_path: Path, capsys) -> None:
+def test_cli_plot_single_and_overlay(
+    tiny_run: Path, seed_like_run: Path, synthetic_data_dir: Path, tmp_path: Path, capsys
+) -> None:
     single = tmp_path / "single"
-    rc = main(["plot", str(tiny_run), "--out", str(single), "--data-dir", str(synthetic_data_dir), "--no-download"])
+    rc = main(
+        [
+            "plot",
+            str(tiny_run),
+            "--out",
+            str(single),
+            "--data-dir",
+            str(synthetic_data_dir),
+            "--no-download",
+        ]
+    )
     assert rc == 0
     printed = capsys.readouterr().out
     for name in plots.RUN_PLOT_NAMES:
@@ -260,34 +354,80 @@ def test_cli_plot_single_and_overlay(tiny_run: Path, seed_like_run: Path, synthe
 def test_cli_plot_bad_input(tmp_path: Path, tiny_run: Path, capsys) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert_one_line_error(main(["plot", str(empty)]), capsys.readouterr().err, str(empty / "metrics.csv"))
+    assert_one_line_error(
+        main(["plot", str(empty)]), capsys.readouterr().err, str(empty / "metrics.csv")
+    )
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     rc = main(["plot", str(tiny_run), str(tiny_run), "--out", str(blocker)])
     assert_one_line_error(rc, capsys.readouterr().err, str(blocker / "curves.png"))
 
 
-def test_cli_train_draws_plots_with_its_data_dir(synthetic_data_dir: Path, tmp_path: Path, capsys, monkeypatch) -> None:
-    """train hands --data-dir / --no-download on to write_run_plots (errors.png re-reads the test set)."""
+def test_cli_train_draws_plots_with_its_data_dir(
+    synthetic_data_dir: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    """train hands --data-dir / --no-download on to write_run_plots (errors.png re-reads the
+    test set)."""
     calls = []
-    monkeypatch.setattr(plots, "write_run_plots", lambda run_dir, **kw: calls.append((Path(run_dir), kw)))
+    monkeypatch.setattr(
+        plots, "write_run_plots", lambda run_dir, **kw: calls.append((Path(run_dir), kw))
+    )
     run = tmp_path / "run"
-    rc = main(["train", "--out", str(run), "--data-dir", str(synthetic_data_dir), "--no-download",
-               "--epochs", "1", "--hidden", "4", "--val-size", "100", "--batch-size", "100",
-               "--threads", "1", "--quiet"])
+    rc = main(
+        [
+            "train",
+            "--out",
+            str(run),
+            "--data-dir",
+            str(synthetic_data_dir),
+            "--no-download",
+            "--epochs",
+            "1",
+            "--hidden",
+            "4",
+            "--val-size",
+            "100",
+            "--batch-size",
+            "100",
+            "--threads",
+            "1",
+            "--quiet",
+        ]
+    )
     assert rc == 0
     assert calls == [(run, {"data_dir": str(synthetic_data_dir), "download": False})]
 
 
-def test_cli_train_warns_when_plots_fail(synthetic_data_dir: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+def test_cli_train_warns_when_plots_fail(
+    synthetic_data_dir: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
     """A plot failure after training is a warning: the run itself is saved and train exits 0."""
+
     def fail(run_dir, **kw):
         raise SeqMnistError("cannot write somewhere/curves.png")
 
     monkeypatch.setattr(plots, "write_run_plots", fail)
-    rc = main(["train", "--out", str(tmp_path / "run"), "--data-dir", str(synthetic_data_dir), "--no-download",
-               "--epochs", "1", "--hidden", "4", "--val-size", "100", "--batch-size", "100",
-               "--threads", "1", "--quiet"])
+    rc = main(
+        [
+            "train",
+            "--out",
+            str(tmp_path / "run"),
+            "--data-dir",
+            str(synthetic_data_dir),
+            "--no-download",
+            "--epochs",
+            "1",
+            "--hidden",
+            "4",
+            "--val-size",
+            "100",
+            "--batch-size",
+            "100",
+            "--threads",
+            "1",
+            "--quiet",
+        ]
+    )
     assert rc == 0
     err = capsys.readouterr().err
     assert "seqmnist: warning: no plots drawn (cannot write somewhere/curves.png)" in err
@@ -300,10 +440,24 @@ def test_cli_show_real_mnist(real_data_dir: Path, tmp_path: Path, capsys) -> Non
 
     test = load_mnist(real_data_dir, train=False, download=False)
     sevens = (test.labels == 7).nonzero().flatten()
-    images, labels, idx = plots.select_samples(test.images, test.labels, count=10, digit=7)
+    images, labels, idx = pictures.select_samples(test.images, test.labels, count=10, digit=7)
     assert list(idx) == sevens[:10].tolist() and set(labels.tolist()) == {7}
 
     out = tmp_path / "seq.png"
-    assert main(["show", "--split", "test", "--as-sequence", "--out", str(out),
-                 "--data-dir", str(real_data_dir), "--no-download"]) == 0
+    assert (
+        main(
+            [
+                "show",
+                "--split",
+                "test",
+                "--as-sequence",
+                "--out",
+                str(out),
+                "--data-dir",
+                str(real_data_dir),
+                "--no-download",
+            ]
+        )
+        == 0
+    )
     read_png(out, size=(px(11), px(5.6)))

@@ -42,10 +42,12 @@ def png_bytes(image: np.ndarray) -> bytes:
 def png_header_only(width: int, height: int) -> bytes:
     """A tiny PNG file that claims to be width x height (a decompression bomb's header)."""
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        crc = struct.pack(">I", zlib.crc32(kind + data))
+        return struct.pack(">I", len(data)) + kind + data + crc
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit greyscale
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    idat = chunk(b"IDAT", zlib.compress(b"\0" * 64))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + idat + chunk(b"IEND", b"")
 
 
 def a_digit_png() -> bytes:
@@ -110,7 +112,8 @@ def test_page_is_self_contained(client: TestClient) -> None:
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
     html = response.text
-    for element_id in ("canvas", "clear", "file", "top1", "topk", "preview", "result", "model-info"):
+    ids = ("canvas", "clear", "file", "top1", "topk", "preview", "result", "model-info")
+    for element_id in ids:
         assert f'id="{element_id}"' in html, element_id
     assert 'name="viewport"' in html and "touch-action: none" in html
     # works offline: no scripts, styles, fonts or images from elsewhere, and the browser enforces it
@@ -138,7 +141,8 @@ def test_predict_multipart_json_and_raw_agree(client: TestClient) -> None:
     by_form = client.post("/api/predict", files={"file": ("bar.png", data, "image/png")}).json()
     as_base64 = base64.b64encode(data).decode()
     by_json = client.post("/api/predict", json={"image": as_base64}).json()
-    by_data_url = client.post("/api/predict", json={"image": "data:image/png;base64," + as_base64}).json()
+    data_url = "data:image/png;base64," + as_base64
+    by_data_url = client.post("/api/predict", json={"image": data_url}).json()
     by_raw = client.post("/api/predict", content=data, headers={"content-type": "image/png"}).json()
     assert by_form == by_json == by_data_url == by_raw
 
@@ -154,16 +158,21 @@ def test_predict_multipart_json_and_raw_agree(client: TestClient) -> None:
 @pytest.mark.parametrize("top_k", [1, 5, 10])
 def test_top_k(client: TestClient, top_k: int) -> None:
     as_base64 = base64.b64encode(a_digit_png()).decode()
-    assert len(client.post("/api/predict", json={"image": as_base64, "top_k": top_k}).json()["top_k"]) == top_k
-    form = client.post("/api/predict", files={"file": ("a.png", a_digit_png())}, data={"top_k": str(top_k)})
+    by_json = client.post("/api/predict", json={"image": as_base64, "top_k": top_k}).json()
+    assert len(by_json["top_k"]) == top_k
+    upload = {"file": ("a.png", a_digit_png())}
+    form = client.post("/api/predict", files=upload, data={"top_k": str(top_k)})
     assert len(form.json()["top_k"]) == top_k
 
 
-def test_real_digits_are_recognised(real_client: TestClient, mnist_test_digits: tuple[np.ndarray, list[int]]) -> None:
+def test_real_digits_are_recognised(
+    real_client: TestClient, mnist_test_digits: tuple[np.ndarray, list[int]]
+) -> None:
     images, labels = mnist_test_digits
     correct = 0
     for image, label in zip(images, labels):
-        answer = real_client.post("/api/predict", files={"file": ("d.png", png_bytes(image), "image/png")}).json()
+        upload = {"file": ("d.png", png_bytes(image), "image/png")}
+        answer = real_client.post("/api/predict", files=upload).json()
         correct += answer["label"] == label
         # an MNIST digit is already in MNIST form: the model sees it unchanged, and says so
         seen = np.asarray(Image.open(io.BytesIO(base64.b64decode(answer["preprocessed_png"]))))
@@ -171,9 +180,12 @@ def test_real_digits_are_recognised(real_client: TestClient, mnist_test_digits: 
     assert correct >= 19, f"{correct}/20"
 
 
-def test_large_upload_stays_in_memory(real_client: TestClient, mnist_test_digits: tuple[np.ndarray, list[int]],
-                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    """A 1.4 MB upload (over Starlette's 1 MB spooling threshold) is never written to a temp file."""
+def test_large_upload_stays_in_memory(
+    real_client: TestClient,
+    mnist_test_digits: tuple[np.ndarray, list[int]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A 1.4 MB upload (over Starlette's 1 MB spooling threshold) never goes to a temp file."""
     def no_disk(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("the server tried to write a temporary file")
 
@@ -184,7 +196,8 @@ def test_large_upload_stays_in_memory(real_client: TestClient, mnist_test_digits
     buffer = io.BytesIO()
     big.save(buffer, format="BMP")  # uncompressed: 1.44 MB
     assert 1024 * 1024 < buffer.tell() < MAX_BODY_BYTES
-    response = real_client.post("/api/predict", files={"file": ("big.bmp", buffer.getvalue(), "image/bmp")})
+    upload = {"file": ("big.bmp", buffer.getvalue(), "image/bmp")}
+    response = real_client.post("/api/predict", files=upload)
     assert response.status_code == 200 and response.json()["label"] == labels[1]
 
 
@@ -200,6 +213,8 @@ def _truncated_png() -> bytes:
     return data[: len(data) // 2]
 
 
+DIGIT_B64 = base64.b64encode(a_digit_png()).decode()
+
 BAD_REQUESTS = {
     "not an image": (_upload(b"hello, this is text"), 422, ["not an image"]),
     "corrupt image": (_upload(_truncated_png()), 422, ["truncated"]),
@@ -210,23 +225,34 @@ BAD_REQUESTS = {
     "bad base64": ({"json": {"image": "not base64!"}}, 400, ["base64"]),
     "empty base64": ({"json": {"image": ""}}, 400, ["empty"]),
     "data URL not base64": ({"json": {"image": "data:image/png,abc"}}, 400, ["base64"]),
-    "base64 of text": ({"json": {"image": base64.b64encode(b"just text").decode()}}, 422, ["not an image"]),
-    "bad JSON": ({"content": b'{"image": ', "headers": {"content-type": "application/json"}}, 400, ["JSON"]),
+    "base64 of text": (
+        {"json": {"image": base64.b64encode(b"just text").decode()}}, 422, ["not an image"]),
+    "bad JSON": (
+        {"content": b'{"image": ', "headers": {"content-type": "application/json"}}, 400, ["JSON"]),
     "JSON not an object": ({"json": ["abc"]}, 422, ["object"]),
     "JSON without image": ({"json": {"picture": "abc"}}, 422, ["image"]),
     "JSON image not a string": ({"json": {"image": 12}}, 422, ["image"]),
-    "top_k zero": ({"json": {"image": base64.b64encode(a_digit_png()).decode(), "top_k": 0}}, 422, ["top_k"]),
-    "top_k eleven": ({"json": {"image": base64.b64encode(a_digit_png()).decode(), "top_k": 11}}, 422, ["top_k"]),
-    "top_k boolean": ({"json": {"image": base64.b64encode(a_digit_png()).decode(), "top_k": True}}, 422, ["top_k"]),
-    "top_k text": ({"files": {"file": ("a.png", a_digit_png())}, "data": {"top_k": "three"}}, 422, ["top_k"]),
+    "top_k zero": ({"json": {"image": DIGIT_B64, "top_k": 0}}, 422, ["top_k"]),
+    "top_k eleven": ({"json": {"image": DIGIT_B64, "top_k": 11}}, 422, ["top_k"]),
+    "top_k boolean": ({"json": {"image": DIGIT_B64, "top_k": True}}, 422, ["top_k"]),
+    "top_k text": (
+        {"files": {"file": ("a.png", a_digit_png())}, "data": {"top_k": "three"}}, 422, ["top_k"]),
     "multipart without file": ({"files": {"picture": ("a.png", a_digit_png())}}, 422, ["'file'"]),
-    "file as a text field": ({"data": {"file": "abc"}, "files": {"other": ("a", b"1")}}, 422, ["'file'"]),
+    "file as a text field": (
+        {"data": {"file": "abc"}, "files": {"other": ("a", b"1")}}, 422, ["'file'"]),
     "multipart without boundary": (
-        {"content": b"--x\r\n", "headers": {"content-type": "multipart/form-data"}}, 400, ["multipart"]),
-    "text/plain": ({"content": b"7", "headers": {"content-type": "text/plain"}}, 415, ["Content-Type"]),
+        {"content": b"--x\r\n", "headers": {"content-type": "multipart/form-data"}},
+        400,
+        ["multipart"],
+    ),
+    "text/plain": (
+        {"content": b"7", "headers": {"content-type": "text/plain"}}, 415, ["Content-Type"]),
     "no content type": ({"content": b"7"}, 415, ["Content-Type"]),
     "Content-Length not a number": (
-        {"content": b"7", "headers": {"content-type": "image/png", "content-length": "seven"}}, 400, ["Content-Length"]),
+        {"content": b"7", "headers": {"content-type": "image/png", "content-length": "seven"}},
+        400,
+        ["Content-Length"],
+    ),
 }
 
 
@@ -238,7 +264,8 @@ def test_bad_input_is_a_clear_4xx(client: TestClient, case: str) -> None:
 
 def test_body_over_limit_by_header(client: TestClient) -> None:
     big = b"\0" * (MAX_BODY_BYTES + 1)
-    assert_client_error(client.post("/api/predict", content=big, headers={"content-type": "image/png"}), 413, "limit")
+    response = client.post("/api/predict", content=big, headers={"content-type": "image/png"})
+    assert_client_error(response, 413, "limit")
     assert_client_error(client.post("/api/predict", **_upload(big)), 413, "limit")
 
 
@@ -254,8 +281,19 @@ def test_body_over_limit_without_header(client: TestClient) -> None:
 
 def test_body_over_limit_with_a_lying_header(client: TestClient) -> None:
     big = b"\0" * (MAX_BODY_BYTES + 10)
-    response = client.post("/api/predict", content=big, headers={"content-type": "image/png", "content-length": "100"})
+    headers = {"content-type": "image/png", "content-length": "100"}
+    response = client.post("/api/predict", content=big, headers=headers)
     assert_client_error(response, 413, "limit")
+
+
+def predict_scope() -> dict[str, Any]:
+    """The ASGI scope of a POST /api/predict with a PNG body, for driving the app directly."""
+    return {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": "/api/predict", "raw_path": b"/api/predict", "root_path": "",
+        "query_string": b"", "headers": [(b"content-type", b"image/png")],
+        "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 80),
+    }
 
 
 def test_client_disconnect_mid_upload_is_not_a_server_error(tiny_classifier: Classifier) -> None:
@@ -269,11 +307,7 @@ def test_client_disconnect_mid_upload_is_not_a_server_error(tiny_classifier: Cla
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
-        "path": "/api/predict", "raw_path": b"/api/predict", "root_path": "", "query_string": b"",
-        "headers": [(b"content-type", b"image/png")], "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 80),
-    }
+    scope = predict_scope()
     asyncio.run(app(scope, receive, send))
     assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 400
 
@@ -339,8 +373,12 @@ def test_missing_extra_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tiny_ru
 
 
 def test_seqmnist_import_does_not_need_fastapi() -> None:
-    code = "import sys, seqmnist, seqmnist.cli, seqmnist.serve; print(sorted({'fastapi', 'uvicorn'} & set(sys.modules)))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    code = (
+        "import sys, seqmnist, seqmnist.cli, seqmnist.serve; "
+        "print(sorted({'fastapi', 'uvicorn'} & set(sys.modules)))"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = run.stdout
     assert out.strip() == "[]"
 
 
@@ -355,11 +393,14 @@ def test_cli_help_states_defaults(capsys: pytest.CaptureFixture[str]) -> None:
         main(["serve", "--help"])
     assert exit_info.value.code == 0
     text = " ".join(capsys.readouterr().out.split())
-    assert "default: 127.0.0.1" in text and "default: 8000" in text and "RUN_DIR_OR_CHECKPOINT" in text
+    assert "default: 127.0.0.1" in text and "default: 8000" in text
+    assert "RUN_DIR_OR_CHECKPOINT" in text
 
 
 @pytest.mark.parametrize("port", ["-1", "65536"])
-def test_cli_rejects_bad_port(tiny_run: Path, port: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_rejects_bad_port(
+    tiny_run: Path, port: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["serve", str(tiny_run), "--port", port]) == 1
     assert "--port must be an integer from 1 to 65535" in capsys.readouterr().err
 
@@ -376,7 +417,8 @@ def test_cli_missing_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
 
 def test_cli_serves_on_loopback(tiny_run: Path, monkeypatch: pytest.MonkeyPatch,
                                 capsys: pytest.CaptureFixture[str]) -> None:
-    """`seqmnist serve RUN --port 0` loads the model, binds 127.0.0.1 and hands uvicorn a working app."""
+    """`seqmnist serve RUN --port 0` loads the model, binds 127.0.0.1 and hands uvicorn a working
+    app."""
     import torch
     import uvicorn
 
@@ -406,3 +448,173 @@ def test_port_in_use_is_a_clear_error() -> None:
             bind_socket("127.0.0.1", taken.getsockname()[1])
     finally:
         taken.close()
+
+
+# --- hostile input, HEAD, Allow, security headers, slow clients (issue 11) ------------------
+
+
+class StubClassifier:
+    """The real preprocessing and a fixed answer, or an exception: the app without a model."""
+
+    name = "stub"
+    parameters = 1
+    test_accuracy = None
+    config = None
+
+    def __init__(self, fail: Exception | None = None) -> None:
+        self.fail = fail
+
+    def predict(self, images: Any, top_k: int = 3) -> Any:
+        from types import SimpleNamespace
+
+        from seqmnist.preprocess import to_mnist
+
+        if self.fail is not None:
+            raise self.fail
+        image = to_mnist(images[0])
+        return [SimpleNamespace(label=0, top_k=[(d, 0.1) for d in range(top_k)],
+                                probabilities=[0.1] * 10, image=image)]
+
+
+@pytest.fixture(scope="module")
+def stub_client() -> TestClient:
+    return TestClient(create_app(StubClassifier()))
+
+
+def lab_tiff() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (200, 200)).convert("LAB").save(buffer, format="TIFF")
+    return buffer.getvalue()
+
+
+def test_lab_tiff_and_deep_json_are_4xx_not_500(stub_client: TestClient) -> None:
+    response = stub_client.post("/api/predict", **_upload(lab_tiff(), "lab.tif"))
+    assert_client_error(response, 422, "no ink")  # read as grey (its lightness): all black
+    deep = b'{"image": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    headers = {"content-type": "application/json"}
+    response = stub_client.post("/api/predict", content=deep, headers=headers)
+    assert_client_error(response, 400, "nested too deeply")
+
+
+@pytest.mark.parametrize("path", ["/", "/healthz", "/api/model"])
+def test_head_is_get_without_a_body(stub_client: TestClient, path: str) -> None:
+    got, head = stub_client.get(path), stub_client.head(path)
+    assert head.status_code == got.status_code == 200
+    assert head.content == b"" and got.content
+    assert head.headers["content-type"] == got.headers["content-type"]
+    assert head.headers["content-length"] == got.headers["content-length"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("POST", "/", "GET, HEAD"),
+        ("DELETE", "/healthz", "GET, HEAD"),
+        ("GET", "/api/predict", "POST"),
+        ("HEAD", "/api/predict", "POST"),
+        ("PUT", "/api/model", "GET, HEAD"),
+        ("OPTIONS", "/", "GET, HEAD"),
+    ],
+)
+def test_every_405_names_the_allowed_methods(stub_client: TestClient, method: str, path: str,
+                                              allow: str) -> None:
+    response = stub_client.request(method, path)
+    assert response.status_code == 405 and response.headers["allow"] == allow
+    if method != "HEAD":
+        assert_client_error(response, 405, method, allow)
+
+
+def test_security_headers_on_every_response() -> None:
+    from seqmnist.serve.app import SECURITY_HEADERS
+
+    client = TestClient(create_app(StubClassifier()))
+    buggy = create_app(StubClassifier(fail=RuntimeError("a bug")))
+    broken = TestClient(buggy, raise_server_exceptions=False)
+    responses = [
+        client.get("/"), client.head("/"), client.get("/healthz"), client.get("/api/model"),
+        client.post("/api/predict", files={"file": ("a.png", a_digit_png())}),  # 200
+        client.post("/api/predict", content=b"7"),  # 415
+        client.get("/nope"), client.delete("/"),  # 404, 405
+        broken.post("/api/predict", files={"file": ("a.png", a_digit_png())}),  # 500: a bug
+    ]
+    assert [r.status_code for r in responses] == [200, 200, 200, 200, 200, 415, 404, 405, 500]
+    for response in responses:
+        for name, value in SECURITY_HEADERS.items():
+            assert response.headers.get(name) == value, (response.request.url, name)
+    assert responses[-1].json()["error"].startswith("internal server error")
+
+
+def test_slow_body_is_a_408() -> None:
+    """A client that sends part of its body and then nothing is cut off with a 408."""
+    app = create_app(StubClassifier(), body_timeout=0.2)
+    incoming = [{"type": "http.request", "body": b"\x89PNG", "more_body": True}]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        if incoming:
+            return incoming.pop(0)
+        await asyncio.sleep(30)  # the rest never comes
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = predict_scope()
+    started = time.monotonic()
+    asyncio.run(app(scope, receive, send))
+    assert time.monotonic() - started < 5
+    assert sent[0]["status"] == 408
+    assert (b"connection", b"close") in sent[0]["headers"]
+    assert b"took over 0.2 s" in sent[1]["body"]
+
+
+def _recv_all(sock: socket.socket) -> bytes:
+    chunks = []
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_uvicorn_limits_slow_and_oversized_request_heads() -> None:
+    """The real server: a head trickled too slowly is cut off, an oversized one is a 400, and a
+    normal request (HEAD included) gets its answer with the security headers."""
+    import threading
+
+    import uvicorn
+
+    from seqmnist.serve import KEEP_ALIVE_S, MAX_HEAD_BYTES, server_config
+
+    config = server_config(create_app(StubClassifier()), log_level="critical", head_timeout=0.5)
+    assert config.timeout_keep_alive == KEEP_ALIVE_S
+    assert config.h11_max_incomplete_event_size == MAX_HEAD_BYTES
+    sock = bind_socket("127.0.0.1", 0)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.02)
+        address = sock.getsockname()
+
+        with socket.create_connection(address, timeout=5) as conn:
+            conn.sendall(b"HEAD / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            answer = _recv_all(conn)
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200") and body == b""
+        assert b"x-frame-options: deny" in head.lower()
+
+        with socket.create_connection(address, timeout=5) as conn:
+            conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # ... and the rest never comes
+            started = time.monotonic()
+            assert _recv_all(conn) == b""  # closed by the server
+            assert 0.3 < time.monotonic() - started < 4
+
+        with socket.create_connection(address, timeout=5) as conn:
+            big = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (MAX_HEAD_BYTES + 10)
+            conn.sendall(big)
+            assert _recv_all(conn).startswith(b"HTTP/1.1 400")
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()

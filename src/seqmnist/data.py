@@ -76,25 +76,29 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _check_idx_file(path: Path, magic: int, shape: tuple[int, ...], expect_count: bool) -> None:
-    """Refuse a truncated or corrupt IDX file with a message naming it (before torchvision reads it)."""
+    """Refuse a truncated or corrupt IDX file with a message naming it (before torchvision reads
+    it): the header's magic number and dimensions, then the file size they imply."""
     try:
         size = path.stat().st_size
         with path.open("rb") as f:
             header = f.read(4 + 4 * len(shape))
     except OSError as exc:
-        raise DataError(f"cannot read MNIST file {path}: {exc.strerror}") from None
+        raise DataError(f"cannot read MNIST file {path}: {exc.strerror or exc}") from None
     fix = "delete it so it is downloaded again, or replace it with the original file"
     if len(header) < 4 + 4 * len(shape):
         raise DataError(f"MNIST file {path} is truncated ({size} bytes): {fix}")
     found_magic, *dims = struct.unpack(f">{1 + len(shape)}i", header)
-    if found_magic != magic or tuple(dims[1:]) != shape[1:] or (expect_count and dims[0] != shape[0]):
+    count_ok = dims[0] >= 0 and (not expect_count or dims[0] == shape[0])
+    if found_magic != magic or tuple(dims[1:]) != shape[1:] or not count_ok:
         raise DataError(
             f"MNIST file {path} is corrupt (header magic {found_magic}, dims {dims}; "
             f"expected magic {magic}, dims {list(shape)}): {fix}"
         )
     expected = len(header) + dims[0] * (1 if len(shape) == 1 else shape[1] * shape[2])
     if size != expected:
-        raise DataError(f"MNIST file {path} is truncated or padded ({size} bytes, expected {expected}): {fix}")
+        raise DataError(
+            f"MNIST file {path} is truncated or padded ({size} bytes, expected {expected}): {fix}"
+        )
 
 
 def load_mnist(
@@ -114,7 +118,8 @@ def load_mnist(
     missing = [n for n in RAW_FILES if not (raw_folder(root) / n).is_file()]
     if missing:
         if not download:
-            raise DataError(_missing_message(root, missing, "downloading is off", download_was_on=False))
+            reason = "downloading is off"
+            raise DataError(_missing_message(root, missing, reason, download_was_on=False))
         try:
             MNIST(root=str(root), train=train, download=True)
         except Exception as exc:  # network errors come in many types; all mean the same here

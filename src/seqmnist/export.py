@@ -60,11 +60,7 @@ def export_model(
         _require_onnx()
     trained = load_trained(path_or_run_dir, "cpu")
     model, config = trained.model, trained.config
-    out_path = Path(out) if out else trained.checkpoint.parent / DEFAULT_NAMES[fmt]
-    if out_path.is_dir():
-        raise ExportError(f"--out {out_path} is a folder; give a file name such as {out_path / DEFAULT_NAMES[fmt]}")
-    if not out_path.parent.is_dir():
-        raise ExportError(f"--out {out_path}: the folder {out_path.parent} does not exist")
+    out_path = _checked_out_path(out, trained.checkpoint.parent / DEFAULT_NAMES[fmt], fmt)
 
     # Real test images, normalised exactly as in training: (N, 28, 28) float32.
     test = load_mnist(data_dir, train=False, download=download)
@@ -72,35 +68,9 @@ def export_model(
     output_kind = "probabilities" if model.config.softmax_output else "logits"
 
     start = time.perf_counter()
-    try:
-        fd, tmp_name = tempfile.mkstemp(prefix=out_path.name + ".", suffix=".tmp", dir=out_path.parent)
-    except OSError as exc:
-        raise write_failure(out_path, exc) from None
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        if fmt == "onnx":
-            exporter = _export_onnx(model, tmp, output_kind, config)
-            exported = _run_onnx(tmp, inputs)
-        else:
-            exporter = "torch.jit.trace"
-            _export_torchscript(model, tmp)
-            exported = _run_torchscript(tmp, inputs)
-        with torch.inference_mode():
-            reference = model(inputs)  # (N, 10)
-        max_diff = float((exported - reference).abs().max())
-        agreement = float((exported.argmax(1) == reference.argmax(1)).float().mean())
-        if not max_diff <= MAX_ABS_DIFF or agreement < 1.0:  # `not <=` also catches NaN
-            raise ExportError(
-                f"the exported {fmt} model does not match PyTorch on {len(inputs)} test images: "
-                f"max |difference| {max_diff:.3g} (allowed {MAX_ABS_DIFF:g}), labels agree on "
-                f"{agreement:.2%}; nothing was written"
-            )
-        os.replace(tmp, out_path)
-    except OSError as exc:  # a full disk while writing, or a target that cannot be replaced
-        raise write_failure(out_path, exc) from None
-    finally:
-        tmp.unlink(missing_ok=True)
+    exporter, max_diff, agreement = _write_verified(
+        model, config, fmt, output_kind, inputs, out_path
+    )
     return {
         "format": fmt,
         "path": str(out_path),
@@ -116,6 +86,84 @@ def export_model(
     }
 
 
+def _checked_out_path(out: str | os.PathLike | None, default: Path, fmt: str) -> Path:
+    """``out`` (or ``default``) as a file path whose folder exists; a folder or a missing parent
+    is an ``ExportError``."""
+    out_path = Path(out) if out else default
+    if out_path.is_dir():
+        raise ExportError(
+            f"--out {out_path} is a folder; give a file name such as "
+            f"{out_path / DEFAULT_NAMES[fmt]}"
+        )
+    if not out_path.parent.is_dir():
+        raise ExportError(f"--out {out_path}: the folder {out_path.parent} does not exist")
+    return out_path
+
+
+def _write_verified(
+    model: SeqClassifier,
+    config: TrainConfig,
+    fmt: str,
+    output_kind: str,
+    inputs: torch.Tensor,
+    out_path: Path,
+) -> tuple[str, float, float]:
+    """Export into a temp file beside ``out_path``, check it against ``model`` on ``inputs`` and
+    only then rename it to ``out_path``; returns (exporter, max |difference|, label agreement)."""
+    try:
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=out_path.name + ".", suffix=".tmp", dir=out_path.parent
+        )
+    except OSError as exc:
+        raise write_failure(out_path, exc) from None
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        exporter, exported = _export_and_run(model, config, fmt, output_kind, tmp, inputs)
+        max_diff, agreement = _check_parity(model, exported, inputs, fmt)
+        os.replace(tmp, out_path)
+    except OSError as exc:  # a full disk while writing, or a target that cannot be replaced
+        raise write_failure(out_path, exc) from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    return exporter, max_diff, agreement
+
+
+def _export_and_run(
+    model: SeqClassifier,
+    config: TrainConfig,
+    fmt: str,
+    output_kind: str,
+    path: Path,
+    inputs: torch.Tensor,
+) -> tuple[str, torch.Tensor]:
+    """Write ``model`` to ``path`` in ``fmt``, load the file back and run it on ``inputs``;
+    returns (exporter used, the file's outputs (N, 10))."""
+    if fmt == "onnx":
+        exporter = _export_onnx(model, path, output_kind, config)
+        return exporter, _run_onnx(path, inputs)
+    _export_torchscript(model, path)
+    return "torch.jit.trace", _run_torchscript(path, inputs)
+
+
+def _check_parity(
+    model: SeqClassifier, exported: torch.Tensor, inputs: torch.Tensor, fmt: str
+) -> tuple[float, float]:
+    """(max |difference|, fraction of equal labels) of the exported outputs against PyTorch's;
+    an ``ExportError`` unless they agree to ``MAX_ABS_DIFF`` and on every label."""
+    with torch.inference_mode():
+        reference = model(inputs)  # (N, 10)
+    max_diff = float((exported - reference).abs().max())
+    agreement = float((exported.argmax(1) == reference.argmax(1)).float().mean())
+    if not max_diff <= MAX_ABS_DIFF or agreement < 1.0:  # `not <=` also catches NaN
+        raise ExportError(
+            f"the exported {fmt} model does not match PyTorch on {len(inputs)} test images: "
+            f"max |difference| {max_diff:.3g} (allowed {MAX_ABS_DIFF:g}), labels agree on "
+            f"{agreement:.2%}; nothing was written"
+        )
+    return max_diff, agreement
+
+
 def _input_note(config: TrainConfig) -> str:
     if config.normalize:
         return f"pixels / 255, then (x - {MNIST_MEAN}) / {MNIST_STD}"
@@ -127,7 +175,9 @@ def _require_onnx() -> None:
         import onnx  # noqa: F401
         import onnxruntime  # noqa: F401
     except ImportError:
-        raise SeqMnistError("ONNX export needs the 'export' extra: pip install 'seqmnist[export]'") from None
+        raise SeqMnistError(
+            "ONNX export needs the 'export' extra: pip install 'seqmnist[export]'"
+        ) from None
 
 
 def _export_onnx(model: SeqClassifier, path: Path, output_kind: str, config: TrainConfig) -> str:
@@ -138,15 +188,26 @@ def _export_onnx(model: SeqClassifier, path: Path, output_kind: str, config: Tra
         warnings.simplefilter("ignore")  # deprecation notices and tracer hints, not problems
         try:
             torch.onnx.export(
-                model, (example,), str(path), dynamo=False, opset_version=ONNX_OPSET,
-                dynamic_axes={"images": {0: "batch"}, output_kind: {0: "batch"}}, **names,
+                model,
+                (example,),
+                str(path),
+                dynamo=False,
+                opset_version=ONNX_OPSET,
+                dynamic_axes={"images": {0: "batch"}, output_kind: {0: "batch"}},
+                **names,
             )
             exporter = "torch.onnx (TorchScript-based, dynamo=False)"
-        except (TypeError, RuntimeError, NotImplementedError):  # a PyTorch without the classic exporter
+        except (TypeError, RuntimeError, NotImplementedError):
+            # a PyTorch without the classic exporter
             batch = torch.export.Dim("batch")
             torch.onnx.export(
-                model, (example,), str(path), dynamo=True, verbose=False,
-                dynamic_shapes={"x": {0: batch}}, **names,
+                model,
+                (example,),
+                str(path),
+                dynamo=True,
+                verbose=False,
+                dynamic_shapes={"x": {0: batch}},
+                **names,
             )
             exporter = "torch.onnx (dynamo=True)"
     _add_onnx_metadata(path, output_kind, config)
@@ -159,12 +220,16 @@ def _add_onnx_metadata(path: Path, output_kind: str, config: TrainConfig) -> Non
 
     proto = onnx.load(str(path))
     onnx.checker.check_model(proto)
-    onnx.helper.set_model_props(proto, {
-        "producer": "seqmnist",
-        "input": "images (B, 28, 28) float32, light ink on black, MNIST-style; " + _input_note(config),
-        "output": f"{output_kind} (B, 10) for digits 0-9",
-        "normalize": str(config.normalize).lower(),
-    })
+    onnx.helper.set_model_props(
+        proto,
+        {
+            "producer": "seqmnist",
+            "input": "images (B, 28, 28) float32, light ink on black, MNIST-style; "
+            + _input_note(config),
+            "output": f"{output_kind} (B, 10) for digits 0-9",
+            "normalize": str(config.normalize).lower(),
+        },
+    )
     onnx.save(proto, str(path))
 
 
@@ -197,10 +262,14 @@ def _run_torchscript(path: Path, inputs: torch.Tensor) -> torch.Tensor:
 
 
 def format_export_report(report: dict[str, Any]) -> str:
-    return "\n".join([
-        f"wrote {report['path']} ({report['bytes'] / 1024:.0f} KiB, {report['format']}, via {report['exporter']})",
-        f"parity on {report['samples']} test images: max |difference| {report['max_abs_diff']:.2e}, "
-        f"labels agree {report['agreement']:.2%}",
-        f"input:  {report['input']}",
-        f"output: {report['output']}",
-    ])
+    return "\n".join(
+        [
+            f"wrote {report['path']} ({report['bytes'] / 1024:.0f} KiB, {report['format']}, "
+            f"via {report['exporter']})",
+            f"parity on {report['samples']} test images: "
+            f"max |difference| {report['max_abs_diff']:.2e}, "
+            f"labels agree {report['agreement']:.2%}",
+            f"input:  {report['input']}",
+            f"output: {report['output']}",
+        ]
+    )

@@ -1,0 +1,310 @@
+"""Pictures of digit images: sample grids, the sequence view, error galleries; and the plumbing
+every picture shares.
+
+matplotlib is an optional extra (``pip install 'seqmnist[plots]'``), so it is imported inside the
+functions that draw, never at module import. Every drawing function writes one picture and returns
+its path. The plots of a run (curves, confusion matrix, ``write_run_plots``) live in
+``seqmnist.plots``, which draws with the helpers here (``_pyplot``, ``prepare_output``, ``_save``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import SeqMnistError
+
+if TYPE_CHECKING:  # only for type hints; matplotlib is imported lazily
+    from matplotlib.figure import Figure
+
+DPI = 120
+DIGIT_CMAP = "gray_r"  # ink dark on white: digits read like handwriting and the PNGs stay small
+
+
+class PlotsUnavailable(SeqMnistError, ImportError):
+    """matplotlib is not installed. An ImportError too, so training only warns about it."""
+
+
+def _pyplot() -> Any:
+    """Import pyplot with the non-interactive Agg backend (no display needed)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise PlotsUnavailable(
+            "matplotlib is not installed: pip install 'seqmnist[plots]' to draw pictures"
+        ) from None
+    return plt
+
+
+# Output file suffix -> matplotlib format (JPEG through Pillow, a core dependency).
+PLOT_FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".pdf": "pdf", ".svg": "svg"}
+
+
+def _unwritable(out_path: Path, exc: OSError) -> SeqMnistError:
+    return SeqMnistError(
+        f"cannot write {out_path} ({exc.strerror or exc}): choose a writable output path"
+    )
+
+
+def plot_format(out_path: str | os.PathLike) -> str:
+    """The format ``out_path``'s suffix names (``.png`` -> "png"); other suffixes are refused."""
+    suffix = Path(out_path).suffix.lower()
+    if suffix not in PLOT_FORMATS:
+        named = f"ends in {suffix!r}" if suffix else "has no file suffix"
+        raise SeqMnistError(
+            f"cannot write {out_path}: it {named}; give a file name ending in "
+            f"{', '.join(PLOT_FORMATS)}"
+        )
+    return PLOT_FORMATS[suffix]
+
+
+def prepare_output(out_path: str | os.PathLike) -> Path:
+    """Check the suffix and create the folder ``out_path`` goes into, so a bad or unwritable path
+    fails before any drawing (call it before slow work too)."""
+    out_path = Path(out_path)
+    if out_path.is_dir():
+        raise SeqMnistError(
+            f"cannot write {out_path}: it is a folder; give a file name ending in "
+            f"{', '.join(PLOT_FORMATS)}"
+        )
+    plot_format(out_path)
+    try:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _unwritable(out_path, exc) from None
+    return out_path
+
+
+def _save(fig: Figure, out_path: str | os.PathLike) -> Path:
+    """Write ``fig`` in the format its suffix names (PNG, JPEG, PDF or SVG) and close it; errors
+    name the path."""
+    plt = _pyplot()
+    try:
+        out_path = prepare_output(out_path)
+        fig.savefig(out_path, dpi=DPI, format=plot_format(out_path))
+    except OSError as exc:
+        raise _unwritable(Path(out_path), exc) from None
+    finally:
+        plt.close(fig)
+    return out_path
+
+
+def _as_numpy(array: Any) -> np.ndarray:
+    """Tensors (any device) and lists become numpy arrays."""
+    if hasattr(array, "detach"):
+        array = array.detach().cpu().numpy()
+    return np.asarray(array)
+
+
+# Image grids are drawn as ONE picture (a mosaic) on one axes: 25 separate axes would cost
+# seconds to lay out and render, a mosaic a fraction of that. Sizes are in image pixels.
+CELL_GAP = 4  # blank pixels between neighbouring images
+LABEL_BAND = 6  # blank pixels above each image for its caption
+TITLE_INCHES = 0.4  # band above the mosaic for the figure title
+SAMPLE_CELL_INCHES = 1.5  # width of one image cell in sample_grid
+ERROR_CELL_INCHES = 1.9  # error_gallery's captions are longer
+
+
+def grid_figsize(count: int, ncols: int, cell_inches: float) -> tuple[float, float]:
+    """(width, height) in inches of a mosaic of ``count`` 28x28 images in ``ncols`` columns, each
+    cell ``cell_inches`` wide; the height follows so that pixels stay square."""
+    ncols = max(1, min(ncols, count))
+    nrows = -(-count // ncols)
+    width_units = ncols * (28 + CELL_GAP)
+    height_units = nrows * (28 + LABEL_BAND + CELL_GAP)
+    width = ncols * cell_inches
+    return width, height_units * width / width_units + TITLE_INCHES
+
+
+def _mosaic(
+    images: np.ndarray,
+    captions: Sequence[str],
+    ncols: int,
+    cell_inches: float,
+    title: str,
+    fontsize: float,
+) -> Figure:
+    """28x28 images in a grid on one axes, each with its caption above it, framed in grey."""
+    plt = _pyplot()
+    from matplotlib.patches import Rectangle
+
+    count = len(images)
+    ncols = max(1, min(ncols, count))
+    nrows = -(-count // ncols)
+    cell_w, cell_h = 28 + CELL_GAP, 28 + LABEL_BAND + CELL_GAP
+    canvas = np.zeros((nrows * cell_h, ncols * cell_w), dtype=np.uint8)  # (rows, cols) of pixels
+    width, height = grid_figsize(count, ncols, cell_inches)
+    fig = plt.figure(figsize=(width, height))
+    ax = fig.add_axes((0.0, 0.0, 1.0, 1.0 - TITLE_INCHES / height))
+    for k, (image, caption) in enumerate(zip(images, captions)):
+        top = (k // ncols) * cell_h + LABEL_BAND + CELL_GAP // 2  # first pixel row of the image
+        left = (k % ncols) * cell_w + CELL_GAP // 2
+        canvas[top : top + 28, left : left + 28] = image
+        ax.add_patch(
+            Rectangle(
+                (left - 0.5, top - 0.5), 28, 28, fill=False, edgecolor="#999999", linewidth=0.8
+            )
+        )
+        ax.text(left + 14, top - 1.5, caption, ha="center", va="bottom", fontsize=fontsize)
+    ax.imshow(canvas, cmap=DIGIT_CMAP, vmin=0, vmax=255, interpolation="nearest", aspect="auto")
+    ax.set_xlim(-0.5, canvas.shape[1] - 0.5)
+    ax.set_ylim(canvas.shape[0] - 0.5, -0.5)
+    ax.axis("off")
+    fig.suptitle(title, fontsize=12, y=1.0 - 0.12 * TITLE_INCHES / height, va="top")
+    return fig
+
+
+# --- samples and the sequence view -----------------------------------------------------------
+
+
+def select_samples(
+    images: Any,
+    labels: Any,
+    *,
+    count: int = 25,
+    digit: int | None = None,
+    index: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pick the images ``seqmnist show`` draws: (images (K, 28, 28), labels (K,), indices (K,)).
+
+    The indices count within the split. ``digit`` keeps only that class; ``index`` then picks one
+    image (counted within the kept ones); otherwise the first ``count`` are kept. Out-of-range
+    values raise ``SeqMnistError``.
+    """
+    images, labels = _as_numpy(images), _as_numpy(labels)
+    if not 1 <= count <= 100:
+        raise SeqMnistError(f"--count must be an integer from 1 to 100; got {count}")
+    indices = np.arange(len(labels))
+    if digit is not None:
+        if not 0 <= digit <= 9:
+            raise SeqMnistError(f"--digit must be an integer from 0 to 9; got {digit}")
+        indices = indices[labels == digit]
+    if index is not None:
+        if not 0 <= index < len(indices):
+            where = f"images of digit {digit}" if digit is not None else "images in this split"
+            raise SeqMnistError(
+                f"--index must be from 0 to {len(indices) - 1} "
+                f"(there are {len(indices):,} {where}); got {index}"
+            )
+        indices = indices[index : index + 1]
+    else:
+        indices = indices[:count]
+    if len(indices) == 0:
+        raise SeqMnistError("no images to show: the split is empty")
+    return images[indices], labels[indices], indices
+
+
+def sample_grid(
+    images: Any,
+    labels: Any,
+    out_path: str | os.PathLike,
+    ncols: int = 5,
+    title: str = "MNIST samples (label above each image)",
+) -> Path:
+    """Images (N, 28, 28) uint8 in a grid, each with its label above it."""
+    images, labels = _as_numpy(images), _as_numpy(labels)
+    captions = [f"label {int(label)}" for label in labels]
+    return _save(_mosaic(images, captions, ncols, SAMPLE_CELL_INCHES, title, fontsize=10), out_path)
+
+
+def sequence_view(image: Any, label: int, out_path: str | os.PathLike) -> Path:
+    """One image as the network reads it: 28 time steps (rows), each a vector of 28 features.
+
+    Left: the image as a heatmap with time on the y axis. Right: the same 28 rows drawn as 28
+    stacked line plots, one per time step, which is literally the sequence of input vectors.
+    """
+    plt = _pyplot()
+    image = _as_numpy(image).astype(np.float64)  # (28, 28): (time step, feature)
+    steps, features = image.shape
+    fig, (ax_map, ax_seq) = plt.subplots(
+        1, 2, figsize=(11, 5.6), gridspec_kw={"width_ratios": [1.15, 1]}
+    )
+
+    shown = ax_map.imshow(
+        image, cmap=DIGIT_CMAP, vmin=0, vmax=255, interpolation="nearest", aspect="equal"
+    )
+    ax_map.set_title(f"digit {int(label)} as a heatmap", fontsize=11)
+    ax_map.set_xlabel("feature (pixel in row)")
+    ax_map.set_ylabel("time step t (row)")
+    ax_map.set_xticks([*range(0, features - 3, 4), features - 1])
+    ax_map.set_yticks([*range(0, steps - 3, 4), steps - 1])
+    bar = fig.colorbar(shown, ax=ax_map, fraction=0.046, pad=0.04)
+    bar.set_label("pixel value (0-255)")
+
+    # Each time step's 28 features as a line, offset so that t = 0 is at the top.
+    scale = 0.9 / 255.0  # a full-intensity pixel rises 0.9 of the gap between steps
+    cmap = plt.get_cmap("viridis")
+    x = np.arange(features)
+    for t in range(steps):
+        base = steps - 1 - t
+        colour = cmap(t / (steps - 1))
+        ax_seq.fill_between(x, base, base + image[t] * scale, color=colour, alpha=0.35, linewidth=0)
+        ax_seq.plot(x, base + image[t] * scale, color=colour, linewidth=1.0)
+    step_ticks = [*range(0, steps - 3, 4), steps - 1]
+    ax_seq.set_yticks([steps - 1 - t for t in step_ticks], [str(t) for t in step_ticks])
+    ax_seq.set_ylim(-0.5, steps + 0.5)
+    ax_seq.set_xlim(0, features - 1)
+    ax_seq.set_xticks([*range(0, features - 3, 4), features - 1])
+    ax_seq.set_xlabel("feature (pixel in row)")
+    ax_seq.set_ylabel("time step t (row)")
+    ax_seq.set_title(
+        f"the input sequence: one {features}-feature vector per step\n"
+        f"(forward direction reads t = 0 → {steps - 1}, backward t = {steps - 1} → 0)",
+        fontsize=10,
+    )
+    fig.suptitle(
+        f"What the network reads: {steps} time steps × {features} features (label {int(label)})",
+        fontsize=12,
+    )
+    fig.tight_layout()
+    return _save(fig, out_path)
+
+
+# --- errors -----------------------------------------------------------------------------
+
+
+def error_gallery(
+    images: Any,
+    true_labels: Any,
+    pred_labels: Any,
+    confidences: Any,
+    out_path: str | os.PathLike,
+    max_items: int = 30,
+    ncols: int = 6,
+    total: int | None = None,
+) -> Path:
+    """Misclassified images, most confident mistakes first, titled "true 7 → pred 1 (0.83)".
+
+    ``confidences`` is the probability the model gave its (wrong) prediction; ``total`` the number
+    of images evaluated, for the title.
+    """
+    images = _as_numpy(images)  # (N, 28, 28) uint8
+    true_labels, pred_labels = _as_numpy(true_labels), _as_numpy(pred_labels)
+    confidences = _as_numpy(confidences).astype(np.float64)
+    order = np.argsort(-confidences, kind="stable")[:max_items]
+    of_total = f" of {total:,} test images" if total is not None else ""
+    if len(order) == 0:
+        plt = _pyplot()
+        fig, ax = plt.subplots(figsize=(5, 2))
+        ax.axis("off")
+        ax.text(
+            0.5, 0.5, f"no misclassified images{of_total}", ha="center", va="center", fontsize=12
+        )
+        return _save(fig, out_path)
+    title = (
+        f"{len(images):,} misclassified{of_total}; the {len(order)} most confident mistakes "
+        "(caption: true → predicted (probability))"
+    )
+    captions = [
+        f"true {int(true_labels[i])} → pred {int(pred_labels[i])} ({confidences[i]:.2f})"
+        for i in order
+    ]
+    fig = _mosaic(images[order], captions, ncols, ERROR_CELL_INCHES, title, fontsize=9)
+    return _save(fig, out_path)
