@@ -1,4 +1,4 @@
-"""seqmnist: recurrent classifiers on MNIST read row by row."""
+"""seqmnist: recurrent classifiers on MNIST read as a sequence."""
 
 from __future__ import annotations
 

@@ -1,0 +1,110 @@
+"""The ``seqmnist`` command line: parse, validate, dispatch. No training logic lives here.
+
+Each subcommand is a pair of functions, ``_add_<name>(subparsers)`` and ``_run_<name>(args)``,
+registered in ``COMMANDS``. Library errors (``SeqMnistError``) become one line on stderr,
+``seqmnist: error: ...``, and a non-zero exit; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from .. import __version__
+from ..errors import ConfigError, SeqMnistError, TrainingInterrupted
+from .common import EXIT_ERROR, EXIT_INTERRUPTED
+from .image_commands import (
+    _add_plot,
+    _add_predict,
+    _add_serve,
+    _add_show,
+    _run_plot,
+    _run_predict,
+    _run_serve,
+    _run_show,
+)
+from .model_commands import (
+    _add_compare,
+    _add_evaluate,
+    _add_export,
+    _add_info,
+    _add_inspect,
+    _run_compare,
+    _run_evaluate,
+    _run_export,
+    _run_info,
+    _run_inspect,
+)
+from .train_command import _add_train, _run_train
+
+# --- entry point ----------------------------------------------------------------------------
+
+COMMANDS: dict[
+    str, tuple[Callable[[argparse._SubParsersAction], None], Callable[[argparse.Namespace], int]]
+] = {
+    "train": (_add_train, _run_train),
+    "evaluate": (_add_evaluate, _run_evaluate),
+    "info": (_add_info, _run_info),
+    "show": (_add_show, _run_show),
+    "plot": (_add_plot, _run_plot),
+    "inspect": (_add_inspect, _run_inspect),
+    "serve": (_add_serve, _run_serve),
+    "predict": (_add_predict, _run_predict),
+    "export": (_add_export, _run_export),
+    "compare": (_add_compare, _run_compare),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="seqmnist",
+        description="Train, evaluate, explain and serve recurrent classifiers on MNIST read row "
+        "by row.",
+    )
+    parser.add_argument("--version", action="version", version=f"seqmnist {__version__}")
+    parser.add_argument(
+        "--debug", action="store_true", help="show full tracebacks on errors (default: off)"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add, _ in COMMANDS.values():
+        add(sub)
+    return parser
+
+
+def _torchrun_rank() -> int:
+    """This process's rank under torchrun (which sets RANK), else 0. Read from the environment
+    so that commands other than train need not import torch.distributed."""
+    value = os.environ.get("RANK", "0")
+    return int(value) if value.isdigit() else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    _, run = COMMANDS[args.command]
+    # Under torchrun every process runs this. Ctrl-C reaches all of them and a bad flag fails on all
+    # of them alike, so only rank 0 reports those; any other error is reported by the rank it hit,
+    # tagged with that rank.
+    rank = _torchrun_rank()
+    who = "seqmnist" if rank == 0 else f"seqmnist [rank {rank}]"
+    try:
+        return run(args)
+    except TrainingInterrupted as exc:
+        if rank == 0:
+            print(f"seqmnist: {exc}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        if rank == 0:
+            print("seqmnist: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except SeqMnistError as exc:
+        if args.debug:
+            raise
+        if rank == 0 or not isinstance(exc, ConfigError):
+            print(f"{who}: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR

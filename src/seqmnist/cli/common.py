@@ -1,0 +1,55 @@
+"""What every subcommand shares: exit codes, range checks, the data flags, strict JSON output."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from ..config import PRESETS, FlagSpec, TrainConfig
+from ..errors import ConfigError, SeqMnistError
+
+EXIT_ERROR = 1
+EXIT_INTERRUPTED = 130
+
+
+def _defaults_text(spec: FlagSpec) -> str:
+    """'default: X' for the default preset, plus other presets' values where they differ."""
+
+    def value(preset: TrainConfig) -> Any:
+        return getattr(preset.model if spec.owner is not TrainConfig else preset, spec.name)
+
+    default = value(PRESETS["default"])
+    text = f"default: {default}"
+    for name, preset in PRESETS.items():
+        if name != "default" and value(preset) != default:
+            text += f"; {name} preset: {value(preset)}"
+    return text
+
+
+def _require_range(flag: str, value: int, low: int, high: int) -> None:
+    """A command's integer flag outside its range is a one-line error naming the flag."""
+    if not low <= value <= high:
+        raise ConfigError(f"{flag} must be an integer from {low} to {high}; got {value}")
+
+
+def _common_data_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-dir",
+        help="folder holding MNIST/raw/ (default: $SEQMNIST_DATA, else ./data)",
+    )
+    parser.add_argument(
+        "--no-download",
+        action="store_true",
+        help="never download MNIST; fail if it is missing (default: download when missing)",
+    )
+
+
+def _json(data: Any) -> str:
+    """Strict JSON: a NaN or infinity (never valid JSON) is an error, not a bare NaN token."""
+    try:
+        return json.dumps(data, indent=2, allow_nan=False)
+    except ValueError:
+        raise SeqMnistError(
+            "the result holds NaN or infinite numbers; the model or its run is damaged"
+        ) from None

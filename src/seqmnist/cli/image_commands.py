@@ -1,0 +1,243 @@
+"""Commands about images: show, plot, serve, predict."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..config import DEVICES
+from ..errors import SeqMnistError
+from .common import EXIT_ERROR, _common_data_flags, _json, _require_range
+
+# --- show -----------------------------------------------------------------------------------
+
+
+def _add_show(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "show", help="draw MNIST images, or one image as the sequence the network reads"
+    )
+    p.add_argument(
+        "--split",
+        choices=["train", "test"],
+        default="train",
+        help="which MNIST split (default: train)",
+    )
+    p.add_argument(
+        "--count", type=int, default=25, help="how many images, 1 to 100 (default: 25, a 5x5 grid)"
+    )
+    p.add_argument(
+        "--digit", type=int, help="only images of this digit, 0 to 9 (default: all digits)"
+    )
+    p.add_argument(
+        "--index",
+        type=int,
+        help="draw only the image at this index of the split, "
+        "counted among --digit's images if given (default: the first --count images)",
+    )
+    p.add_argument(
+        "--as-sequence",
+        action="store_true",
+        help="draw one image (--index, default 0) as 28 time steps x 28 features (default: off)",
+    )
+    p.add_argument("--out", default="samples.png", help="PNG file to write (default: samples.png)")
+    _common_data_flags(p)
+
+
+def _run_show(args: argparse.Namespace) -> int:
+    from ..data import load_mnist
+    from ..pictures import prepare_output, sample_grid, select_samples, sequence_view
+
+    index = 0 if args.as_sequence and args.index is None else args.index
+    if args.digit is not None:  # checked before loading data
+        _require_range("--digit", args.digit, 0, 9)
+    _require_range("--count", args.count, 1, 100)
+    prepare_output(args.out)  # a bad --out fails before the data is read and drawn
+    split = load_mnist(args.data_dir, train=args.split == "train", download=not args.no_download)
+    images, labels, indices = select_samples(
+        split.images, split.labels, count=args.count, digit=args.digit, index=index
+    )
+    if args.as_sequence:
+        out = sequence_view(images[0], int(labels[0]), args.out)
+    else:
+        which = f"digit {args.digit}" if args.digit is not None else "label above each image"
+        title = f"MNIST {args.split} images ({which})"
+        out = sample_grid(images, labels, args.out, title=title)
+    print(f"wrote {out} ({len(indices)} {args.split} image{'s' if len(indices) != 1 else ''})")
+    return 0
+
+
+# --- plot -----------------------------------------------------------------------------------
+
+
+def _add_plot(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "plot", help="training curves (several runs overlaid), confusion matrix and error gallery"
+    )
+    p.add_argument(
+        "run_dirs",
+        metavar="RUN_DIR",
+        nargs="+",
+        help="one or more run directories made by `seqmnist train`",
+    )
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        help="folder for the PNGs (default: the run directory; for several runs, the first one)",
+    )
+    _common_data_flags(p)
+
+
+def _run_plot(args: argparse.Namespace) -> int:
+    from ..plots import curves, write_run_plots
+
+    if len(args.run_dirs) == 1:
+        written = write_run_plots(
+            args.run_dirs[0],
+            out_dir=args.out,
+            data_dir=args.data_dir,
+            download=not args.no_download,
+        )
+    else:
+        out_dir = Path(args.out) if args.out else Path(args.run_dirs[0])
+        written = [curves(args.run_dirs, out_dir / "curves.png")]
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
+# --- serve ----------------------------------------------------------------------------------
+
+
+def _add_serve(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="a draw-a-digit web page and a JSON API for a trained model",
+        description="Serve a trained model over HTTP: GET / is a page to draw digits on, POST "
+        "/api/predict "
+        "classifies an uploaded image, GET /api/model describes the model. The model loads once; "
+        "stop with Ctrl-C. Needs the 'serve' extra: pip install 'seqmnist[serve]'.",
+    )
+    p.add_argument(
+        "model",
+        metavar="RUN_DIR_OR_CHECKPOINT",
+        help="a run directory (its best checkpoint) or a checkpoint file",
+    )
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on; 0.0.0.0 exposes the server to your network (default: "
+        "127.0.0.1)",
+    )
+    p.add_argument(
+        "--port",
+        type=int,
+        default=8000,
+        help="TCP port, 1 to 65535; 0 picks a free one (default: 8000)",
+    )
+    p.add_argument(
+        "--device", choices=DEVICES, default="cpu", help="device to run the model on (default: cpu)"
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="PyTorch threads per prediction, 1 to 256; requests run in parallel anyway "
+        "(default: 1)",
+    )
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    from ..serve import serve
+
+    if not 0 <= args.port <= 65_535:
+        raise SeqMnistError(
+            f"--port must be an integer from 1 to 65535 (or 0: any free port); got {args.port}"
+        )
+    _require_range("--threads", args.threads, 1, 256)
+    serve(args.model, host=args.host, port=args.port, device=args.device, threads=args.threads)
+    return 0
+
+
+# --- predict --------------------------------------------------------------------------------
+
+
+def _add_predict(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "predict",
+        help="classify your own images (photos, scans, drawings) with a trained model",
+        description="Classify image files. Each image is made MNIST-like first (grey, light ink on "
+        "black, cropped, fitted to 20x20, centred by mass in 28x28). A file that cannot be used "
+        "gets "
+        "an error line on stderr; the others are still classified; the exit code is 1 if any "
+        "failed.",
+    )
+    p.add_argument(
+        "model",
+        metavar="RUN_DIR_OR_CHECKPOINT",
+        help="a run directory (its best checkpoint) or a checkpoint file",
+    )
+    p.add_argument(
+        "images",
+        metavar="IMAGE_OR_DIR",
+        nargs="+",
+        help="image files, or folders searched (recursively, sorted) for "
+        ".png .jpg .jpeg .bmp .gif .tif .tiff .webp files",
+    )
+    p.add_argument(
+        "--top-k",
+        type=int,
+        default=3,
+        help="most probable digits to show per image, 1 to 10 (default: 3)",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help='print one JSON list with an object per image; failures carry an "error" field '
+        "(default: off)",
+    )
+    p.add_argument(
+        "--save-preprocessed",
+        metavar="DIR",
+        help="write the 28x28 image the model saw as DIR/<stem>.png (default: write nothing)",
+    )
+    p.add_argument(
+        "--device", choices=DEVICES, default="cpu", help="device to run the model on (default: cpu)"
+    )
+
+
+def _run_predict(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..predict import load
+    from ..predict_files import image_files, predict_files, prepare_save_dir
+
+    _require_range("--top-k", args.top_k, 1, 10)
+    save_dir = prepare_save_dir(args.save_preprocessed)
+    classifier = load(args.model, device=args.device)
+    # One image at a time: a batch of 1 gains nothing from intra-op threads, and idle threads
+    # spin-waiting between images cost CPU (measured: 3x the time per image on a busy 2-core
+    # machine).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        results = predict_files(
+            classifier,
+            image_files(args.images),
+            top_k=args.top_k,
+            save_dir=save_dir,
+            debug=args.debug,
+            on_error=lambda message: print(f"seqmnist: error: {message}", file=sys.stderr),
+            on_result=None if args.json else _print_prediction,
+        )
+    finally:
+        torch.set_num_threads(threads)  # main() may be called in-process (tests, notebooks)
+    if args.json:
+        print(_json(results))
+    return EXIT_ERROR if any("error" in r for r in results) else 0
+
+
+def _print_prediction(prediction: Any) -> None:
+    top = ", ".join(f"{digit}: {p:.1%}" for digit, p in prediction.top_k)
+    print(f"{prediction.source}  {prediction.label}  ({top})")

@@ -1,0 +1,189 @@
+"""Commands on a trained model: evaluate, info, inspect, export, compare."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..config import DEVICES, TrainConfig
+from .common import _common_data_flags, _json, _require_range
+
+# --- evaluate -------------------------------------------------------------------------------
+
+
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "evaluate", help="accuracy, loss, per-class report and confusion matrix of a model"
+    )
+    p.add_argument(
+        "model",
+        metavar="RUN_DIR_OR_CHECKPOINT",
+        help="a run directory (its best checkpoint) or a checkpoint file",
+    )
+    p.add_argument(
+        "--split",
+        choices=["test", "val"],
+        default="test",
+        help="which split to evaluate (default: test)",
+    )
+    p.add_argument(
+        "--json", action="store_true", help="print one JSON object instead of tables (default: off)"
+    )
+    p.add_argument(
+        "--device", choices=DEVICES, default="auto", help="device to evaluate on (default: auto)"
+    )
+    p.add_argument(
+        "--batch-size", type=int, default=1000, help="evaluation batch size (default: 1000)"
+    )
+    _common_data_flags(p)
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from ..evaluation import evaluate_checkpoint, format_evaluation
+
+    _require_range("--batch-size", args.batch_size, 1, 65_536)
+    result = evaluate_checkpoint(
+        args.model,
+        split=args.split,
+        data_dir=args.data_dir,
+        download=not args.no_download,
+        device=args.device,
+        batch_size=args.batch_size,
+    )
+    print(_json(result) if args.json else format_evaluation(result))
+    return 0
+
+
+# --- info -----------------------------------------------------------------------------------
+
+
+def _add_info(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "info", help="config, parameter count and training summary of a run or checkpoint"
+    )
+    p.add_argument(
+        "model", metavar="RUN_DIR_OR_CHECKPOINT", help="a run directory or a checkpoint file"
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object (default: off)")
+
+
+def _run_info(args: argparse.Namespace) -> int:
+    from ..evaluation import describe, format_description
+
+    info = describe(args.model)
+    print(_json(info) if args.json else format_description(info))
+    return 0
+
+
+# --- inspect --------------------------------------------------------------------------------
+
+
+def _add_inspect(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "inspect", help="shapes of output, h_n, c_n and which slices of output equal h_n"
+    )
+    p.add_argument(
+        "model",
+        metavar="RUN_DIR_OR_CHECKPOINT",
+        nargs="?",
+        help="a trained model (default: the default config with seeded random weights)",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=8,
+        help="test images in the batch, 1 to 10000 (default: 8)",
+    )
+    _common_data_flags(p)
+
+
+def _run_inspect(args: argparse.Namespace) -> int:
+    from ..data import load_mnist, to_model_input
+    from ..inspect import default_model, format_inspection, inspect_model
+    from ..trained import load_trained
+
+    _require_range("--batch-size", args.batch_size, 1, 10_000)
+    if args.model:
+        trained = load_trained(args.model)
+        model, config = trained.model, trained.config
+        print(f"model: {trained.checkpoint}")
+    else:
+        model, config = default_model(seed=0), TrainConfig()
+        print(
+            "model: default config, random weights (seed 0); pass a run directory to inspect a "
+            "trained one"
+        )
+    test = load_mnist(args.data_dir, train=False, download=not args.no_download)
+    images = to_model_input(test.images[: args.batch_size], config.normalize)  # (B, 28, 28)
+    print(
+        f"batch: the first {images.shape[0]} test images, "
+        f"{'standardised' if config.normalize else 'scaled to [0, 1]'} as in training\n"
+    )
+    print(format_inspection(inspect_model(model, images)))
+    return 0
+
+
+# --- export ---------------------------------------------------------------------------------
+
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export",
+        help="export a model to ONNX or TorchScript, checked against PyTorch on real test images",
+        description="Write the model's forward (normalised images (B, 28, 28) -> logits (B, 10); "
+        "probabilities for a seed-preset model) as ONNX or TorchScript, then run the file on 256 "
+        "test images next to PyTorch: it is kept only if the outputs agree to 1e-4 and all "
+        "labels match.",
+    )
+    p.add_argument(
+        "model",
+        metavar="RUN_DIR_OR_CHECKPOINT",
+        help="a run directory (its best checkpoint) or a checkpoint file",
+    )
+    p.add_argument(
+        "--format",
+        dest="fmt",
+        choices=["onnx", "torchscript"],
+        default="onnx",
+        help="onnx (needs the 'export' extra) or torchscript (default: onnx)",
+    )
+    p.add_argument(
+        "--out",
+        metavar="FILE",
+        help="file to write (default: model.onnx / model.pt beside the checkpoint)",
+    )
+    p.add_argument(
+        "--json", action="store_true", help="print the export report as JSON (default: off)"
+    )
+    _common_data_flags(p)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from ..export import export_model, format_export_report
+
+    report = export_model(
+        args.model, args.fmt, out=args.out, data_dir=args.data_dir, download=not args.no_download
+    )
+    print(_json(report) if args.json else format_export_report(report))
+    return 0
+
+
+# --- compare --------------------------------------------------------------------------------
+
+
+def _add_compare(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "compare", help="finished runs side by side: order, cell, size, parameters, accuracy, time"
+    )
+    p.add_argument(
+        "run_dirs", metavar="RUN_DIR", nargs="+", help="run directories made by `seqmnist train`"
+    )
+    p.add_argument(
+        "--markdown", action="store_true", help="print a Markdown table (default: aligned text)"
+    )
+
+
+def _run_compare(args: argparse.Namespace) -> int:
+    from ..compare import compare_runs, format_comparison
+
+    print(format_comparison(compare_runs(args.run_dirs), markdown=args.markdown))
+    return 0

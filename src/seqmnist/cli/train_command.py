@@ -1,0 +1,129 @@
+"""``seqmnist train``: its flags are built from the config dataclasses (config.py)."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..config import PRESETS, apply_overrides, flag_fields, preset_config
+from ..errors import ConfigError, SeqMnistError
+from .common import _common_data_flags, _defaults_text
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a model into a run directory",
+        description="Train a recurrent classifier on MNIST rows. Starts from --preset; every other "
+        "flag overrides that one field of the preset.",
+    )
+    p.add_argument(
+        "--preset",
+        choices=list(PRESETS),
+        default="default",
+        help="default: our recipe (all four fixes); seed: the article's recipe, faithfully; "
+        "smnist / pmnist: "
+        "sequential / permuted MNIST, 784 steps of one pixel (GPU work) (default: default)",
+    )
+    p.add_argument("--out", help="run directory to create (default: runs/<preset>)")
+    p.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue RUN_DIR from its checkpoint_last.pt (default: off)",
+    )
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace a run already in --out (default: refuse)"
+    )
+    _common_data_flags(p)
+    for spec in flag_fields():  # one flag per config field, declared in config.py
+        help_text = f"{spec.help} ({_defaults_text(spec)})"
+        if spec.type is bool:
+            p.add_argument(
+                spec.flag,
+                dest=spec.name,
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=help_text,
+            )
+        else:
+            p.add_argument(
+                spec.flag,
+                dest=spec.name,
+                type=spec.type,
+                choices=spec.choices,
+                default=None,
+                help=help_text,
+            )
+    p.add_argument(
+        "--quiet", action="store_true", help="no progress bar or epoch lines (default: off)"
+    )
+    p.add_argument(
+        "--no-plots",
+        action="store_true",
+        help="do not draw plots into the run directory (default: draw them)",
+    )
+
+
+def _train_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        spec.name: getattr(args, spec.name)
+        for spec in flag_fields()
+        if getattr(args, spec.name) is not None
+    }
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from ..run import RunDir
+    from ..train import fit
+
+    overrides = _train_overrides(args)
+    if args.resume:
+        run_dir = Path(args.resume)
+        if args.out and Path(args.out) != run_dir:
+            raise ConfigError(
+                "--resume continues the run where it is; drop --out (or pass the same folder)"
+            )
+        config = RunDir(run_dir).read_config()
+        resumable = [spec for spec in flag_fields() if spec.resumable]
+        fixed = sorted(set(overrides) - {spec.name for spec in resumable})
+        if fixed or args.preset != "default" and args.preset != config.preset:
+            flags = ", ".join("--" + f.replace("_", "-") for f in fixed) or "--preset"
+            may = " and ".join(spec.flag for spec in resumable)
+            raise ConfigError(
+                f"--resume continues the saved config; drop {flags} (only {may} may change)"
+            )
+        config = apply_overrides(config, overrides)
+    else:
+        config = apply_overrides(preset_config(args.preset), overrides)
+        run_dir = Path(args.out) if args.out else Path("runs") / config.preset
+    fit(
+        config,
+        run_dir,
+        data_dir=args.data_dir,
+        download=not args.no_download,
+        resume=bool(args.resume),
+        overwrite=args.overwrite,
+        quiet=args.quiet,
+        after_run=None
+        if args.no_plots
+        else functools.partial(
+            _draw_run_plots, data_dir=args.data_dir, download=not args.no_download
+        ),
+    )
+    return 0
+
+
+def _draw_run_plots(run_dir: Path, data_dir: str | None = None, download: bool = True) -> None:
+    """Plots at the end of training; a missing plotting extra or a plot failure only warns
+    (the run is already saved)."""
+    try:
+        from ..plots import write_run_plots
+    except ImportError:
+        return
+    try:
+        write_run_plots(run_dir, data_dir=data_dir, download=download)
+    except (ImportError, SeqMnistError) as exc:
+        print(f"seqmnist: warning: no plots drawn ({exc})", file=sys.stderr)
