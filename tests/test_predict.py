@@ -1,4 +1,5 @@
-"""The Python API (seqmnist.load / Classifier.predict) and `seqmnist predict` on people's own files."""
+"""The Python API (seqmnist.load / Classifier.predict) and `seqmnist predict` on people's own "
+"files."""
 
 from __future__ import annotations
 
@@ -40,8 +41,16 @@ def photo_files(tmp_path_factory, test_split) -> dict[str, tuple[Path, int]]:
     folder = tmp_path_factory.mktemp("photos")
     rng = np.random.default_rng(5)
     files = {}
-    for i, (kind, ext) in enumerate([("rgb", "png"), ("jpeg", "jpg"), ("grey", "bmp"),
-                                     ("rgba-sheet", "png"), ("chalkboard", "webp"), ("grey", "tiff")]):
+    for i, (kind, ext) in enumerate(
+        [
+            ("rgb", "png"),
+            ("jpeg", "jpg"),
+            ("grey", "bmp"),
+            ("rgba-sheet", "png"),
+            ("chalkboard", "webp"),
+            ("grey", "tiff"),
+        ]
+    ):
         digit, label = test_split.images[i].numpy(), int(test_split.labels[i])
         path = folder / f"digit{i}.{ext}"
         make_photo(digit, kind, rng).save(path)
@@ -50,6 +59,7 @@ def photo_files(tmp_path_factory, test_split) -> dict[str, tuple[Path, int]]:
 
 
 # --- loading ---------------------------------------------------------------------------------
+
 
 def test_load_run_directory_and_checkpoint(real_run, clf):
     summary = json.loads((real_run / "summary.json").read_text())
@@ -81,6 +91,7 @@ def test_predict_mnist_matches_training_accuracy(clf, test_split):
 
 
 # --- every input type ------------------------------------------------------------------------
+
 
 def test_predict_every_input_type(clf, test_split, photo_files):
     digit, label = test_split.images[0].numpy(), int(test_split.labels[0])  # a 7
@@ -160,10 +171,15 @@ def test_softmax_output_model_is_not_softmaxed_twice(tmp_path):
     model = SeqClassifier(model_config)
     config = preset_config("seed")
     config.model = model_config
-    save_checkpoint(tmp_path / "seed.pt", {
-        "model_config": vars(model_config), "train_config": config.to_dict(),
-        "model_state": model.state_dict(), "epoch": 1,
-    })
+    save_checkpoint(
+        tmp_path / "seed.pt",
+        {
+            "model_config": vars(model_config),
+            "train_config": config.to_dict(),
+            "model_state": model.state_dict(),
+            "epoch": 1,
+        },
+    )
     clf = load(tmp_path / "seed.pt")
     assert clf.config.normalize is False and clf.name == "seed"
     images = torch.randint(0, 256, (5, 28, 28), dtype=torch.uint8)
@@ -173,6 +189,7 @@ def test_softmax_output_model_is_not_softmaxed_twice(tmp_path):
 
 
 # --- the CLI ---------------------------------------------------------------------------------
+
 
 def test_cli_predict_files_and_folders(real_run, photo_files, tmp_path, capsys):
     folder = next(iter(photo_files.values()))[0].parent
@@ -190,8 +207,21 @@ def test_cli_predict_files_and_folders(real_run, photo_files, tmp_path, capsys):
     assert sorted(p.name for p in folder.iterdir()) == before  # nothing written
 
     out_dir = tmp_path / "seen"
-    assert main(["predict", str(real_run), str(photo_files["digit0.png"][0]), "--json", "--top-k", "2",
-                 "--save-preprocessed", str(out_dir)]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(real_run),
+                str(photo_files["digit0.png"][0]),
+                "--json",
+                "--top-k",
+                "2",
+                "--save-preprocessed",
+                str(out_dir),
+            ]
+        )
+        == 0
+    )
     (result,) = json.loads(capsys.readouterr().out)
     assert result["label"] == photo_files["digit0.png"][1] and len(result["top_k"]) == 2
     saved = Image.open(out_dir / "digit0.png")
@@ -205,7 +235,8 @@ def test_cli_predict_bad_files(real_run, photo_files, tmp_path, capsys):
         "text.png": b"hello, not an image\n",
         "truncated.png": good.read_bytes()[:300],
         "huge.png": bytes.fromhex("89504e470d0a1a0a0000000d49484452000186a0000186a00800000000")
-        + b"\x00" * 4 + bytes.fromhex("0000000049454e44ae426082"),  # claims 100,000 x 100,000 (bad CRC)
+        + b"\x00" * 4
+        + bytes.fromhex("0000000049454e44ae426082"),  # claims 100,000 x 100,000 (bad CRC)
     }
     for name, data in bad.items():
         (tmp_path / name).write_bytes(data)
@@ -214,7 +245,9 @@ def test_cli_predict_bad_files(real_run, photo_files, tmp_path, capsys):
 
     assert main(["predict", str(real_run), *args]) == 1
     out, err = capsys.readouterr()
-    assert out.strip().splitlines() == [out.strip().splitlines()[0]] and out.startswith(f"{good}  {label}")
+    assert out.strip().splitlines() == [out.strip().splitlines()[0]] and out.startswith(
+        f"{good}  {label}"
+    )
     err_lines = err.strip().splitlines()
     assert len(err_lines) == len(bad) + 2  # one line per bad file, no traceback
     for line, name in zip(err_lines, [*bad, "blank.png", "missing.png"]):
@@ -248,3 +281,54 @@ def test_a_damaged_summary_does_not_stop_a_good_checkpoint_from_classifying(tiny
     one = np.zeros((28, 28), dtype=np.uint8)
     one[4:24, 13:16] = 255  # a vertical stroke
     assert len(clf.predict([one, one])) == 2
+
+
+# --- lists with bad images, argument checks ----------------------------------------------------
+
+
+def test_a_bad_image_in_a_list_gives_an_error_result(clf, test_split, photo_files, tmp_path):
+    from seqmnist.predict import FailedPrediction
+
+    blank = tmp_path / "blank.png"
+    Image.new("L", (64, 64), 255).save(blank)
+    good_path, good_label = photo_files["digit0.png"]
+    digit, label = test_split.images[1].numpy(), int(test_split.labels[1])
+    items = [str(good_path), str(blank), digit, tmp_path / "missing.png", {"not": "an image"}]
+    results = clf.predict(items)
+    assert [r.ok for r in results] == [True, False, True, False, False]
+    assert results[0].label == good_label and results[2].label == label
+    assert results[0].source == str(good_path) and results[1].source == str(blank)
+    bad = results[1]
+    assert isinstance(bad, FailedPrediction) and isinstance(bad.error, ImageError)
+    assert "blank.png" in str(bad.error) and "no ink" in str(bad.error)
+    assert bad.to_dict() == {"source": str(blank), "error": str(bad.error)}
+    with pytest.raises(ImageError, match="no ink"):
+        _ = bad.label  # using a failed result as a prediction fails loudly
+    assert "no such file" in str(results[3].error) and "dict" in str(results[4].error)
+    assert [r.label for r in clf.predict(items[::2][:2])] == [good_label, label]
+
+    with pytest.raises(ImageError, match=r"blank\.png.*no ink"):
+        clf.predict(items, errors="raise")
+    with pytest.raises(ImageError, match="no ink"):
+        clf.predict(blank)  # a single image: nothing else to return, so it raises
+    (one,) = clf.predict(blank, errors="item")
+    assert not one.ok
+
+
+def test_wrong_argument_types_are_library_errors(clf, test_split):
+    image = test_split.images[0]
+    for top_k in ("3", 2.0, None, True, [3]):
+        with pytest.raises(SeqMnistError, match="top_k") as info:
+            clf.predict(image, top_k=top_k)
+        assert "\n" not in str(info.value)
+    assert len(clf.predict(image, top_k=np.int64(2))[0].top_k) == 2
+    with pytest.raises(SeqMnistError, match="errors"):
+        clf.predict(image, errors="ignore")
+    objects = np.empty(2, dtype=object)
+    objects[0], objects[1] = image.numpy(), image.numpy()[:20]
+    with pytest.raises(ImageError, match="dtype object"):
+        clf.predict(objects)
+    with pytest.raises(ImageError, match="dtype"):
+        clf.predict(np.array([["a", "b"], ["c", "d"]]))
+    (failed,) = clf.predict([np.full((28, 28), "x", dtype=object)])
+    assert not failed.ok and "dtype" in str(failed.error)

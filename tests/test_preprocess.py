@@ -16,7 +16,14 @@ from PIL import Image
 from photos import KINDS, make_photo
 from seqmnist.data import load_mnist
 from seqmnist.errors import SeqMnistError
-from seqmnist.preprocess import MAX_PIXELS, ImageError, is_mnist_form, load_mnist_image, open_image, to_mnist
+from seqmnist.preprocess import (
+    MAX_PIXELS,
+    ImageError,
+    is_mnist_form,
+    load_mnist_image,
+    open_image,
+    to_mnist,
+)
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +40,7 @@ def similarity(a: np.ndarray, b: np.ndarray) -> float:
 
 # --- MNIST form ------------------------------------------------------------------------------
 
+
 def test_mnist_form_passes_through_unchanged(test_digits):
     images, _ = test_digits
     diffs = np.array([np.abs(to_mnist(x).astype(int) - x).mean() for x in images[:200]])
@@ -45,17 +53,21 @@ def test_mnist_form_passes_through_unchanged(test_digits):
 
 
 def test_inverted_mnist_digit_is_recovered(test_digits):
-    """Dark ink on light paper at 28x28 goes through the whole pipeline and comes back MNIST-like."""
+    """Dark ink on light paper at 28x28 goes through the whole pipeline and comes back "
+    "MNIST-like."""
     images, _ = test_digits
     scores = []
     for x in images[:20]:
         out = to_mnist(255 - x)
         assert is_mnist_form(out.astype(np.float32) / 255)
         scores.append(similarity(out, x))
-    assert np.median(scores) > 0.97 and min(scores) > 0.6  # a one-pixel shift costs thin digits a lot
+    assert (
+        np.median(scores) > 0.97 and min(scores) > 0.6
+    )  # a one-pixel shift costs thin digits a lot
 
 
 # --- photo-like digits -----------------------------------------------------------------------
+
 
 def test_photo_like_digits_classify_as_well_as_mnist(real_run, test_digits):
     """300 digits as grey / RGB / JPEG / RGBA / chalkboard photos: accuracy within 1.5 points."""
@@ -71,7 +83,10 @@ def test_photo_like_digits_classify_as_well_as_mnist(real_run, test_digits):
 
     mnist_acc = (clf.predict_mnist(torch.from_numpy(images)).argmax(1).numpy() == labels).mean()
     photo_acc = (clf.predict_mnist(torch.from_numpy(seen)).argmax(1).numpy() == labels).mean()
-    print(f"\naccuracy on {len(images)} digits: MNIST form {mnist_acc:.2%}, photo-like {photo_acc:.2%}")
+    print(
+        f"\naccuracy on {len(images)} digits: MNIST form {mnist_acc:.2%}, photo-like "
+        f"{photo_acc:.2%}"
+    )
     assert mnist_acc >= 0.95
     assert photo_acc >= mnist_acc - 0.015
     # And the preprocessed photos look like the digits they came from.
@@ -87,14 +102,25 @@ def test_thin_pen_strokes_are_thickened(real_run, test_digits, monkeypatch):
     def erode(a: np.ndarray, radius: int) -> np.ndarray:
         """Grey erosion by a (2r+1)-square, as two 1-D minimum passes (fast)."""
         for axis in (0, 1):
-            padded = np.pad(a, [(radius, radius) if ax == axis else (0, 0) for ax in (0, 1)], mode="edge")
-            a = np.min([np.take(padded, range(i, i + a.shape[axis]), axis=axis) for i in range(2 * radius + 1)], axis=0)
+            padded = np.pad(
+                a, [(radius, radius) if ax == axis else (0, 0) for ax in (0, 1)], mode="edge"
+            )
+            a = np.min(
+                [
+                    np.take(padded, range(i, i + a.shape[axis]), axis=axis)
+                    for i in range(2 * radius + 1)
+                ],
+                axis=0,
+            )
         return a
 
     images, labels = test_digits[0][:100], test_digits[1][:100]
     photos = []
     for x in images:
-        big = np.asarray(Image.fromarray(x).resize((280, 280), Image.Resampling.BICUBIC), np.float32) / 255
+        big = (
+            np.asarray(Image.fromarray(x).resize((280, 280), Image.Resampling.BICUBIC), np.float32)
+            / 255
+        )
         big = erode(big, 7)  # thin strokes
         sheet = np.full((360, 340), 225.0)
         sheet[40:320, 30:310] = 225 * (1 - big) + 30 * big
@@ -130,6 +156,7 @@ def test_each_photo_kind_recovers_the_digit(test_digits, kind):
 
 # --- file formats and modes ------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def photo_rgb(test_digits) -> tuple[Image.Image, np.ndarray]:
     """One photo of a real digit (RGB, ~6x scale) and the digit it shows."""
@@ -137,9 +164,17 @@ def photo_rgb(test_digits) -> tuple[Image.Image, np.ndarray]:
     return make_photo(images[0], "rgb", np.random.default_rng(2)), images[0]
 
 
-@pytest.mark.parametrize("fmt, ext", [
-    ("PNG", "png"), ("JPEG", "jpg"), ("BMP", "bmp"), ("GIF", "gif"), ("TIFF", "tif"), ("WEBP", "webp"),
-])
+@pytest.mark.parametrize(
+    "fmt, ext",
+    [
+        ("PNG", "png"),
+        ("JPEG", "jpg"),
+        ("BMP", "bmp"),
+        ("GIF", "gif"),
+        ("TIFF", "tif"),
+        ("WEBP", "webp"),
+    ],
+)
 def test_every_file_format(tmp_path, photo_rgb, fmt, ext):
     photo, digit = photo_rgb
     path = tmp_path / f"digit.{ext}"
@@ -153,7 +188,7 @@ def test_every_file_format(tmp_path, photo_rgb, fmt, ext):
 def test_every_image_mode(tmp_path, photo_rgb, mode):
     photo, digit = photo_rgb
     if mode == "I;16":
-        grey16 = (np.asarray(photo.convert("L"), dtype=np.uint16) * 257)  # full 16-bit range
+        grey16 = np.asarray(photo.convert("L"), dtype=np.uint16) * 257  # full 16-bit range
         image = Image.fromarray(grey16)
         assert image.mode.startswith("I;16")
         path = tmp_path / "digit16.png"
@@ -161,7 +196,11 @@ def test_every_image_mode(tmp_path, photo_rgb, mode):
         assert Image.open(path).mode.startswith("I")
     else:
         # mode "1": a thresholded scan (Pillow's default conversion dithers the paper into dots)
-        image = photo.convert("L").point(lambda v: 255 if v > 128 else 0).convert("1") if mode == "1" else photo.convert(mode)
+        image = (
+            photo.convert("L").point(lambda v: 255 if v > 128 else 0).convert("1")
+            if mode == "1"
+            else photo.convert(mode)
+        )
         path = tmp_path / ("digit.tif" if mode == "CMYK" else "digit.png")
         image.save(path)
     out = load_mnist_image(path)
@@ -171,7 +210,9 @@ def test_every_image_mode(tmp_path, photo_rgb, mode):
 def test_gif_first_frame_is_used(tmp_path, test_digits):
     images, _ = test_digits
     rng = np.random.default_rng(3)
-    first, second = (make_photo(images[i], "grey", rng).resize((200, 200)) for i in (0, 1))  # a 7 and a 2
+    first, second = (
+        make_photo(images[i], "grey", rng).resize((200, 200)) for i in (0, 1)
+    )  # a 7 and a 2
     path = tmp_path / "anim.gif"
     first.save(path, save_all=True, append_images=[second], duration=100)
     assert Image.open(path).n_frames == 2
@@ -180,7 +221,8 @@ def test_gif_first_frame_is_used(tmp_path, test_digits):
 
 
 def test_exif_orientation_is_applied(tmp_path, photo_rgb):
-    """A phone stores the photo sideways with EXIF Orientation 6 (rotate 90 degrees clockwise to view)."""
+    """A phone stores the photo sideways with EXIF Orientation 6 (rotate 90 degrees clockwise "
+    "to view)."""
     photo, digit = photo_rgb
     sideways = photo.transpose(Image.Transpose.ROTATE_90)  # as the sensor saw it
     exif = Image.Exif()
@@ -199,7 +241,7 @@ def test_large_jpeg_is_decoded_at_reduced_scale(tmp_path, photo_rgb):
     photo.resize((width * 12, height * 12)).save(path, "JPEG", quality=85)  # ~10-15 megapixels
     assert min(width, height) * 12 > 2048
     opened = open_image(path)
-    assert 1024 <= min(opened.size) and max(opened.size) <= max(width, height) * 6
+    assert min(opened.size) >= 1024 and max(opened.size) <= max(width, height) * 6
     assert similarity(to_mnist(opened), digit) > 0.8
 
 
@@ -207,8 +249,15 @@ def test_arrays_of_every_shape_and_dtype(photo_rgb):
     photo, digit = photo_rgb
     rgb = np.asarray(photo)  # (H, W, 3) uint8
     grey = np.asarray(photo.convert("L"))
-    for array in (grey, grey[..., None], rgb, np.dstack([rgb, np.full(grey.shape, 255, np.uint8)]),
-                  grey.astype(np.float32) / 255, grey.astype(np.float64), grey.astype(np.uint16) * 257):
+    for array in (
+        grey,
+        grey[..., None],
+        rgb,
+        np.dstack([rgb, np.full(grey.shape, 255, np.uint8)]),
+        grey.astype(np.float32) / 255,
+        grey.astype(np.float64),
+        grey.astype(np.uint16) * 257,
+    ):
         assert similarity(to_mnist(array), digit) > 0.8, (array.dtype, array.shape)
     assert similarity(to_mnist(grey < 128), digit) > 0.7  # bool: True where the ink is
     floats = grey.astype(np.float32) / 255
@@ -232,10 +281,15 @@ def test_big_image_is_reduced_first(test_digits):
 
 # --- bad inputs ------------------------------------------------------------------------------
 
+
 def png_header(width: int, height: int) -> bytes:
     """A PNG that is only a signature, a valid IHDR claiming width x height, and IEND."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
 
@@ -249,8 +303,14 @@ def test_bad_files_are_image_errors_naming_the_file(tmp_path, photo_rgb):
         "empty.png": ("empty", b""),
         "truncated.png": ("truncated", good.read_bytes()[: len(good.read_bytes()) // 2]),
         "text.png": ("not an image", b"this is a text file, not a PNG\n"),
-        "bomb.png": ("pixels", png_header(100_000, 100_000)),  # 10 billion pixels claimed in 57 bytes
-        "big.png": ("pixels", png_header(8000, 8000)),  # 64 MP: over MAX_PIXELS, under Pillow's limit
+        "bomb.png": (
+            "pixels",
+            png_header(100_000, 100_000),
+        ),  # 10 billion pixels claimed in 57 bytes
+        "big.png": (
+            "pixels",
+            png_header(8000, 8000),
+        ),  # 64 MP: over MAX_PIXELS, under Pillow's limit
     }
     for name, (expected, data) in cases.items():
         path = tmp_path / name
@@ -283,7 +343,11 @@ def test_bad_uploads_are_image_errors_naming_the_upload(photo_rgb):
     buffer = io.BytesIO()
     photo.save(buffer, "PNG")
     data = buffer.getvalue()
-    for bad, expected in [(b"", "empty"), (data[:200], "truncated"), (b"GIF89a nonsense", "upload")]:
+    for bad, expected in [
+        (b"", "empty"),
+        (data[:200], "truncated"),
+        (b"GIF89a nonsense", "upload"),
+    ]:
         with pytest.raises(ImageError, match=expected) as info:
             open_image(bad)
         assert "upload" in str(info.value)
@@ -323,6 +387,11 @@ def test_no_ink_error_names_the_file(tmp_path):
 
 
 def test_bad_arrays_are_image_errors():
-    for array in (np.zeros((5, 5, 7)), np.zeros((0, 10)), np.full((10, 10), np.nan), np.zeros((2, 3, 4, 5))):
+    for array in (
+        np.zeros((5, 5, 7)),
+        np.zeros((0, 10)),
+        np.full((10, 10), np.nan),
+        np.zeros((2, 3, 4, 5)),
+    ):
         with pytest.raises(ImageError):
             to_mnist(array)

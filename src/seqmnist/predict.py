@@ -29,8 +29,9 @@ from .model import SeqClassifier, count_parameters
 from .preprocess import ImageError, open_image, to_mnist
 from .trained import load_trained
 
-# One image: a PIL image, an array (H, W) / (H, W, C), a file path, raw file bytes, or a tensor (28, 28).
-ImageInput = Union[Image.Image, np.ndarray, str, os.PathLike, bytes, torch.Tensor]
+# One image: a PIL image, an array (H, W) / (H, W, C), a file path, raw file bytes, or a
+# tensor (28, 28).
+ImageInput = Union[Image.Image, np.ndarray, str, os.PathLike, bytes, torch.Tensor]  # noqa: UP007
 
 BATCH = 1024  # images per forward pass
 
@@ -50,6 +51,11 @@ class Prediction:
     source: str | None = None
     """the file name, or None for in-memory images"""
 
+    ok = True
+    """a prediction (``FailedPrediction.ok`` is False)"""
+    error = None
+    """no error (``FailedPrediction.error`` holds one)"""
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly (the image left out)."""
         return {
@@ -58,6 +64,47 @@ class Prediction:
             "probabilities": self.probabilities,
             "top_k": [[d, p] for d, p in self.top_k],
         }
+
+
+class FailedPrediction:
+    """The result for an image in a list that could not be classified (unreadable, blank ...).
+
+    ``ok`` is False and ``error`` is the ``SeqMnistError`` (its message names the file). Reading
+    ``label``, ``probabilities``, ``top_k`` or ``image`` raises that error, so code that ignores
+    failures still fails loudly at the bad item, not with a meaningless answer.
+    """
+
+    ok = False
+
+    def __init__(self, error: SeqMnistError, source: str | None = None) -> None:
+        self.error = error
+        self.source = source
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("label", "probabilities", "top_k", "image"):
+            raise self.error
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __repr__(self) -> str:
+        return f"FailedPrediction(source={self.source!r}, error={str(self.error)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, FailedPrediction)
+            and other.source == self.source
+            and str(other.error) == str(self.error)
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly: the source and the error message (as ``seqmnist predict --json``)."""
+        return {"source": self.source, "error": str(self.error)}
+
+
+class PredictArgumentError(SeqMnistError):
+    """An argument of ``Classifier.predict`` other than the images is wrong (top_k, errors)."""
+
+
+ERROR_MODES = ("item", "raise")
 
 
 class Classifier:
@@ -97,7 +144,11 @@ class Classifier:
         if isinstance(x, torch.Tensor):
             x = _tensor_to_uint8(x)
             if x.ndim != 2:
-                raise ImageError(f"a single image tensor must be (28, 28) or (H, W); got shape {tuple(x.shape)}")
+                raise ImageError(
+                    f"a single image tensor must be (28, 28) or (H, W); got shape {tuple(x.shape)}"
+                )
+        if isinstance(x, np.ndarray) and not _numeric(x.dtype):
+            raise ImageError(f"an image array must hold numbers; got dtype {x.dtype}")
         if isinstance(x, (Image.Image, np.ndarray)):
             return to_mnist(x)
         raise ImageError(
@@ -113,11 +164,15 @@ class Classifier:
         if images.ndim == 2:
             images = images.unsqueeze(0)
         if images.dtype != torch.uint8 or images.ndim != 3 or tuple(images.shape[1:]) != (28, 28):
-            raise ImageError(f"predict_mnist takes uint8 (B, 28, 28); got {images.dtype} {tuple(images.shape)}")
+            raise ImageError(
+                f"predict_mnist takes uint8 (B, 28, 28); got {images.dtype} {tuple(images.shape)}"
+            )
         outputs = []
         with torch.inference_mode():
             for start in range(0, images.shape[0], BATCH):
-                x = to_model_input(images[start : start + BATCH].to(self.device), self.config.normalize)
+                x = to_model_input(
+                    images[start : start + BATCH].to(self.device), self.config.normalize
+                )
                 out = self.model(x)  # (b, 10): logits, or probabilities for a softmax-output model
                 if not self.model.config.softmax_output:
                     out = torch.softmax(out, dim=1)
@@ -126,28 +181,58 @@ class Classifier:
             return torch.zeros((0, self.model.config.num_classes))
         return torch.cat(outputs)  # (B, 10)
 
-    def predict(self, images: ImageInput | Sequence[ImageInput], top_k: int = 3) -> list[Prediction]:
-        """Classify one image or a list of them; returns one ``Prediction`` per image, in order.
+    def predict(
+        self,
+        images: ImageInput | Sequence[ImageInput],
+        top_k: int = 3,
+        errors: str | None = None,
+    ) -> list[Prediction | FailedPrediction]:
+        """Classify one image or a list of them; returns one result per image, in order.
 
-        A batch tensor (B, 28, 28) or array (B, 28, 28) counts as B images. A bad image raises
-        ``ImageError`` naming it; to skip bad files instead, call ``predict`` per file.
+        A batch tensor (B, 28, 28) or array (B, 28, 28) counts as B images. ``errors`` says what
+        a bad image (unreadable, not an image, blank, a wrong type) does:
+
+        - ``"item"``: its result is a ``FailedPrediction`` (``ok`` False, ``error`` the
+          ``ImageError`` naming it); the other images still get their ``Prediction``.
+        - ``"raise"``: the first bad image raises its ``ImageError``.
+        - ``None`` (default): ``"item"`` for a list or batch, ``"raise"`` for a single image
+          (there is nothing else to return).
+
+        ``top_k`` or ``errors`` of the wrong type or out of range raise ``PredictArgumentError``.
         """
-        items, sources = _as_list(images)
-        if not 1 <= top_k <= self.model.config.num_classes:
-            raise SeqMnistError(f"top_k must be from 1 to {self.model.config.num_classes}; got {top_k}")
-        seen = np.stack([self.preprocess(item) for item in items]) if items else np.zeros((0, 28, 28), np.uint8)
-        probs = self.predict_mnist(torch.from_numpy(seen))  # (B, 10)
-        best_p, best_i = probs.topk(top_k, dim=1)  # (B, k)
-        return [
-            Prediction(
-                label=int(best_i[n, 0]),
-                probabilities=[float(p) for p in probs[n]],
-                top_k=[(int(d), float(p)) for d, p in zip(best_i[n], best_p[n])],
-                image=seen[n],
-                source=sources[n],
-            )
+        k = _check_top_k(top_k, self.model.config.num_classes)
+        if errors is not None and errors not in ERROR_MODES:
+            choices = ", ".join(map(repr, ERROR_MODES))
+            raise PredictArgumentError(f"errors must be one of {choices}; got {errors!r}")
+        items, sources, single = _as_list(images)
+        mode = errors or ("raise" if single else "item")
+        seen: list[np.ndarray | None] = []
+        failures: dict[int, SeqMnistError] = {}
+        for n, item in enumerate(items):
+            try:
+                seen.append(self.preprocess(item))
+            except SeqMnistError as exc:
+                if mode == "raise":
+                    raise
+                failures[n] = exc
+                seen.append(None)
+        good = [n for n in range(len(items)) if n not in failures]
+        batch = np.stack([seen[n] for n in good]) if good else np.zeros((0, 28, 28), np.uint8)
+        probs = self.predict_mnist(torch.from_numpy(batch))  # (G, 10)
+        best_p, best_i = probs.topk(k, dim=1)  # (G, k)
+        results: list[Prediction | FailedPrediction] = [
+            FailedPrediction(failures[n], sources[n]) if n in failures else None  # type: ignore[misc]
             for n in range(len(items))
         ]
+        for g, n in enumerate(good):
+            results[n] = Prediction(
+                label=int(best_i[g, 0]),
+                probabilities=[float(p) for p in probs[g]],
+                top_k=[(int(d), float(p)) for d, p in zip(best_i[g], best_p[g])],
+                image=batch[g],
+                source=sources[n],
+            )
+        return results
 
 
 def load(path: str | os.PathLike, device: str = "cpu") -> Classifier:
@@ -166,8 +251,15 @@ def load(path: str | os.PathLike, device: str = "cpu") -> Classifier:
     )
 
 
-def _as_list(images: Any) -> tuple[list[Any], list[str | None]]:
-    """Split the input into single images, each with its source name (None for in-memory)."""
+def _as_list(images: Any) -> tuple[list[Any], list[str | None], bool]:
+    """Split the input into single images, each with its source name (None for in-memory), and
+    whether it was a single image (not a list, tuple or batch)."""
+    if isinstance(images, np.ndarray) and not _numeric(images.dtype):
+        raise ImageError(
+            f"an image array must hold numbers; got dtype {images.dtype} "
+            "(for images of different sizes, pass a list of arrays)"
+        )
+    single = False
     if isinstance(images, torch.Tensor) and images.ndim == 3 and images.shape[-1] not in (3, 4):
         items: list[Any] = list(images)  # (B, H, W) batch
     elif isinstance(images, np.ndarray) and images.ndim == 3 and images.shape[-1] not in (1, 3, 4):
@@ -175,9 +267,25 @@ def _as_list(images: Any) -> tuple[list[Any], list[str | None]]:
     elif isinstance(images, (list, tuple)):
         items = list(images)
     else:
-        items = [images]
+        items, single = [images], True
     sources = [str(x) if isinstance(x, (str, os.PathLike)) else None for x in items]
-    return items, sources
+    return items, sources, single
+
+
+def _numeric(dtype: np.dtype) -> bool:
+    return dtype.kind in "buif"  # bool, unsigned, int, float
+
+
+def _check_top_k(top_k: Any, classes: int) -> int:
+    """``top_k`` as an int from 1 to ``classes``, or PredictArgumentError (never a TypeError)."""
+    if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)):
+        raise PredictArgumentError(
+            f"top_k must be a whole number from 1 to {classes}; "
+            f"got {top_k!r} ({type(top_k).__name__})"
+        )
+    if not 1 <= top_k <= classes:
+        raise PredictArgumentError(f"top_k must be from 1 to {classes}; got {top_k}")
+    return int(top_k)
 
 
 def _tensor_to_uint8(x: torch.Tensor) -> np.ndarray:
