@@ -27,8 +27,14 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS_DIR, machine, matmul_peak_gflops, median_seconds, median_time_to, update_readme_section  # noqa: E402
-
+from common import (
+    RESULTS_DIR,
+    machine,
+    matmul_peak_gflops,
+    median_seconds,
+    median_time_to,
+    update_readme_section,
+)  # noqa: E402
 from seqmnist.config import apply_overrides, preset_config  # noqa: E402
 from seqmnist.data import epoch_permutation, load_mnist, split_train_val  # noqa: E402
 from seqmnist.engine import train_one_epoch  # noqa: E402
@@ -41,7 +47,10 @@ ARTICLE_ACC = 0.9815
 
 
 def recurrent_gflops(model_config, samples_per_s: float) -> float:
-    """Training GFLOP/s of the recurrent layers: 2 FLOPs per multiply-add, x3 for forward + backward."""
+    """Training GFLOP/s of the recurrent layers.
+
+    2 FLOPs per multiply-add, x3 for forward + backward.
+    """
     return 6 * recurrent_macs_per_sample(model_config) * samples_per_s / 1e9
 
 
@@ -49,20 +58,33 @@ def throughput(config, train_split, batches: int, repeats: int, device: str = "c
     """Samples/s of the training loop (forward, backward, clipping, optimiser as `fit` builds them;
     no schedule or weight average) on real batches."""
     plain = apply_overrides(config, {"schedule": "constant", "ema_decay": 0.0, "seed": 0})
-    state = TrainState(plain, Runtime(torch.device(device), DistInfo(), torch.get_num_threads()), steps_per_epoch=batches)
+    state = TrainState(
+        plain,
+        Runtime(torch.device(device), DistInfo(), torch.get_num_threads()),
+        steps_per_epoch=batches,
+    )
     split = train_split.to(device)
     order = epoch_permutation(len(split), seed=0, epoch=1)[: batches * config.batch_size]
 
     def window() -> None:
-        train_one_epoch(state.model, split, order, state.step, batch_size=config.batch_size,
-                        normalize=config.normalize, amp=config.amp)
+        train_one_epoch(
+            state.model,
+            split,
+            order,
+            state.step,
+            batch_size=config.batch_size,
+            normalize=config.normalize,
+            amp=config.amp,
+        )
         if device != "cpu":
             torch.cuda.synchronize()
 
     return len(order) / median_seconds(window, repeats, warmup=1)
 
 
-def article_dataloader_epoch_seconds(data_dir: str | None, batches: int, device: str = "cpu") -> float:
+def article_dataloader_epoch_seconds(
+    data_dir: str | None, batches: int, device: str = "cpu"
+) -> float:
     """The article's input pipeline and loop, verbatim in spirit: torchvision MNIST with
     ToTensor, DataLoader(batch_size=32, shuffle=True), softmax model, Adam 1e-3."""
     from torch import nn
@@ -71,8 +93,12 @@ def article_dataloader_epoch_seconds(data_dir: str | None, batches: int, device:
 
     from seqmnist.data import resolve_data_dir
 
-    dataset = datasets.MNIST(root=str(resolve_data_dir(data_dir)), train=True, download=False,
-                             transform=transforms.ToTensor())
+    dataset = datasets.MNIST(
+        root=str(resolve_data_dir(data_dir)),
+        train=True,
+        download=False,
+        transform=transforms.ToTensor(),
+    )
     loader = DataLoader(dataset, batch_size=32, shuffle=True)
     torch.manual_seed(0)
     model = build_model(preset_config("seed").model).to(device)
@@ -102,7 +128,9 @@ def article_dataloader_epoch_seconds(data_dir: str | None, batches: int, device:
 
 
 def full_run(seed: int, data_dir: str | None, **overrides) -> dict:
-    config = apply_overrides(preset_config("default"), {"seed": seed, "eval_test_every_epoch": True, **overrides})
+    config = apply_overrides(
+        preset_config("default"), {"seed": seed, "eval_test_every_epoch": True, **overrides}
+    )
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         summary = fit(config, Path(tmp) / "run", data_dir=data_dir, download=False, quiet=True)
@@ -110,7 +138,9 @@ def full_run(seed: int, data_dir: str | None, **overrides) -> dict:
         from seqmnist.run import read_metrics
 
         rows = read_metrics(Path(tmp) / "run" / "metrics.csv")
-    reached = next((r for r in rows if r["test_acc"] is not None and r["test_acc"] >= ARTICLE_ACC), None)
+    reached = next(
+        (r for r in rows if r["test_acc"] is not None and r["test_acc"] >= ARTICLE_ACC), None
+    )
     return {
         "seed": seed,
         "epochs": config.epochs,
@@ -120,7 +150,9 @@ def full_run(seed: int, data_dir: str | None, **overrides) -> dict:
         "samples_per_s": summary["samples_per_s"],  # the whole loop: augmentation, EMA, clipping
         "total_wall_seconds": wall,
         "epoch_reaching_98.15": int(reached["epoch"]) if reached else None,
-        "train_seconds_to_99.0": next((r["train_seconds"] for r in rows if (r["test_acc"] or 0) >= 0.99), None),
+        "train_seconds_to_99.0": next(
+            (r["train_seconds"] for r in rows if (r["test_acc"] or 0) >= 0.99), None
+        ),
         "train_seconds_to_98.15": reached["train_seconds"] if reached else None,
         "test_acc_per_epoch": [r["test_acc"] for r in rows],
         "train_seconds_per_epoch": [r["train_seconds"] for r in rows],
@@ -128,16 +160,37 @@ def full_run(seed: int, data_dir: str | None, **overrides) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data-dir", help="MNIST root (default: $SEQMNIST_DATA, else ./data)")
-    parser.add_argument("--runs", type=int, default=3, help="full default-preset runs, seeds 0.. (default: 3)")
-    parser.add_argument("--seed-batches", type=int, default=300, help="batches timed for the seed preset (default: 300)")
-    parser.add_argument("--skip-article", action="store_true", help="skip the article's DataLoader loop (default: run it)")
-    parser.add_argument("--render-only", action="store_true",
-                        help="rewrite the README section from benchmarks/results/cpu.json, measure nothing (default: off)")
+    parser.add_argument(
+        "--runs", type=int, default=3, help="full default-preset runs, seeds 0.. (default: 3)"
+    )
+    parser.add_argument(
+        "--seed-batches",
+        type=int,
+        default=300,
+        help="batches timed for the seed preset (default: 300)",
+    )
+    parser.add_argument(
+        "--skip-article",
+        action="store_true",
+        help="skip the article's DataLoader loop (default: run it)",
+    )
+    parser.add_argument(
+        "--render-only",
+        action="store_true",
+        help=(
+            "rewrite the README section from benchmarks/results/cpu.json, measure nothing "
+            "(default: off)"
+        ),
+    )
     args = parser.parse_args()
     if args.render_only:
-        update_readme_section("cpu", render_table(json.loads((RESULTS_DIR / "cpu.json").read_text())))
+        update_readme_section(
+            "cpu", render_table(json.loads((RESULTS_DIR / "cpu.json").read_text()))
+        )
         return
 
     keep_freed_memory_for_reuse()  # the allocator setting `seqmnist train` uses on the CPU
@@ -153,13 +206,24 @@ def main() -> None:
 
     default_sps = throughput(default, train_split, batches=60, repeats=5)
     flops = recurrent_gflops(default.model, default_sps)
-    print(f"default model: {default_sps:,.0f} samples/s, {flops:.1f} GFLOP/s ({flops / peak:.0%} of peak)", flush=True)
+    print(
+        f"default model: {default_sps:,.0f} samples/s, {flops:.1f} GFLOP/s "
+        f"({flops / peak:.0%} of peak)",
+        flush=True,
+    )
     default_epoch = len(train_split) / default_sps
 
     seed_sps = throughput(seed, train_full, batches=args.seed_batches, repeats=3)
     seed_epoch = len(train_full) / seed_sps
-    print(f"seed preset (tensor-resident loop): {seed_sps:,.0f} samples/s, {seed_epoch:.1f} s/epoch", flush=True)
-    article_epoch = None if args.skip_article else article_dataloader_epoch_seconds(args.data_dir, args.seed_batches)
+    print(
+        f"seed preset (tensor-resident loop): {seed_sps:,.0f} samples/s, {seed_epoch:.1f} s/epoch",
+        flush=True,
+    )
+    article_epoch = (
+        None
+        if args.skip_article
+        else article_dataloader_epoch_seconds(args.data_dir, args.seed_batches)
+    )
     if article_epoch:
         print(f"article's DataLoader loop: {article_epoch:.1f} s/epoch", flush=True)
 
@@ -169,7 +233,8 @@ def main() -> None:
         runs.append(r)
         print(
             f"default preset, seed {s}: test {r['final_test_acc']:.2%} after {r['epochs']} epochs, "
-            f"98.15% at epoch {r['epoch_reaching_98.15']} ({r['train_seconds_to_98.15']:.1f} s training), "
+            f"98.15% at epoch {r['epoch_reaching_98.15']} "
+            f"({r['train_seconds_to_98.15']:.1f} s training), "
             f"training {r['train_seconds']:.1f} s, total {r['total_wall_seconds']:.1f} s",
             flush=True,
         )
@@ -192,7 +257,9 @@ def main() -> None:
             "median_final_test_acc": med("final_test_acc"),
             "median_total_wall_seconds": med("total_wall_seconds"),
             "median_run_samples_per_s": med("samples_per_s"),
-            "median_run_recurrent_gflops_per_s": recurrent_gflops(default.model, med("samples_per_s")),
+            "median_run_recurrent_gflops_per_s": recurrent_gflops(
+                default.model, med("samples_per_s")
+            ),
         },
         "seed": {
             "samples_per_s": seed_sps,
@@ -214,34 +281,48 @@ def seconds_text(value: float | None) -> str:
 
 
 def render_table(result: dict) -> str:
-    """The CPU section of benchmarks/README.md, from the results dict (also used by --render-only)."""
+    """The CPU section of benchmarks/README.md, from the results dict.
+
+    Also used by --render-only.
+    """
     info, d, s = result["machine"], result["default"], result["seed"]
     runs, peak = d["runs"], result["matmul_peak_gflops"]
     # The article's own time: its DataLoader loop where measured, else seqmnist's seed-preset loop.
     article_epoch = s["article_dataloader_epoch_seconds"] or s["epoch_seconds"]
-    loop = "the article's DataLoader loop" if s["article_dataloader_epoch_seconds"] else "seed preset"
+    loop = (
+        "the article's DataLoader loop" if s["article_dataloader_epoch_seconds"] else "seed preset"
+    )
     time_to = [r["train_seconds_to_98.15"] for r in runs]
     rows = [
         "| what | article's recipe (`--preset seed`) | seqmnist `default` |",
         "| --- | --- | --- |",
         f"| seconds per epoch | {s['epoch_seconds']:.1f} (seqmnist's tensor-resident loop); "
         f"{article_epoch:.1f} ({loop}) | {d['epoch_seconds']:.1f} |",
-        f"| training throughput (forward, backward, optimiser step) | {s['samples_per_s']:,.0f} samples/s "
+        "| training throughput (forward, backward, optimiser step) | "
+        f"{s['samples_per_s']:,.0f} samples/s "
         f"(tensor-resident loop) | {d['samples_per_s']:,.0f} samples/s |",
         f"| recurrent FLOP/s vs fp32 matmul peak ({peak:.0f} GFLOP/s) | - | "
         f"{d['recurrent_gflops_per_s']:.0f} GFLOP/s ({d['fraction_of_peak']:.0%}) |",
         f"| the same over whole training runs (augmentation, EMA, clipping included; median) | - | "
-        f"{d['median_run_samples_per_s']:,.0f} samples/s, {d['median_run_recurrent_gflops_per_s']:.0f} GFLOP/s "
+        f"{d['median_run_samples_per_s']:,.0f} samples/s, "
+        f"{d['median_run_recurrent_gflops_per_s']:.0f} GFLOP/s "
         f"({d['median_run_recurrent_gflops_per_s'] / peak:.0%}) |",
-        f"| training time to 98.15 % test | ~17 epochs (DESIGN.md) x {article_epoch:.1f} s ≈ {17 * article_epoch / 60:.1f} min | "
+        f"| training time to 98.15 % test | ~17 epochs (DESIGN.md) x {article_epoch:.1f} s ≈ "
+        f"{17 * article_epoch / 60:.1f} min | "
         f"{seconds_text(d['median_train_seconds_to_98.15'])} (median of {len(runs)}: "
-        + ", ".join(f"{t:.1f}" if t is not None else "not reached" for t in time_to) + ") |",
-        f"| final test accuracy | 98.15 % reported after 30 epochs | {d['median_final_test_acc']:.2%} (median of "
-        + ", ".join(f"{r['final_test_acc']:.2%}" for r in runs) + f") after {d['config']['epochs']} epochs |",
-        f"| wall time of a whole run | 30 epochs x {article_epoch:.1f} s ≈ {30 * article_epoch / 60:.0f} min | "
-        f"{d['median_total_wall_seconds']:.0f} s (median, including a test evaluation after every epoch "
+        + ", ".join(f"{t:.1f}" if t is not None else "not reached" for t in time_to)
+        + ") |",
+        "| final test accuracy | 98.15 % reported after 30 epochs | "
+        f"{d['median_final_test_acc']:.2%} (median of "
+        + ", ".join(f"{r['final_test_acc']:.2%}" for r in runs)
+        + f") after {d['config']['epochs']} epochs |",
+        f"| wall time of a whole run | 30 epochs x {article_epoch:.1f} s ≈ "
+        f"{30 * article_epoch / 60:.0f} min | "
+        f"{d['median_total_wall_seconds']:.0f} s (median, including a test evaluation "
+        "after every epoch "
         "done only for this benchmark) |",
-        f"| epoch-time ratio seed preset / default | {result['seed_over_default_epoch_ratio']:.1f}x; "
+        "| epoch-time ratio seed preset / default | "
+        f"{result['seed_over_default_epoch_ratio']:.1f}x; "
         f"article's loop / default: {article_epoch / d['epoch_seconds']:.1f}x | |",
     ]
     header = (
@@ -249,6 +330,7 @@ def render_table(result: dict) -> str:
         f"{info['torch_threads']} threads) - `make bench`, {result.get('date', '')}\n\n"
     )
     return header + "\n".join(rows)
+
 
 if __name__ == "__main__":
     main()

@@ -6,7 +6,7 @@ bidirectional LSTM (hidden 64, 28 rows of 28 pixels) at several batch sizes, so 
 compares two figures taken within seconds of each other (this machine's speed drifts by 25 % and
 more over minutes). FLOPs are counted as in bench_cpu.py: 6 x the recurrent multiply-adds.
 
-    .venv/bin/python benchmarks/bench_lstm_ceiling.py            # ~2 min; writes results/lstm_ceiling.json
+    .venv/bin/python benchmarks/bench_lstm_ceiling.py  # ~2 min; writes results/lstm_ceiling.json
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS_DIR, machine, matmul_peak_gflops, median_seconds  # noqa: E402
-
 from seqmnist.config import preset_config  # noqa: E402
 from seqmnist.model import recurrent_macs_per_sample  # noqa: E402
 from seqmnist.runtime import keep_freed_memory_for_reuse  # noqa: E402
@@ -45,7 +44,9 @@ def main() -> None:
     config = preset_config("default").model
     flops_per_sample = 6 * recurrent_macs_per_sample(config)
     torch.manual_seed(0)
-    lstm = torch.nn.LSTM(config.features_per_step, config.hidden, batch_first=True, bidirectional=True)
+    lstm = torch.nn.LSTM(
+        config.features_per_step, config.hidden, batch_first=True, bidirectional=True
+    )
     rounds = []
     for r in range(3):
         peak = matmul_peak_gflops()
@@ -53,14 +54,26 @@ def main() -> None:
         for batch in BATCHES:
             row[str(batch)] = lstm_gflops(lstm, batch, flops_per_sample) / peak
         rounds.append(row)
-        print(f"round {r + 1}: peak {peak:.0f} GFLOP/s; LSTM fwd+bwd / peak: "
-              + ", ".join(f"batch {b} {row[str(b)]:.0%}" for b in BATCHES), flush=True)
+        print(
+            f"round {r + 1}: peak {peak:.0f} GFLOP/s; LSTM fwd+bwd / peak: "
+            + ", ".join(f"batch {b} {row[str(b)]:.0%}" for b in BATCHES),
+            flush=True,
+        )
     medians = {b: statistics.median(row[str(b)] for row in rounds) for b in BATCHES}
     print("median fraction of peak: " + ", ".join(f"batch {b} {m:.0%}" for b, m in medians.items()))
     RESULTS_DIR.mkdir(exist_ok=True)
-    (RESULTS_DIR / "lstm_ceiling.json").write_text(json.dumps(
-        {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "rounds": rounds,
-         "median_fraction_of_peak": {str(b): m for b, m in medians.items()}}, indent=2) + "\n")
+    (RESULTS_DIR / "lstm_ceiling.json").write_text(
+        json.dumps(
+            {
+                "date": time.strftime("%Y-%m-%d"),
+                "machine": machine(),
+                "rounds": rounds,
+                "median_fraction_of_peak": {str(b): m for b, m in medians.items()},
+            },
+            indent=2,
+        )
+        + "\n"
+    )
 
 
 if __name__ == "__main__":

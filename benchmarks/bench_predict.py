@@ -16,7 +16,7 @@ Measured:
 Writes benchmarks/results/predict.json and the "predict" section of benchmarks/README.md, and
 prints a Markdown table naming the machine. On a shared or busy machine the numbers are low
 and noisy: the one-minute load average is recorded next to them.
-"""
+"""  # noqa: E501 (the usage line is --help text, kept byte-identical)
 
 from __future__ import annotations
 
@@ -36,7 +36,6 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS_DIR, machine, median_seconds, update_readme_section  # noqa: E402
-
 from seqmnist.data import load_mnist, to_model_input  # noqa: E402
 from seqmnist.predict import load  # noqa: E402
 
@@ -47,13 +46,18 @@ THROUGHPUT_TARGET = 15_000
 def photo_png(digit: np.ndarray, seed: int = 0) -> bytes:
     """(28, 28) uint8 MNIST digit -> PNG bytes of a ~300x300 RGB 'photo' of it on shaded paper."""
     rng = np.random.default_rng(seed)
-    ink = np.asarray(Image.fromarray(digit).resize((224, 224), Image.Resampling.BICUBIC), np.float32) / 255
+    ink = (
+        np.asarray(Image.fromarray(digit).resize((224, 224), Image.Resampling.BICUBIC), np.float32)
+        / 255
+    )
     coverage = np.zeros((300, 300), np.float32)
     coverage[30:254, 60:284] = np.clip(ink, 0, 1)  # off-centre
     yy, xx = np.mgrid[0:300, 0:300].astype(np.float32)
     paper = 225 * (1 - 0.1 * xx / 300 - 0.05 * yy / 300)  # light falling off across the sheet
     grey = paper * (1 - coverage) + 35 * coverage
-    rgb = grey[..., None] * np.array([1.0, 0.98, 0.94], np.float32) + rng.normal(0, 6, (300, 300, 3))
+    rgb = grey[..., None] * np.array([1.0, 0.98, 0.94], np.float32) + rng.normal(
+        0, 6, (300, 300, 3)
+    )
     buffer = io.BytesIO()
     Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8), "RGB").save(buffer, "PNG")
     return buffer.getvalue()
@@ -80,7 +84,9 @@ def time_predict(clf, photo: Path, calls: int) -> tuple[float, float, float]:
 def ensure_run(run_dir: Path, data_dir: str | None) -> None:
     if (run_dir / "checkpoint_best.pt").is_file() or run_dir.is_file():
         return
-    print(f"no model at {run_dir}: training the default recipe there first (about 1.5 min on 2 cores)")
+    print(
+        f"no model at {run_dir}: training the default recipe there first (about 1.5 min on 2 cores)"
+    )
     from seqmnist.config import preset_config
     from seqmnist.train import fit
 
@@ -88,15 +94,38 @@ def ensure_run(run_dir: Path, data_dir: str | None) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run", nargs="?", default="/tmp/bench-default",
-                        help="run directory or checkpoint; trained with the default recipe if missing (default: /tmp/bench-default)")
-    parser.add_argument("--data-dir", help="folder holding MNIST/raw/ (default: $SEQMNIST_DATA, else ./data)")
-    parser.add_argument("--calls", type=int, default=300, help="single-image predict calls (default: 300)")
-    parser.add_argument("--batch", type=int, default=1000, help="images per batch for throughput (default: 1000)")
-    parser.add_argument("--repeats", type=int, default=7, help="timed batch runs; the median counts (default: 7)")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads; 0 = PyTorch's default (default: 0)")
-    parser.add_argument("--no-readme", action="store_true", help="do not update benchmarks/README.md (default: update it)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "run",
+        nargs="?",
+        default="/tmp/bench-default",
+        help=(
+            "run directory or checkpoint; trained with the default recipe if missing "
+            "(default: /tmp/bench-default)"
+        ),
+    )
+    parser.add_argument(
+        "--data-dir", help="folder holding MNIST/raw/ (default: $SEQMNIST_DATA, else ./data)"
+    )
+    parser.add_argument(
+        "--calls", type=int, default=300, help="single-image predict calls (default: 300)"
+    )
+    parser.add_argument(
+        "--batch", type=int, default=1000, help="images per batch for throughput (default: 1000)"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=7, help="timed batch runs; the median counts (default: 7)"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=0, help="torch threads; 0 = PyTorch's default (default: 0)"
+    )
+    parser.add_argument(
+        "--no-readme",
+        action="store_true",
+        help="do not update benchmarks/README.md (default: update it)",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -113,9 +142,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         photo = Path(tmp) / "digit.png"
         photo.write_bytes(photo_png(test.images[0].numpy()))
-        assert clf.predict(photo)[0].label == int(test.labels[0]), "the benchmark photo is misclassified"
+        assert clf.predict(photo)[0].label == int(test.labels[0]), (
+            "the benchmark photo is misclassified"
+        )
         median_ms, p90_ms, cpu_ms = time_predict(clf, photo, args.calls)
-        torch.set_num_threads(1)  # what `seqmnist predict` does: one image gains nothing from threads
+        torch.set_num_threads(
+            1
+        )  # what `seqmnist predict` does: one image gains nothing from threads
         median_1t_ms, p90_1t_ms, cpu_1t_ms = time_predict(clf, photo, args.calls)
         torch.set_num_threads(threads)
         seen = clf.preprocess(photo)
@@ -137,6 +170,7 @@ def main() -> None:
 
     # --- batch throughput, eager and onnxruntime ---------------------------------------------
     batch = to_model_input(test.images[: args.batch], clf.config.normalize)  # (B, 28, 28) float32
+
     def eager() -> None:
         with torch.inference_mode():
             clf.model(batch)
@@ -148,7 +182,9 @@ def main() -> None:
         torch.set_num_threads(threads)
     else:
         eager_one_thread_s = eager_s
-    api_s = median_seconds(lambda: clf.predict_mnist(test.images[: args.batch]), args.repeats, warmup=1)
+    api_s = median_seconds(
+        lambda: clf.predict_mnist(test.images[: args.batch]), args.repeats, warmup=1
+    )
     throughput = {
         "batch": args.batch,
         "repeats": args.repeats,
@@ -177,8 +213,13 @@ def main() -> None:
 
     result = {
         "machine": {**machine(), "load_average_1min": os.getloadavg()[0]},
-        "model": {"run": str(run), "name": clf.name, "parameters": clf.parameters,
-                  "test_accuracy": clf.test_accuracy, "load_seconds": load_seconds},
+        "model": {
+            "run": str(run),
+            "name": clf.name,
+            "parameters": clf.parameters,
+            "test_accuracy": clf.test_accuracy,
+            "load_seconds": load_seconds,
+        },
         "latency": latency,
         "throughput": throughput,
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
@@ -189,25 +230,34 @@ def main() -> None:
     m = result["machine"]
     ort_rate = throughput.get("onnxruntime_images_per_s")
     ort_one = latency.get("onnxruntime_batch1_median_ms")
-    table = "\n".join([
-        f"Inference on {m['cpu']}, {m['cores']} cores, torch {m['torch']} with {m['torch_threads']} threads "
-        f"(1-min load average {m['load_average_1min']:.1f}); model {clf.name}, {clf.parameters:,} parameters.",
-        "",
-        "| measure | eager PyTorch | onnxruntime | target |",
-        "| --- | --- | --- | --- |",
-        f"| `predict(photo.png)` end to end, median (p90); CPU time per call | {latency['median_ms']:.2f} ms "
-        f"({latency['p90_ms']:.2f} ms); {latency['cpu_ms_per_call']:.2f} ms | | <= {LATENCY_TARGET_MS:g} ms |",
-        f"| same with one torch thread (as `seqmnist predict`) | {latency['one_thread_median_ms']:.2f} ms "
-        f"({latency['one_thread_p90_ms']:.2f} ms); {latency['one_thread_cpu_ms_per_call']:.2f} ms | | <= {LATENCY_TARGET_MS:g} ms |",
-        f"| of which preprocessing, median | {latency['preprocess_median_ms']:.2f} ms | | |",
-        f"| model only, batch 1, median | {latency['model_batch1_median_ms']:.2f} ms | "
-        f"{'' if ort_one is None else f'{ort_one:.2f} ms'} | |",
-        f"| forward, batch {args.batch}, images/s | {throughput['eager_images_per_s']:,.0f} | "
-        f"{'n/a' if ort_rate is None else f'{ort_rate:,.0f}'} | >= {THROUGHPUT_TARGET:,} |",
-        f"| forward, batch {args.batch}, one thread, images/s | {throughput['eager_one_thread_images_per_s']:,.0f} | | |",
-        f"| `predict_mnist` (uint8 in, probabilities out), batch {args.batch}, images/s | "
-        f"{throughput['predict_mnist_images_per_s']:,.0f} | | |",
-    ])
+    table = "\n".join(
+        [
+            f"Inference on {m['cpu']}, {m['cores']} cores, torch {m['torch']} "
+            f"with {m['torch_threads']} threads "
+            f"(1-min load average {m['load_average_1min']:.1f}); "
+            f"model {clf.name}, {clf.parameters:,} parameters.",
+            "",
+            "| measure | eager PyTorch | onnxruntime | target |",
+            "| --- | --- | --- | --- |",
+            "| `predict(photo.png)` end to end, median (p90); CPU time per call | "
+            f"{latency['median_ms']:.2f} ms "
+            f"({latency['p90_ms']:.2f} ms); {latency['cpu_ms_per_call']:.2f} ms | | "
+            f"<= {LATENCY_TARGET_MS:g} ms |",
+            "| same with one torch thread (as `seqmnist predict`) | "
+            f"{latency['one_thread_median_ms']:.2f} ms "
+            f"({latency['one_thread_p90_ms']:.2f} ms); "
+            f"{latency['one_thread_cpu_ms_per_call']:.2f} ms | | <= {LATENCY_TARGET_MS:g} ms |",
+            f"| of which preprocessing, median | {latency['preprocess_median_ms']:.2f} ms | | |",
+            f"| model only, batch 1, median | {latency['model_batch1_median_ms']:.2f} ms | "
+            f"{'' if ort_one is None else f'{ort_one:.2f} ms'} | |",
+            f"| forward, batch {args.batch}, images/s | {throughput['eager_images_per_s']:,.0f} | "
+            f"{'n/a' if ort_rate is None else f'{ort_rate:,.0f}'} | >= {THROUGHPUT_TARGET:,} |",
+            f"| forward, batch {args.batch}, one thread, images/s | "
+            f"{throughput['eager_one_thread_images_per_s']:,.0f} | | |",
+            f"| `predict_mnist` (uint8 in, probabilities out), batch {args.batch}, images/s | "
+            f"{throughput['predict_mnist_images_per_s']:,.0f} | | |",
+        ]
+    )
     print(table)
     if not args.no_readme:
         update_readme_section("predict", "## Inference (`benchmarks/bench_predict.py`)\n\n" + table)

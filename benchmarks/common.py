@@ -51,7 +51,8 @@ def median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 1) -> f
 
 def median_time_to(values: list[float | None]) -> float | None:
     """Median of times to reach a threshold, None for a run that never reached it. Such a run
-    counts as infinitely slow, not as absent; the result is None if the median run never got there."""
+    counts as infinitely slow, not as absent; the result is None if the median run never got
+    there."""
     middle = statistics.median(math.inf if v is None else v for v in values) if values else math.inf
     return None if math.isinf(middle) else middle
 
@@ -64,13 +65,18 @@ def matmul_peak_gflops(size: int = 2048, repeats: int = 10) -> float:
 
 
 def update_readme_section(name: str, markdown: str) -> None:
-    """Replace the block between <!-- name:start --> and <!-- name:end --> in benchmarks/README.md."""
+    """Replace the block between <!-- name:start --> and <!-- name:end -->.
+
+    The block is in benchmarks/README.md.
+    """
     readme = BENCH_DIR / "README.md"
     text = readme.read_text() if readme.exists() else "# Benchmarks\n"
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
     block = f"{start}\n{markdown.rstrip()}\n{end}"
     if start in text and end in text:
-        text = re.sub(re.escape(start) + r".*?" + re.escape(end), lambda _m: block, text, flags=re.S)
+        text = re.sub(
+            re.escape(start) + r".*?" + re.escape(end), lambda _m: block, text, flags=re.S
+        )
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
     readme.write_text(text)

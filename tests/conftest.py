@@ -1,4 +1,4 @@
-"""Shared fixtures: small synthetic MNIST-format files, the real MNIST folder, and a tiny trained run.
+"""Shared fixtures: small synthetic MNIST-format files, the real MNIST folder, a tiny trained run.
 
 Every file a test writes goes under pytest's tmp_path; the real data directory is only read.
 """
@@ -68,7 +68,16 @@ def tiny_config(**overrides):
     """A small, fast config for tests: 600 synthetic images train in about a second."""
     # No shift augmentation: the synthetic classes are coded by bar position, 2 px apart.
     # A short weight-average horizon: a tiny run takes only ~10 steps per epoch.
-    base = dict(epochs=2, batch_size=50, val_size=100, hidden=16, threads=1, lr=1e-2, augment_shift=0, ema_decay=0.5)
+    base = dict(
+        epochs=2,
+        batch_size=50,
+        val_size=100,
+        hidden=16,
+        threads=1,
+        lr=1e-2,
+        augment_shift=0,
+        ema_decay=0.5,
+    )
     base.update(overrides)
     return apply_overrides(preset_config("default"), base)
 
@@ -85,11 +94,17 @@ def tiny_run(synthetic_data_dir: Path, tmp_path_factory: pytest.TempPathFactory)
 
 @pytest.fixture(scope="session")
 def real_data_dir() -> Path:
-    """The real MNIST root from $SEQMNIST_DATA. Missing data fails under CI=true, skips elsewhere."""
+    """The real MNIST root from $SEQMNIST_DATA.
+
+    Missing data fails under CI=true, skips elsewhere.
+    """
     root = os.environ.get(DATA_ENV_VAR)
     raw = Path(root) / "MNIST" / "raw" if root else None
     if raw is None or not all((raw / name).is_file() for name in RAW_FILES):
-        message = f"real MNIST not found: set ${DATA_ENV_VAR} to a folder holding MNIST/raw/ (got {root!r})"
+        message = (
+            f"real MNIST not found: set ${DATA_ENV_VAR} to a folder holding MNIST/raw/ "
+            f"(got {root!r})"
+        )
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)
@@ -106,7 +121,9 @@ def real_run(real_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     # One thread outside CI: on a shared 2-core machine, two processes with 2 OpenMP threads each
     # slow each other down many times over. CI runs tests one at a time and uses every core.
     threads = 0 if os.environ.get("CI") == "true" else 1
-    config = apply_overrides(preset_config("default"), {"epochs": 2, "batch_size": 256, "threads": threads})
+    config = apply_overrides(
+        preset_config("default"), {"epochs": 2, "batch_size": 256, "threads": threads}
+    )
     fit(config, run_dir, data_dir=real_data_dir, download=False, quiet=True)
     return run_dir
 

@@ -31,13 +31,26 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # for conftest.tiny_co
 import seqmnist.runtime as runtime_mod  # noqa: E402
 import seqmnist.train as train_mod  # noqa: E402
 from conftest import tiny_config  # noqa: E402
-from seqmnist.errors import TrainingInterrupted  # noqa: E402
-
 from seqmnist.cli import main as cli_main  # noqa: E402
+from seqmnist.errors import TrainingInterrupted  # noqa: E402
 
 # Per-rank batch 25 on 2 ranks = a global batch of 50.
 DROPOUT_RUN = dict(epochs=3, layers=2, dropout=0.3, seed=3, batch_size=25, augment_shift=2)
-CLI_ARGS = ["--epochs", "2", "--hidden", "16", "--batch-size", "25", "--val-size", "100", "--threads", "1", "--augment-shift", "0", "--no-plots"]
+CLI_ARGS = [
+    "--epochs",
+    "2",
+    "--hidden",
+    "16",
+    "--batch-size",
+    "25",
+    "--val-size",
+    "100",
+    "--threads",
+    "1",
+    "--augment-shift",
+    "0",
+    "--no-plots",
+]
 
 
 def main() -> None:
@@ -49,7 +62,17 @@ def main() -> None:
 
     (out / "cli").mkdir(exist_ok=True)
     os.chdir(out / "cli")
-    code = cli_main(["train", "--data-dir", str(data_dir), "--no-download", "--out", str(out / "cli" / "run"), *CLI_ARGS])
+    code = cli_main(
+        [
+            "train",
+            "--data-dir",
+            str(data_dir),
+            "--no-download",
+            "--out",
+            str(out / "cli" / "run"),
+            *CLI_ARGS,
+        ]
+    )
     if code != 0:
         raise SystemExit(f"rank {rank}: seqmnist train exited with {code}")
     sys.stdout.flush()
@@ -62,7 +85,9 @@ def main() -> None:
     last_state: dict[str, torch.Tensor] = {}
     interrupt_at = [0]
 
-    def interrupt(epoch: int, done: int) -> None:  # fit's on_batch hook: Ctrl-C in epoch N's first step
+    def interrupt(
+        epoch: int, done: int
+    ) -> None:  # fit's on_batch hook: Ctrl-C in epoch N's first step
         if epoch == interrupt_at[0]:
             raise KeyboardInterrupt
 
@@ -78,8 +103,15 @@ def main() -> None:
     train_mod.train_one_epoch = watched_epoch
 
     def run(name: str, **kwargs) -> None:
-        train_mod.fit(tiny_config(**DROPOUT_RUN), out / name, data_dir=data_dir, download=False, quiet=True,
-                      on_batch=interrupt, **kwargs)
+        train_mod.fit(
+            tiny_config(**DROPOUT_RUN),
+            out / name,
+            data_dir=data_dir,
+            download=False,
+            quiet=True,
+            on_batch=interrupt,
+            **kwargs,
+        )
         torch.save(last_state, out / f"{name}_rank{rank}.pt")
         dist.barrier()  # rank 0 may still be writing files the next fit reads
 

@@ -17,17 +17,25 @@ KINDS = ("grey", "rgb", "jpeg", "rgba-sheet", "rgba-strokes", "chalkboard")
 
 
 def _sheet(digit: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """(ink coverage (H, W) in [0, 1], paper shading (H, W) in [0, 1]) for a scaled, shifted digit."""
+    """A scaled, shifted digit on a sheet.
+
+    Returns (ink coverage (H, W) in [0, 1], paper shading (H, W) in [0, 1]).
+    """
     scale = int(rng.integers(4, 11))
     size = 28 * scale
-    ink = np.asarray(Image.fromarray(digit).resize((size, size), Image.Resampling.BICUBIC), dtype=np.float32) / 255
+    ink = (
+        np.asarray(
+            Image.fromarray(digit).resize((size, size), Image.Resampling.BICUBIC), dtype=np.float32
+        )
+        / 255
+    )
     height, width = int(size * rng.uniform(1.2, 2.0)), int(size * rng.uniform(1.2, 2.0))
     top, left = int(rng.integers(0, height - size + 1)), int(rng.integers(0, width - size + 1))
     coverage = np.zeros((height, width), np.float32)
     coverage[top : top + size, left : left + size] = np.clip(ink, 0, 1)
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     angle = rng.uniform(0, 2 * np.pi)
-    ramp = (np.cos(angle) * xx / width + np.sin(angle) * yy / height)  # about -1..1 across the sheet
+    ramp = np.cos(angle) * xx / width + np.sin(angle) * yy / height  # about -1..1 across the sheet
     shading = 1.0 + rng.uniform(0.05, 0.15) * ramp  # +-5-15% light falloff
     return coverage, shading
 
@@ -60,7 +68,10 @@ def make_photo(digit: np.ndarray, kind: str, rng: np.random.Generator) -> Image.
         alpha = np.zeros(coverage.shape, np.uint8)
         rows, cols = np.flatnonzero(coverage.any(1)), np.flatnonzero(coverage.any(0))
         margin = 10
-        alpha[max(0, rows[0] - margin) : rows[-1] + margin, max(0, cols[0] - margin) : cols[-1] + margin] = 255
+        alpha[
+            max(0, rows[0] - margin) : rows[-1] + margin,
+            max(0, cols[0] - margin) : cols[-1] + margin,
+        ] = 255
         rgba = np.dstack([rgb8 * (alpha[..., None] > 0), alpha])
         return Image.fromarray(rgba.astype(np.uint8), "RGBA")
     if kind == "rgba-strokes":

@@ -22,7 +22,11 @@ def render_gpu_table(result: dict) -> str:
 
 
 def _snapshot(folder: Path) -> dict[Path, int]:
-    return {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
+    return {
+        p: p.stat().st_mtime_ns
+        for p in folder.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    }
 
 
 @pytest.mark.slow
@@ -30,19 +34,43 @@ def test_gpu_benchmark_runs_every_step_in_smoke_mode(synthetic_data_dir, tmp_pat
     before = _snapshot(ROOT / "benchmarks")
     out = tmp_path / "gpu.json"
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "bench_gpu.py"), "--smoke", "--device", "cpu",
-         "--data-dir", str(synthetic_data_dir), "--runs", "2", "--out", str(out)],
-        capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"},
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "bench_gpu.py"),
+            "--smoke",
+            "--device",
+            "cpu",
+            "--data-dir",
+            str(synthetic_data_dir),
+            "--runs",
+            "2",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    for expected in ("throughput default:", "throughput default_bf16:", "throughput hidden128_batch1024:",
-                     "default seed 0: final", "default seed 1: final", "hidden128_batch1024 seed 0: final",
-                     "seed preset:", "article's loop:", "smoke run: every step ran"):
+    for expected in (
+        "throughput default:",
+        "throughput default_bf16:",
+        "throughput hidden128_batch1024:",
+        "default seed 0: final",
+        "default seed 1: final",
+        "hidden128_batch1024 seed 0: final",
+        "seed preset:",
+        "article's loop:",
+        "smoke run: every step ran",
+    ):
         assert expected in proc.stdout, expected
     assert _snapshot(ROOT / "benchmarks") == before  # --smoke leaves results and README alone
     result = json.loads(out.read_text())
     assert result["failed"] == {}
-    assert [len(result["runs"][name]) for name in ("default", "default_bf16", "hidden128_batch1024")] == [2, 1, 1]
+    assert [
+        len(result["runs"][name]) for name in ("default", "default_bf16", "hidden128_batch1024")
+    ] == [2, 1, 1]
     assert result["seed_speedup_vs_article_loop"] > 0
     table = render_gpu_table(result)  # what a real run writes into benchmarks/README.md
     assert "| default |" in table and "x faster" in table
@@ -51,15 +79,21 @@ def test_gpu_benchmark_runs_every_step_in_smoke_mode(synthetic_data_dir, tmp_pat
 def test_gpu_table_reports_medians_and_failures():
     run = {"final_test_acc": 0.99, "train_seconds_to_99.0": None}
     result = {
-        "date": "2026-11-26 12:00", "machine": {"gpu": "NVIDIA H100", "torch": "2.14.1"},
+        "date": "2026-11-26 12:00",
+        "machine": {"gpu": "NVIDIA H100", "torch": "2.14.1"},
         "throughput_default": 123456.0,
         "runs": {"default": [{**run, "train_seconds_to_98.15": t} for t in (0.9, None, 1.1)]},
-        "seed_epoch_seconds": 2.0, "article_dataloader_epoch_seconds": 9.0, "seed_speedup_vs_article_loop": 4.5,
+        "seed_epoch_seconds": 2.0,
+        "article_dataloader_epoch_seconds": 9.0,
+        "seed_speedup_vs_article_loop": 4.5,
         "failed": {"throughput_default_bf16": "RuntimeError: no bf16 LSTM"},
     }
     table = render_gpu_table(result)
     assert table.startswith("## GPU (NVIDIA H100, torch 2.14.1) - 2026-11-26 12:00")
-    assert "| default | 123,456 | 1.10 s (median of 0.90, not reached, 1.10) | not reached | 99.00%, 99.00%, 99.00% |" in table
+    assert (
+        "| default | 123,456 | 1.10 s (median of 0.90, not reached, 1.10) | not reached | "
+        "99.00%, 99.00%, 99.00% |" in table
+    )
     assert "4.5x faster" in table
     assert "Failed: throughput_default_bf16: RuntimeError: no bf16 LSTM" in table
 
@@ -67,7 +101,11 @@ def test_gpu_table_reports_medians_and_failures():
 def test_gpu_benchmark_refuses_a_full_run_without_cuda():
     if __import__("torch").cuda.is_available():
         pytest.skip("this machine has CUDA: a full run would start")
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_gpu.py")],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_gpu.py")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode != 0
     assert "no CUDA device" in proc.stderr

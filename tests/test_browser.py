@@ -1,4 +1,4 @@
-"""End to end: `seqmnist serve` in a subprocess, the page in headless Chromium, digits drawn with the mouse.
+"""End to end: `seqmnist serve` in a subprocess, the page in headless Chromium, mouse-drawn digits.
 
 Ten real MNIST test digits are traced onto the page's canvas with mouse strokes (each row's runs
 of ink, scaled up), exactly as a person's drag would arrive: pointer events, the page's own brush,
@@ -32,8 +32,14 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 REPO = Path(__file__).resolve().parents[1]
 INK_THRESHOLD = 128  # MNIST pixels at least this bright are traced as ink
@@ -76,14 +82,30 @@ def browser(browser_installed: None) -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def server_url(browser_installed: None, real_run: Path, tmp_path_factory: pytest.TempPathFactory,
-               request: pytest.FixtureRequest) -> Iterator[str]:
+def server_url(
+    browser_installed: None,
+    real_run: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
+) -> Iterator[str]:
     """`seqmnist serve REAL_RUN --port 0` in a subprocess; yields its http://127.0.0.1:PORT/."""
     log_path = tmp_path_factory.mktemp("serve") / "server.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "seqmnist", "serve", str(real_run), "--host", "127.0.0.1", "--port", "0"],
-            stdout=subprocess.PIPE, stderr=log, cwd=REPO,
+            [
+                sys.executable,
+                "-m",
+                "seqmnist",
+                "serve",
+                str(real_run),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            cwd=REPO,
         )
     try:
         request.getfixturevalue("browser")  # start Chromium while the server loads its model
@@ -92,7 +114,9 @@ def server_url(browser_installed: None, real_run: Path, tmp_path_factory: pytest
             process.kill()
             pytest.fail(f"seqmnist serve did not start; its log:\n{log_path.read_text()[-3000:]}")
         # uvicorn's access log goes to stdout: keep draining it so the server never blocks on it
-        threading.Thread(target=shutil.copyfileobj, args=(process.stdout, log_path.open("ab")), daemon=True).start()
+        threading.Thread(
+            target=shutil.copyfileobj, args=(process.stdout, log_path.open("ab")), daemon=True
+        ).start()
         yield url
     finally:
         process.terminate()
@@ -154,7 +178,8 @@ def wait_for_prediction(page, before: int) -> None:
     page.wait_for_function(
         "before => { const r = document.querySelector('#result');"
         " return r.dataset.state === 'done' && Number(r.dataset.predictions || 0) > before; }",
-        arg=before, timeout=15_000,
+        arg=before,
+        timeout=15_000,
     )
 
 
@@ -168,7 +193,10 @@ def digits(real_data_dir: Path) -> tuple[np.ndarray, list[int]]:
 
 
 def open_page(browser: Any, url: str, errors: list[str], **options: Any) -> Any:
-    """A new tab on ``url``, once the page has shown the model; its console errors go to ``errors``."""
+    """A new tab on ``url``, once the page has shown the model.
+
+    Its console errors go to ``errors``.
+    """
     page = browser.new_page(**options)
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
@@ -180,12 +208,15 @@ def open_page(browser: Any, url: str, errors: list[str], **options: Any) -> Any:
 def paper_png(image: np.ndarray) -> bytes:
     """An MNIST digit as a photo of paper would look: black ink on white, 300x300."""
     buffer = io.BytesIO()
-    Image.fromarray(255 - image).resize((300, 300), Image.Resampling.BILINEAR).save(buffer, format="PNG")
+    Image.fromarray(255 - image).resize((300, 300), Image.Resampling.BILINEAR).save(
+        buffer, format="PNG"
+    )
     return buffer.getvalue()
 
 
-def test_drawn_digits_are_recognised(browser: Any, server_url: str, digits: tuple[np.ndarray, list[int]],
-                                     tmp_path: Path) -> None:
+def test_drawn_digits_are_recognised(
+    browser: Any, server_url: str, digits: tuple[np.ndarray, list[int]], tmp_path: Path
+) -> None:
     images, labels = digits
     errors: list[str] = []
     page = open_page(browser, server_url, errors, viewport={"width": 900, "height": 720})
@@ -223,14 +254,18 @@ def test_drawn_digits_are_recognised(browser: Any, server_url: str, digits: tupl
     page.close()
 
 
-def test_file_chosen_or_dropped(browser: Any, server_url: str, digits: tuple[np.ndarray, list[int]]) -> None:
+def test_file_chosen_or_dropped(
+    browser: Any, server_url: str, digits: tuple[np.ndarray, list[int]]
+) -> None:
     images, labels = digits
     errors: list[str] = []
     page = open_page(browser, server_url, errors, viewport={"width": 900, "height": 720})
     photo = paper_png(images[4])
 
     before = predictions_done(page)
-    page.set_input_files("#file", files=[{"name": "four.png", "mimeType": "image/png", "buffer": photo}])
+    page.set_input_files(
+        "#file", files=[{"name": "four.png", "mimeType": "image/png", "buffer": photo}]
+    )
     wait_for_prediction(page, before)
     assert int(page.locator("#top1").inner_text()) == labels[4]
 
@@ -247,7 +282,9 @@ def test_file_chosen_or_dropped(browser: Any, server_url: str, digits: tuple[np.
     assert int(page.locator("#top1").inner_text()) == labels[4]
 
     # not an image: the server's message is shown, and the page still works afterwards
-    page.set_input_files("#file", files=[{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"hello"}])
+    page.set_input_files(
+        "#file", files=[{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"hello"}]
+    )
     page.wait_for_function("() => document.querySelector('#result').dataset.state === 'error'")
     assert "not an image" in page.locator("#status").inner_text()
     before = predictions_done(page)
@@ -258,12 +295,20 @@ def test_file_chosen_or_dropped(browser: Any, server_url: str, digits: tuple[np.
     page.close()
 
 
-def test_phone_sized_screen(browser: Any, server_url: str, digits: tuple[np.ndarray, list[int]],
-                            tmp_path: Path) -> None:
+def test_phone_sized_screen(
+    browser: Any, server_url: str, digits: tuple[np.ndarray, list[int]], tmp_path: Path
+) -> None:
     images, labels = digits
     errors: list[str] = []
-    page = open_page(browser, server_url, errors, viewport={"width": 390, "height": 844},
-                     device_scale_factor=2, has_touch=True, is_mobile=True)
+    page = open_page(
+        browser,
+        server_url,
+        errors,
+        viewport={"width": 390, "height": 844},
+        device_scale_factor=2,
+        has_touch=True,
+        is_mobile=True,
+    )
     box = page.locator("#canvas").bounding_box()
     assert box["width"] >= 300 and box["x"] + box["width"] <= 390  # the canvas fills the width
     assert page.evaluate("document.documentElement.scrollWidth") <= 390  # nothing scrolls sideways

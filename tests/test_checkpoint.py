@@ -16,10 +16,10 @@ from seqmnist.checkpoint import (
     save_checkpoint,
     train_config_from_checkpoint,
 )
-from seqmnist.run import BEST_NAME, LAST_NAME, RunDir, WriteError, resolve_checkpoint
 from seqmnist.config import ModelConfig, apply_overrides, preset_config
 from seqmnist.errors import CheckpointError
 from seqmnist.model import build_model
+from seqmnist.run import BEST_NAME, LAST_NAME, RunDir, WriteError, resolve_checkpoint
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
@@ -112,7 +112,9 @@ def test_refuses_files_that_are_not_torch_files(tmp_path, content):
     assert "\n" not in msg
 
 
-@pytest.mark.parametrize("obj", [{"a": 1}, [1, 2, 3], torch.zeros(3), {"format": "other-tool", "version": 1}])
+@pytest.mark.parametrize(
+    "obj", [{"a": 1}, [1, 2, 3], torch.zeros(3), {"format": "other-tool", "version": 1}]
+)
 def test_refuses_torch_files_that_are_not_seqmnist_checkpoints(tmp_path, obj):
     path = tmp_path / "other.pt"
     torch.save(obj, path)
@@ -127,7 +129,10 @@ def test_refuses_other_format_version(tmp_path):
     data = torch.load(path, weights_only=True)
     data["version"] = FORMAT_VERSION + 1
     torch.save(data, path)
-    with pytest.raises(CheckpointError, match=f"format version {FORMAT_VERSION + 1}.*reads version {FORMAT_VERSION}"):
+    with pytest.raises(
+        CheckpointError,
+        match=f"format version {FORMAT_VERSION + 1}.*reads version {FORMAT_VERSION}",
+    ):
         load_checkpoint(path)
 
 
@@ -169,8 +174,14 @@ def test_save_leaves_no_temporary_files(tmp_path):
 
 @pytest.mark.parametrize(
     "error,raised",
-    [(OSError(28, "No space left on device"), WriteError), (RuntimeError("[enforce fail at inline_container.cc] "
-     ". unexpected pos 64 vs 0"), WriteError), (KeyboardInterrupt(), KeyboardInterrupt)],
+    [
+        (OSError(28, "No space left on device"), WriteError),
+        (
+            RuntimeError("[enforce fail at inline_container.cc] . unexpected pos 64 vs 0"),
+            WriteError,
+        ),
+        (KeyboardInterrupt(), KeyboardInterrupt),
+    ],
 )
 def test_failed_save_keeps_the_previous_file(tmp_path, monkeypatch, error, raised):
     _, payload = _payload()
@@ -238,7 +249,9 @@ def test_an_inflated_config_is_refused_before_the_model_is_built(tmp_path):
     with pytest.raises(CheckpointError, match="does not match its own model config"):
         model_from_checkpoint(load_checkpoint(path))
     assert time.perf_counter() - start < 10
-    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before < 500_000  # < 500 MB more
+    assert (
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before < 500_000
+    )  # < 500 MB more
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf")])

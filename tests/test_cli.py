@@ -45,7 +45,9 @@ def test_every_option_states_its_default(command, capsys):
     for action in sub._actions:
         if action.dest == "help" or not action.option_strings:
             continue
-        assert "default" in (action.help or ""), f"{command} {action.option_strings}: {action.help!r}"
+        assert "default" in (action.help or ""), (
+            f"{command} {action.option_strings}: {action.help!r}"
+        )
 
 
 def test_train_help_shows_both_presets_values(capsys):
@@ -58,11 +60,30 @@ def test_train_help_shows_both_presets_values(capsys):
 
 @pytest.mark.parametrize(
     "flag,value",
-    [("--epochs", "0"), ("--dropout", "2"), ("--batch-size", "-1"), ("--hidden", "0"), ("--lr", "-1"),
-     ("--val-size", "-5"), ("--layers", "100"), ("--threads", "-2")],
+    [
+        ("--epochs", "0"),
+        ("--dropout", "2"),
+        ("--batch-size", "-1"),
+        ("--hidden", "0"),
+        ("--lr", "-1"),
+        ("--val-size", "-5"),
+        ("--layers", "100"),
+        ("--threads", "-2"),
+    ],
 )
 def test_out_of_range_flags(flag, value, tmp_path, capsys):
-    code = main(["train", flag, value, "--out", str(tmp_path / "run"), "--data-dir", str(tmp_path), "--no-download"])
+    code = main(
+        [
+            "train",
+            flag,
+            value,
+            "--out",
+            str(tmp_path / "run"),
+            "--data-dir",
+            str(tmp_path),
+            "--no-download",
+        ]
+    )
     assert code == 1
     line = one_error_line(capsys)
     assert line.startswith(f"seqmnist: error: {flag} must be")
@@ -70,7 +91,16 @@ def test_out_of_range_flags(flag, value, tmp_path, capsys):
 
 
 def test_under_torchrun_only_rank_0_reports_a_flag_error(tmp_path, capsys, monkeypatch):
-    argv = ["train", "--epochs", "0", "--out", str(tmp_path / "run"), "--data-dir", str(tmp_path), "--no-download"]
+    argv = [
+        "train",
+        "--epochs",
+        "0",
+        "--out",
+        str(tmp_path / "run"),
+        "--data-dir",
+        str(tmp_path),
+        "--no-download",
+    ]
     monkeypatch.setenv("RANK", "1")
     assert main(argv) == 1
     assert capsys.readouterr().err == ""  # every rank fails alike; rank 0 says it once
@@ -81,15 +111,26 @@ def test_under_torchrun_only_rank_0_reports_a_flag_error(tmp_path, capsys, monke
 
 def test_under_torchrun_other_errors_are_tagged_with_the_rank(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("RANK", "1")
-    assert main(["evaluate", str(tmp_path / "missing"), "--data-dir", str(tmp_path), "--no-download"]) == 1
+    assert (
+        main(["evaluate", str(tmp_path / "missing"), "--data-dir", str(tmp_path), "--no-download"])
+        == 1
+    )
     lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("seqmnist [rank 1]: error: no such run directory")
+    assert len(lines) == 1 and lines[0].startswith(
+        "seqmnist [rank 1]: error: no such run directory"
+    )
 
 
 @pytest.mark.parametrize(
     "argv",
-    [["train", "--epochs", "two"], ["train", "--cell", "transformer"], ["train", "--lr", "fast"],
-     ["evaluate", "x", "--split", "train"], ["train", "--no-such-flag"], ["frobnicate"]],
+    [
+        ["train", "--epochs", "two"],
+        ["train", "--cell", "transformer"],
+        ["train", "--lr", "fast"],
+        ["evaluate", "x", "--split", "train"],
+        ["train", "--no-such-flag"],
+        ["frobnicate"],
+    ],
 )
 def test_wrong_types_and_choices_are_argparse_errors(argv, capsys):
     with pytest.raises(SystemExit) as info:
@@ -99,7 +140,17 @@ def test_wrong_types_and_choices_are_argparse_errors(argv, capsys):
 
 
 def test_evaluate_text(tiny_run, synthetic_data_dir, capsys):
-    code = main(["evaluate", str(tiny_run), "--data-dir", str(synthetic_data_dir), "--no-download", "--device", "cpu"])
+    code = main(
+        [
+            "evaluate",
+            str(tiny_run),
+            "--data-dir",
+            str(synthetic_data_dir),
+            "--no-download",
+            "--device",
+            "cpu",
+        ]
+    )
     assert code == 0
     out = capsys.readouterr().out
     summary = json.loads((tiny_run / "summary.json").read_text())
@@ -109,8 +160,18 @@ def test_evaluate_text(tiny_run, synthetic_data_dir, capsys):
 
 
 def test_evaluate_json_agrees_with_summary(tiny_run, synthetic_data_dir, capsys):
-    code = main(["evaluate", str(tiny_run), "--json", "--data-dir", str(synthetic_data_dir), "--no-download",
-                 "--batch-size", "7"])
+    code = main(
+        [
+            "evaluate",
+            str(tiny_run),
+            "--json",
+            "--data-dir",
+            str(synthetic_data_dir),
+            "--no-download",
+            "--batch-size",
+            "7",
+        ]
+    )
     assert code == 0
     result = json.loads(capsys.readouterr().out)
     summary = json.loads((tiny_run / "summary.json").read_text())
@@ -121,9 +182,21 @@ def test_evaluate_json_agrees_with_summary(tiny_run, synthetic_data_dir, capsys)
     assert len(result["per_class"]) == 10
 
 
-def test_evaluate_val_split_reproduces_the_runs_validation_accuracy(tiny_run, synthetic_data_dir, capsys):
-    code = main(["evaluate", str(tiny_run), "--split", "val", "--json", "--data-dir", str(synthetic_data_dir),
-                 "--no-download"])
+def test_evaluate_val_split_reproduces_the_runs_validation_accuracy(
+    tiny_run, synthetic_data_dir, capsys
+):
+    code = main(
+        [
+            "evaluate",
+            str(tiny_run),
+            "--split",
+            "val",
+            "--json",
+            "--data-dir",
+            str(synthetic_data_dir),
+            "--no-download",
+        ]
+    )
     assert code == 0
     result = json.loads(capsys.readouterr().out)
     summary = json.loads((tiny_run / "summary.json").read_text())
@@ -132,8 +205,16 @@ def test_evaluate_val_split_reproduces_the_runs_validation_accuracy(tiny_run, sy
 
 
 def test_evaluate_a_checkpoint_file(tiny_run, synthetic_data_dir, capsys):
-    code = main(["evaluate", str(tiny_run / "checkpoint_last.pt"), "--json", "--data-dir", str(synthetic_data_dir),
-                 "--no-download"])
+    code = main(
+        [
+            "evaluate",
+            str(tiny_run / "checkpoint_last.pt"),
+            "--json",
+            "--data-dir",
+            str(synthetic_data_dir),
+            "--no-download",
+        ]
+    )
     assert code == 0
     assert json.loads(capsys.readouterr().out)["checkpoint"] == str(tiny_run / "checkpoint_last.pt")
 
@@ -153,7 +234,14 @@ def test_evaluate_and_info_refuse_non_checkpoints(kind, tmp_path, capsys):
     elif kind == "empty-folder":
         path = tmp_path
     for command in ("evaluate", "info"):
-        assert main([command, str(path), "--data-dir", str(tmp_path), "--no-download"][: 2 if command == "info" else 5]) == 1
+        assert (
+            main(
+                [command, str(path), "--data-dir", str(tmp_path), "--no-download"][
+                    : 2 if command == "info" else 5
+                ]
+            )
+            == 1
+        )
         line = one_error_line(capsys)
         assert str(path) in line
 
@@ -186,7 +274,9 @@ def test_python_dash_m(tmp_path):
     import subprocess
     import sys
 
-    result = subprocess.run([sys.executable, "-m", "seqmnist", "--version"], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "seqmnist", "--version"], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0 and result.stdout.strip() == f"seqmnist {__version__}"
 
 
@@ -202,23 +292,90 @@ def test_train_flags_map_one_to_one_to_config_fields(tmp_path, monkeypatch):
         return {}
 
     monkeypatch.setattr(train_mod, "fit", fake_fit)
-    argv = ["train", "--preset", "seed", "--out", str(tmp_path / "r"), "--data-dir", str(tmp_path), "--no-download",
-            "--epochs", "3", "--batch-size", "64", "--lr", "0.002", "--weight-decay", "0.01", "--optimizer", "adamw",
-            "--schedule", "onecycle", "--grad-clip", "2", "--val-size", "1000", "--hidden", "32", "--layers", "2",
-            "--cell", "gru", "--readout", "mean", "--dropout", "0.1", "--seed", "5", "--device", "cpu",
-            "--threads", "1", "--amp", "bf16", "--no-bidirectional", "--normalize", "--no-eval-test-every-epoch",
-            "--quiet", "--no-plots"]
+    argv = [
+        "train",
+        "--preset",
+        "seed",
+        "--out",
+        str(tmp_path / "r"),
+        "--data-dir",
+        str(tmp_path),
+        "--no-download",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "64",
+        "--lr",
+        "0.002",
+        "--weight-decay",
+        "0.01",
+        "--optimizer",
+        "adamw",
+        "--schedule",
+        "onecycle",
+        "--grad-clip",
+        "2",
+        "--val-size",
+        "1000",
+        "--hidden",
+        "32",
+        "--layers",
+        "2",
+        "--cell",
+        "gru",
+        "--readout",
+        "mean",
+        "--dropout",
+        "0.1",
+        "--seed",
+        "5",
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+        "--amp",
+        "bf16",
+        "--no-bidirectional",
+        "--normalize",
+        "--no-eval-test-every-epoch",
+        "--quiet",
+        "--no-plots",
+    ]
     assert main(argv) == 0
     c: TrainConfig = captured["config"]
-    assert (c.preset, c.epochs, c.batch_size, c.lr, c.weight_decay, c.optimizer, c.schedule, c.grad_clip) == (
-        "seed", 3, 64, 0.002, 0.01, "adamw", "onecycle", 2.0)
-    assert (c.val_size, c.seed, c.device, c.threads, c.amp, c.normalize, c.eval_test_every_epoch) == (
-        1000, 5, "cpu", 1, "bf16", True, False)
+    assert (
+        c.preset,
+        c.epochs,
+        c.batch_size,
+        c.lr,
+        c.weight_decay,
+        c.optimizer,
+        c.schedule,
+        c.grad_clip,
+    ) == ("seed", 3, 64, 0.002, 0.01, "adamw", "onecycle", 2.0)
+    assert (
+        c.val_size,
+        c.seed,
+        c.device,
+        c.threads,
+        c.amp,
+        c.normalize,
+        c.eval_test_every_epoch,
+    ) == (1000, 5, "cpu", 1, "bf16", True, False)
     m = c.model
-    assert (m.hidden, m.layers, m.cell, m.readout, m.dropout, m.bidirectional) == (32, 2, "gru", "mean", 0.1, False)
+    assert (m.hidden, m.layers, m.cell, m.readout, m.dropout, m.bidirectional) == (
+        32,
+        2,
+        "gru",
+        "mean",
+        0.1,
+        False,
+    )
     assert m.softmax_output is True  # not a flag: kept from the seed preset
     assert captured["run_dir"] == tmp_path / "r"
-    assert captured["download"] is False and captured["quiet"] is True and captured["resume"] is False
+    assert (
+        captured["download"] is False and captured["quiet"] is True and captured["resume"] is False
+    )
 
     captured.clear()
     assert main(["train", "--preset", "seed"]) == 0

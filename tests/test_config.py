@@ -63,7 +63,9 @@ def test_unknown_preset():
 
 def test_overrides_change_only_the_given_fields():
     base = preset_config("seed")
-    c = apply_overrides(base, {"epochs": 3, "hidden": 32, "cell": "gru", "lr": 0.01, "batch_size": None})
+    c = apply_overrides(
+        base, {"epochs": 3, "hidden": 32, "cell": "gru", "lr": 0.01, "batch_size": None}
+    )
     assert (c.epochs, c.model.hidden, c.model.cell, c.lr) == (3, 32, "gru", 0.01)
     assert c.batch_size == base.batch_size  # None means "not given"
     assert c.model.readout == "last" and c.model.softmax_output is True  # preset kept
@@ -123,19 +125,34 @@ def test_out_of_range_values_name_the_flag(field, value, flag):
 def test_boundary_values_are_accepted():
     c = apply_overrides(
         preset_config("default"),
-        {"epochs": 1, "batch_size": 1, "val_size": 0, "dropout": 0.95, "grad_clip": 0.0, "threads": 0, "hidden": 1, "lr": 10.0},
+        {
+            "epochs": 1,
+            "batch_size": 1,
+            "val_size": 0,
+            "dropout": 0.95,
+            "grad_clip": 0.0,
+            "threads": 0,
+            "hidden": 1,
+            "lr": 10.0,
+        },
     )
     assert c.model.dropout == 0.95 and c.batch_size == 1
 
 
-@pytest.mark.parametrize("field,value,flag", [("num_classes", 1, "--num-classes"), ("order", "spiral", "--order")])
+@pytest.mark.parametrize(
+    "field,value,flag", [("num_classes", 1, "--num-classes"), ("order", "spiral", "--order")]
+)
 def test_model_config_validation(field, value, flag):
     with pytest.raises(ConfigError, match=flag):
         ModelConfig(**{field: value}).validate()
 
 
 def test_a_legacy_model_config_with_input_size_reads_rows():
-    legacy = {k: v for k, v in ModelConfig().__dict__.items() if k not in ("order", "pixels_per_step", "permutation_seed")}
+    legacy = {
+        k: v
+        for k, v in ModelConfig().__dict__.items()
+        if k not in ("order", "pixels_per_step", "permutation_seed")
+    }
     legacy["input_size"] = 28
     config = ModelConfig.from_dict(legacy)
     assert config.order == "rows" and config.steps == 28 and config.features_per_step == 28
@@ -145,9 +162,17 @@ def test_a_legacy_model_config_with_input_size_reads_rows():
 
 @pytest.mark.parametrize(
     "overrides,message",
-    [({"pixels_per_step": 5}, "--pixels-per-step must divide 784: one of 1, 2, 4, 7, 8, 14, 16, 28"),
-     ({"order": "rows", "pixels_per_step": 4}, "--order rows reads 28 pixels a step"),
-     ({"order": "permuted", "permutation_seed": 2**32}, "--permutation-seed must be an integer from 0")],
+    [
+        (
+            {"pixels_per_step": 5},
+            "--pixels-per-step must divide 784: one of 1, 2, 4, 7, 8, 14, 16, 28",
+        ),
+        ({"order": "rows", "pixels_per_step": 4}, "--order rows reads 28 pixels a step"),
+        (
+            {"order": "permuted", "permutation_seed": 2**32},
+            "--permutation-seed must be an integer from 0",
+        ),
+    ],
 )
 def test_reading_order_values_are_checked(overrides, message):
     with pytest.raises(ConfigError, match=message):

@@ -76,7 +76,10 @@ def test_to_model_input_scaling():
 
 
 def _split(n: int = 50) -> Split:
-    return Split(torch.arange(n, dtype=torch.uint8).view(n, 1, 1).expand(n, 28, 28).clone(), torch.arange(n) % 10)
+    return Split(
+        torch.arange(n, dtype=torch.uint8).view(n, 1, 1).expand(n, 28, 28).clone(),
+        torch.arange(n) % 10,
+    )
 
 
 def test_split_sizes_disjoint_and_covering():
@@ -126,7 +129,9 @@ def test_shards_are_equal_disjoint_and_cover(n, world):
     if n % world == 0:
         assert len(set(together)) == n  # disjoint when no padding is needed
     else:
-        assert len(together) - len(set(together)) == per_rank * world - n  # only the padding repeats
+        assert (
+            len(together) - len(set(together)) == per_rank * world - n
+        )  # only the padding repeats
     # interleaving the shards gives back the single-process permutation (then padding)
     full = epoch_permutation(n, seed=5, epoch=2)
     interleaved = torch.stack(shards, dim=1).reshape(-1)
@@ -146,7 +151,7 @@ def test_iterate_batches():
     assert [b[0].shape[0] for b in batches] == [4, 4, 2]
     assert torch.equal(torch.cat([b[1] for b in batches]), split.labels)
     order = torch.tensor([9, 0, 5])
-    (images, labels), = list(iterate_batches(split, 4, order=order))
+    ((images, labels),) = list(iterate_batches(split, 4, order=order))
     assert images[:, 0, 0].tolist() == [9, 0, 5] and labels.tolist() == [9, 0, 5]
 
 
@@ -158,7 +163,9 @@ def test_random_shift_moves_each_image_within_the_limit():
     images[:, 10:18, 12:16] = 200  # a block away from the borders
     shifted = random_shift(images, 3, torch.Generator().manual_seed(0))
     assert shifted.shape == images.shape and shifted.dtype == torch.uint8
-    assert torch.equal(shifted.sum(dim=(1, 2)), images.sum(dim=(1, 2)))  # nothing falls off the edge
+    assert torch.equal(
+        shifted.sum(dim=(1, 2)), images.sum(dim=(1, 2))
+    )  # nothing falls off the edge
     offsets = set()
     for img in shifted:
         rows, cols = img.nonzero(as_tuple=True)
@@ -217,12 +224,16 @@ def test_corrupt_magic(fresh_synthetic_data_dir):
     path = raw(fresh_synthetic_data_dir) / "train-images-idx3-ubyte"
     data = path.read_bytes()
     path.write_bytes(struct.pack(">i", 1234) + data[4:])
-    with pytest.raises(DataError, match=r"train-images-idx3-ubyte is corrupt.*magic 1234.*expected magic 2051"):
+    with pytest.raises(
+        DataError, match=r"train-images-idx3-ubyte is corrupt.*magic 1234.*expected magic 2051"
+    ):
         load_mnist(fresh_synthetic_data_dir, train=True, download=False)
 
 
 def test_wrong_image_size(fresh_synthetic_data_dir):
-    write_idx_images(raw(fresh_synthetic_data_dir) / "t10k-images-idx3-ubyte", np.zeros((5, 32, 32), np.uint8))
+    write_idx_images(
+        raw(fresh_synthetic_data_dir) / "t10k-images-idx3-ubyte", np.zeros((5, 32, 32), np.uint8)
+    )
     with pytest.raises(DataError, match="t10k-images-idx3-ubyte is corrupt"):
         load_mnist(fresh_synthetic_data_dir, train=False, download=False)
 
@@ -241,8 +252,24 @@ def test_labels_out_of_range(fresh_synthetic_data_dir):
 
 def _train_cli(data_dir: Path, out: Path) -> int:
     return main(
-        ["train", "--data-dir", str(data_dir), "--no-download", "--out", str(out), "--epochs", "1",
-         "--hidden", "8", "--val-size", "100", "--threads", "1", "--quiet", "--no-plots"]
+        [
+            "train",
+            "--data-dir",
+            str(data_dir),
+            "--no-download",
+            "--out",
+            str(out),
+            "--epochs",
+            "1",
+            "--hidden",
+            "8",
+            "--val-size",
+            "100",
+            "--threads",
+            "1",
+            "--quiet",
+            "--no-plots",
+        ]
     )
 
 
@@ -297,15 +324,30 @@ def test_failed_download_is_one_line_naming_the_folder(tmp_path, monkeypatch, ca
 
     class OfflineMNIST:
         def __init__(self, *args, **kwargs):
-            raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\nTried mirror 1\nTried mirror 2")
+            raise RuntimeError(
+                "Error downloading train-images-idx3-ubyte.gz:\nTried mirror 1\nTried mirror 2"
+            )
 
     monkeypatch.setattr(torchvision.datasets, "MNIST", OfflineMNIST)
-    code = main(["train", "--data-dir", str(tmp_path / "empty"), "--out", str(tmp_path / "run"), "--epochs", "1"])
+    code = main(
+        [
+            "train",
+            "--data-dir",
+            str(tmp_path / "empty"),
+            "--out",
+            str(tmp_path / "run"),
+            "--epochs",
+            "1",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1
     assert err.count("\n") == 1 and err.startswith("seqmnist: error: MNIST not found in")
     assert str(tmp_path / "empty" / "MNIST" / "raw") in err
-    assert "download failed: Error downloading train-images-idx3-ubyte.gz: Tried mirror 1 Tried mirror 2" in err
+    assert (
+        "download failed: Error downloading train-images-idx3-ubyte.gz: "
+        "Tried mirror 1 Tried mirror 2" in err
+    )
     assert "check the network" in err
 
 

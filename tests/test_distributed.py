@@ -18,11 +18,10 @@ import pytest
 import torch
 
 from seqmnist.checkpoint import load_checkpoint
-from seqmnist.run import BEST_NAME, LAST_NAME
 from seqmnist.cli import main
 from seqmnist.config import apply_overrides, preset_config
+from seqmnist.run import BEST_NAME, LAST_NAME, read_metrics
 from seqmnist.runtime import DistInfo, all_reduce_sum, barrier, broadcast_flag, init_distributed
-from seqmnist.run import read_metrics
 from seqmnist.train import fit
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
@@ -41,10 +40,24 @@ def torchrun(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(key, None)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        *args,
+    ]
     # A session of its own, so that a hang is ended with its worker processes, not just torchrun.
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         out, err = proc.communicate(timeout=TIMEOUT_S)
     except subprocess.TimeoutExpired:
@@ -56,7 +69,10 @@ def torchrun(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
 
 
 def rows_without_timing(run_dir: Path) -> list[dict]:
-    return [{k: v for k, v in r.items() if k not in TIMING} for r in read_metrics(run_dir / "metrics.csv")]
+    return [
+        {k: v for k, v in r.items() if k not in TIMING}
+        for r in read_metrics(run_dir / "metrics.csv")
+    ]
 
 
 def assert_same_state(a: dict, b: dict) -> None:
@@ -65,13 +81,17 @@ def assert_same_state(a: dict, b: dict) -> None:
         assert torch.equal(a[name], b[name]), name
 
 
-CLI_FLAGS = dict(epochs=2, hidden=16, batch_size=25, val_size=100, threads=1, augment_shift=0)  # = ddp_worker.CLI_ARGS
+CLI_FLAGS = dict(
+    epochs=2, hidden=16, batch_size=25, val_size=100, threads=1, augment_shift=0
+)  # = ddp_worker.CLI_ARGS
 
 
 @pytest.fixture(scope="module")
 def launch(synthetic_data_dir, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     out = tmp_path_factory.mktemp("ddp")
-    result = torchrun([str(Path(__file__).with_name("ddp_worker.py")), str(synthetic_data_dir), str(out)], cwd=out)
+    result = torchrun(
+        [str(Path(__file__).with_name("ddp_worker.py")), str(synthetic_data_dir), str(out)], cwd=out
+    )
     return out, result
 
 
@@ -92,13 +112,25 @@ def worker_launch(launch) -> Path:
 @launched
 def test_one_run_directory_written_by_rank_0_only(cli_launch):
     work, result = cli_launch
-    assert sorted(p.name for p in work.iterdir()) == ["run"]  # nothing stray (e.g. runs/ in the cwd)
+    assert sorted(p.name for p in work.iterdir()) == [
+        "run"
+    ]  # nothing stray (e.g. runs/ in the cwd)
     run = work / "run"
-    assert {p.name for p in run.iterdir()} == {"config.json", "metrics.csv", LAST_NAME, BEST_NAME, "summary.json"}
+    assert {p.name for p in run.iterdir()} == {
+        "config.json",
+        "metrics.csv",
+        LAST_NAME,
+        BEST_NAME,
+        "summary.json",
+    }
     assert [r["epoch"] for r in read_metrics(run / "metrics.csv")] == [1.0, 2.0]
     # only the primary rank prints: each epoch line and the final line once
     out = result.stdout
-    assert out.count("epoch 1/2") == 1 and out.count("epoch 2/2") == 1 and out.count("test accuracy") == 1
+    assert (
+        out.count("epoch 1/2") == 1
+        and out.count("epoch 2/2") == 1
+        and out.count("test accuracy") == 1
+    )
     assert "x2" in out and "batch 50" in out
 
 
@@ -107,13 +139,17 @@ def test_summary_records_world_size_and_global_batch(cli_launch):
     summary = json.loads((cli_launch[0] / "run" / "summary.json").read_text())
     assert summary["world_size"] == 2
     assert summary["global_batch"] == 50
-    assert json.loads((cli_launch[0] / "run" / "config.json").read_text())["batch_size"] == 25  # per process
+    assert (
+        json.loads((cli_launch[0] / "run" / "config.json").read_text())["batch_size"] == 25
+    )  # per process
     # metrics are all-reduced: each epoch counts all 500 training images, not one rank's 250
     assert summary["samples_per_s"] == pytest.approx(2 * 500 / summary["train_seconds"], rel=1e-3)
 
 
 @launched
-def test_two_processes_match_one_process_at_the_same_global_batch(cli_launch, synthetic_data_dir, tmp_path):
+def test_two_processes_match_one_process_at_the_same_global_batch(
+    cli_launch, synthetic_data_dir, tmp_path
+):
     config = apply_overrides(preset_config("default"), {**CLI_FLAGS, "batch_size": 50})
     fit(config, tmp_path / "single", data_dir=synthetic_data_dir, download=False, quiet=True)
     ddp, single = cli_launch[0] / "run", tmp_path / "single"
@@ -125,7 +161,10 @@ def test_two_processes_match_one_process_at_the_same_global_batch(cli_launch, sy
     for a, b in zip(ddp_rows, single_rows):
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
         assert abs(a["val_acc"] - b["val_acc"]) <= 0.01  # rounding may flip one borderline image
-    a, b = load_checkpoint(ddp / LAST_NAME)["model_state"], load_checkpoint(single / LAST_NAME)["model_state"]
+    a, b = (
+        load_checkpoint(ddp / LAST_NAME)["model_state"],
+        load_checkpoint(single / LAST_NAME)["model_state"],
+    )
     for name in a:
         assert torch.allclose(a[name], b[name], atol=1e-5), name
 
@@ -134,10 +173,23 @@ def test_two_processes_match_one_process_at_the_same_global_batch(cli_launch, sy
 def test_distributed_checkpoint_evaluates_in_one_process(cli_launch, synthetic_data_dir, capsys):
     run = cli_launch[0] / "run"
     assert load_checkpoint(run / LAST_NAME)["world_size"] == 2
-    code = main(["evaluate", str(run), "--json", "--data-dir", str(synthetic_data_dir), "--no-download", "--device", "cpu"])
+    code = main(
+        [
+            "evaluate",
+            str(run),
+            "--json",
+            "--data-dir",
+            str(synthetic_data_dir),
+            "--no-download",
+            "--device",
+            "cpu",
+        ]
+    )
     assert code == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["accuracy"] == pytest.approx(json.loads((run / "summary.json").read_text())["test_acc"], abs=1e-9)
+    assert result["accuracy"] == pytest.approx(
+        json.loads((run / "summary.json").read_text())["test_acc"], abs=1e-9
+    )
 
 
 # --- fit() under torchrun ------------------------------------------------------------------
@@ -146,7 +198,9 @@ def test_distributed_checkpoint_evaluates_in_one_process(cli_launch, synthetic_d
 @launched
 def test_training_went_through_ddp_on_both_ranks(worker_launch):
     for rank in (0, 1):
-        ddp_epochs, epochs, interrupted = (worker_launch / f"ddp_rank{rank}.txt").read_text().split()
+        ddp_epochs, epochs, interrupted = (
+            (worker_launch / f"ddp_rank{rank}.txt").read_text().split()
+        )
         assert (ddp_epochs, epochs) == ("6", "6")  # 3 + 1 before the interruption + 2 resumed
         assert interrupted == "1"
 
@@ -154,7 +208,10 @@ def test_training_went_through_ddp_on_both_ranks(worker_launch):
 @launched
 def test_interrupted_distributed_run_names_the_torchrun_resume_command(worker_launch):
     message = (worker_launch / "interrupt_rank0.txt").read_text()
-    assert "Resume with: torchrun --standalone --nproc_per_node=2 -m seqmnist train --resume " in message
+    assert (
+        "Resume with: torchrun --standalone --nproc_per_node=2 -m seqmnist train --resume "
+        in message
+    )
 
 
 @launched
@@ -185,13 +242,25 @@ def test_distributed_resume_equals_uninterrupted_run(worker_launch):
 
 
 @launched
-def test_single_process_refuses_to_resume_a_distributed_run(worker_launch, synthetic_data_dir, tmp_path, capsys):
+def test_single_process_refuses_to_resume_a_distributed_run(
+    worker_launch, synthetic_data_dir, tmp_path, capsys
+):
     import shutil
 
     run = tmp_path / "run"
     shutil.copytree(worker_launch / "full", run)
-    code = main(["train", "--resume", str(run), "--data-dir", str(synthetic_data_dir), "--no-download", "--quiet",
-                 "--no-plots"])
+    code = main(
+        [
+            "train",
+            "--resume",
+            str(run),
+            "--data-dir",
+            str(synthetic_data_dir),
+            "--no-download",
+            "--quiet",
+            "--no-plots",
+        ]
+    )
     assert code == 1
     err = capsys.readouterr().err
     assert err.startswith("seqmnist: error: ") and "--nproc_per_node=2" in err

@@ -18,7 +18,9 @@ pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 def _split(n: int = 40) -> Split:
     g = torch.Generator().manual_seed(0)
-    return Split(torch.randint(0, 256, (n, 28, 28), dtype=torch.uint8, generator=g), torch.arange(n) % 10)
+    return Split(
+        torch.randint(0, 256, (n, 28, 28), dtype=torch.uint8, generator=g), torch.arange(n) % 10
+    )
 
 
 def _model(**kw) -> torch.nn.Module:
@@ -38,8 +40,15 @@ def test_train_one_epoch_returns_sums_and_updates_weights():
         loss.backward()
         opt.step()
 
-    stats = train_one_epoch(model, split, torch.randperm(40), step, batch_size=16, normalize=True,
-                            on_batch=lambda n, loss: seen.append(n))
+    stats = train_one_epoch(
+        model,
+        split,
+        torch.randperm(40),
+        step,
+        batch_size=16,
+        normalize=True,
+        on_batch=lambda n, loss: seen.append(n),
+    )
     assert len(losses) == 3  # one optimisation step per batch
     assert stats["samples"] == 40 and seen == [16, 16, 8]
     assert 0 <= stats["correct"] <= 40
@@ -55,8 +64,15 @@ def test_train_state_step_steps_the_scheduler_and_the_average_once_per_batch():
     config = tiny_config(hidden=8, schedule="onecycle", epochs=1, ema_decay=0.9, grad_clip=0.5)
     state = TrainState(config, Runtime(torch.device("cpu"), DistInfo(), 1), steps_per_epoch=4)
     lrs = []
-    train_one_epoch(state.model, _split(), torch.arange(40), state.step, batch_size=10, normalize=True,
-                    on_batch=lambda n, loss: lrs.append(state.lr()))
+    train_one_epoch(
+        state.model,
+        _split(),
+        torch.arange(40),
+        state.step,
+        batch_size=10,
+        normalize=True,
+        on_batch=lambda n, loss: lrs.append(state.lr()),
+    )
     assert state.scheduler.last_epoch == 4 and state.ema.updates == 4
     assert len(set(lrs)) == 4  # the one-cycle lr moved after every step
 
@@ -68,8 +84,12 @@ def test_evaluate_matches_a_manual_computation():
     with torch.no_grad():
         logits = model.eval()(x)
     assert result["samples"] == 25
-    assert result["loss"] == pytest.approx(float(torch.nn.functional.cross_entropy(logits, split.labels)), rel=1e-5)
-    assert result["accuracy"] == pytest.approx(float((logits.argmax(1) == split.labels).float().mean()))
+    assert result["loss"] == pytest.approx(
+        float(torch.nn.functional.cross_entropy(logits, split.labels)), rel=1e-5
+    )
+    assert result["accuracy"] == pytest.approx(
+        float((logits.argmax(1) == split.labels).float().mean())
+    )
     assert torch.allclose(result["probabilities"], logits.softmax(1), atol=1e-6)
     assert torch.equal(result["predictions"], logits.argmax(1))
 

@@ -24,7 +24,9 @@ MISSING_EXTRA = "ONNX export needs the 'export' extra: pip install 'seqmnist[exp
 def reference(real_run: Path, real_data_dir: Path):
     """The PyTorch model and 300 normalised real test images (300, 28, 28) with its logits."""
     model = model_from_checkpoint(load_checkpoint(real_run))
-    images = to_model_input(load_mnist(real_data_dir, train=False, download=False).images[-300:], True)
+    images = to_model_input(
+        load_mnist(real_data_dir, train=False, download=False).images[-300:], True
+    )
     with torch.inference_mode():
         return model, images, model(images)
 
@@ -69,7 +71,9 @@ def test_default_output_path_is_beside_the_checkpoint(tiny_run, synthetic_data_d
     assert report["path"] == str(run / "model.pt") and (run / "model.pt").is_file()
 
 
-def test_failed_parity_check_is_an_error_and_writes_nothing(real_run, real_data_dir, tmp_path, monkeypatch):
+def test_failed_parity_check_is_an_error_and_writes_nothing(
+    real_run, real_data_dir, tmp_path, monkeypatch
+):
     import seqmnist.export as export
 
     real = export._run_torchscript
@@ -92,15 +96,26 @@ def test_missing_export_extra_is_a_clear_error(real_run, tmp_path, monkeypatch, 
     with pytest.raises(SeqMnistError) as info:
         export_model(real_run, "onnx", out=tmp_path / "m.onnx")
     assert str(info.value) == MISSING_EXTRA
-    assert main(["export", str(real_run), "--format", "onnx", "--out", str(tmp_path / "m.onnx")]) == 1
+    assert (
+        main(["export", str(real_run), "--format", "onnx", "--out", str(tmp_path / "m.onnx")]) == 1
+    )
     assert capsys.readouterr().err.strip() == f"seqmnist: error: {MISSING_EXTRA}"
     assert list(tmp_path.iterdir()) == []
 
 
 def test_cli_export(real_run, real_data_dir, tmp_path, capsys):
     out = tmp_path / "m.pt"
-    args = ["export", str(real_run), "--format", "torchscript", "--out", str(out),
-            "--data-dir", str(real_data_dir), "--no-download"]
+    args = [
+        "export",
+        str(real_run),
+        "--format",
+        "torchscript",
+        "--out",
+        str(out),
+        "--data-dir",
+        str(real_data_dir),
+        "--no-download",
+    ]
     assert main(args) == 0
     text = capsys.readouterr().out
     assert str(out) in text and "KiB" in text and "labels agree 100.00%" in text
@@ -122,10 +137,15 @@ def test_seed_preset_model_exports_probabilities(synthetic_data_dir, tmp_path):
     model_config = ModelConfig(hidden=8, readout="last", softmax_output=True)
     config = preset_config("seed")
     config.model = model_config
-    save_checkpoint(tmp_path / "seed.pt", {
-        "model_config": vars(model_config), "train_config": config.to_dict(),
-        "model_state": SeqClassifier(model_config).state_dict(), "epoch": 1,
-    })
+    save_checkpoint(
+        tmp_path / "seed.pt",
+        {
+            "model_config": vars(model_config),
+            "train_config": config.to_dict(),
+            "model_state": SeqClassifier(model_config).state_dict(),
+            "epoch": 1,
+        },
+    )
     report = export_model(tmp_path / "seed.pt", "onnx", data_dir=synthetic_data_dir, download=False)
     assert report["output"] == "probabilities (B, 10)" and report["input"].endswith("pixels / 255")
     assert report["path"] == str(tmp_path / "model.onnx") and report["agreement"] == 1.0

@@ -8,14 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import synthetic_digits
 from seqmnist.checkpoint import load_checkpoint, model_from_checkpoint
 from seqmnist.cli import main
 from seqmnist.config import ModelConfig
 from seqmnist.data import load_mnist, to_model_input
 from seqmnist.inspect import default_model, format_inspection, inspect_model
 from seqmnist.model import build_model
-
-from conftest import synthetic_digits
 
 
 def batch(n: int = 6, normalize: bool = True) -> torch.Tensor:
@@ -30,8 +29,12 @@ def by_name(info: dict) -> dict[str, dict]:
 def test_bidirectional_lstm_relations_and_shapes() -> None:
     info = inspect_model(None, batch(6))  # default config, seeded random weights
     assert info["shapes"] == {
-        "input": [6, 28, 28], "output": [6, 28, 128], "h_n": [2, 6, 64], "c_n": [2, 6, 64],
-        "readout": [6, 128], "logits": [6, 10],
+        "input": [6, 28, 28],
+        "output": [6, 28, 128],
+        "h_n": [2, 6, 64],
+        "c_n": [2, 6, 64],
+        "readout": [6, 128],
+        "logits": [6, 10],
     }
     rel = by_name(info)
     assert rel["output[:, -1, :H] == h_n[-2]"]["max_abs_diff"] == 0.0
@@ -54,7 +57,9 @@ def test_seeded_default_model_is_reproducible() -> None:
 
 
 def test_unidirectional_stacked_gru() -> None:
-    model = build_model(ModelConfig(cell="gru", hidden=12, layers=2, bidirectional=False, readout="mean"))
+    model = build_model(
+        ModelConfig(cell="gru", hidden=12, layers=2, bidirectional=False, readout="mean")
+    )
     info = inspect_model(model, batch(3))
     assert info["shapes"]["c_n"] is None
     assert info["shapes"]["h_n"] == [2, 3, 12]  # (L*D, B, H): two layers, one direction
@@ -94,11 +99,27 @@ def printed_diff(text: str, relation: str) -> tuple[str, float]:
     return match.group(1), float(match.group(2))
 
 
-def test_cli_inspect_trained_run_prints_true_numbers(tiny_run: Path, synthetic_data_dir: Path, capsys) -> None:
-    rc = main(["inspect", str(tiny_run), "--batch-size", "5", "--data-dir", str(synthetic_data_dir), "--no-download"])
+def test_cli_inspect_trained_run_prints_true_numbers(
+    tiny_run: Path, synthetic_data_dir: Path, capsys
+) -> None:
+    rc = main(
+        [
+            "inspect",
+            str(tiny_run),
+            "--batch-size",
+            "5",
+            "--data-dir",
+            str(synthetic_data_dir),
+            "--no-download",
+        ]
+    )
     assert rc == 0
     text = capsys.readouterr().out
-    assert "output      (5, 28, 32)" in text and "h_n         (2, 5, 16)" in text and "c_n         (2, 5, 16)" in text
+    assert (
+        "output      (5, 28, 32)" in text
+        and "h_n         (2, 5, 16)" in text
+        and "c_n         (2, 5, 16)" in text
+    )
     assert printed_diff(text, "output[:, -1, :H] == h_n[-2]") == ("holds", 0.0)
     assert printed_diff(text, "output[:, 0, H:] == h_n[-1]") == ("holds", 0.0)
     verdict, diff = printed_diff(text, "output[:, -1, H:] == h_n[-1]")

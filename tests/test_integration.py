@@ -29,18 +29,33 @@ def test_default_architecture_learns_real_mnist(real_run):
     assert summary["test_samples"] == 10_000
     assert rows[-1]["train_loss"] < rows[0]["train_loss"]
     # the held-out split is 5,000 images: every epoch trained on the other 55,000
-    assert summary["samples_per_s"] * summary["train_seconds"] == pytest.approx(2 * 55_000, rel=1e-3)
+    assert summary["samples_per_s"] * summary["train_seconds"] == pytest.approx(
+        2 * 55_000, rel=1e-3
+    )
 
 
 def test_evaluate_agrees_with_the_summary(real_run, real_data_dir, capsys):
-    code = main(["evaluate", str(real_run), "--json", "--data-dir", str(real_data_dir), "--no-download"])
+    code = main(
+        ["evaluate", str(real_run), "--json", "--data-dir", str(real_data_dir), "--no-download"]
+    )
     assert code == 0
     result = json.loads(capsys.readouterr().out)
     summary = json.loads((real_run / "summary.json").read_text())
     assert result["samples"] == 10_000
     assert result["accuracy"] == pytest.approx(summary["test_acc"], abs=1e-9)
     assert result["confusion_matrix"] == summary["confusion_matrix"]
-    code = main(["evaluate", str(real_run), "--split", "val", "--json", "--data-dir", str(real_data_dir), "--no-download"])
+    code = main(
+        [
+            "evaluate",
+            str(real_run),
+            "--split",
+            "val",
+            "--json",
+            "--data-dir",
+            str(real_data_dir),
+            "--no-download",
+        ]
+    )
     assert code == 0
     val = json.loads(capsys.readouterr().out)
     assert val["samples"] == 5_000
@@ -57,8 +72,22 @@ def test_missing_real_data_fails_under_ci(tmp_path):
     empty.mkdir()
     env = {**os.environ, "CI": "true", "SEQMNIST_DATA": str(empty)}
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(suite), str(suite)],
-        cwd=suite, env=env, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--rootdir",
+            str(suite),
+            str(suite),
+        ],
+        cwd=suite,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     out = result.stdout + result.stderr
     assert result.returncode != 0, out

@@ -15,12 +15,21 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "seqmnist"
 
 @pytest.mark.parametrize(
     "module",
-    ["seqmnist.predict", "seqmnist.evaluation", "seqmnist.export", "seqmnist.serve", "seqmnist.trained",
-     "seqmnist.plots", "seqmnist.compare"],
+    [
+        "seqmnist.predict",
+        "seqmnist.evaluation",
+        "seqmnist.export",
+        "seqmnist.serve",
+        "seqmnist.trained",
+        "seqmnist.plots",
+        "seqmnist.compare",
+    ],
 )
 def test_inference_modules_do_not_import_training(module):
-    code = f"import {module}, sys; bad = [m for m in ('seqmnist.train', 'seqmnist.state') " \
-           "if m in sys.modules]; assert not bad, bad"
+    code = (
+        f"import {module}, sys; bad = [m for m in ('seqmnist.train', 'seqmnist.state') "
+        "if m in sys.modules]; assert not bad, bad"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

@@ -36,8 +36,12 @@ def untrained_checkpoint(tmp_path: Path, overrides: dict) -> Path:
     config = apply_overrides(preset_config("default"), {"hidden": 8, **overrides})
     torch.manual_seed(0)
     model = build_model(config.model)
-    payload = {"model_config": asdict(config.model), "train_config": config.to_dict(),
-               "model_state": model.state_dict(), "epoch": 1}
+    payload = {
+        "model_config": asdict(config.model),
+        "train_config": config.to_dict(),
+        "model_state": model.state_dict(),
+        "epoch": 1,
+    }
     path = tmp_path / "checkpoint_best.pt"
     save_checkpoint(path, payload)
     return path
@@ -56,22 +60,32 @@ def test_one_image_gets_one_prediction_everywhere(name, tmp_path, synthetic_data
     images = test.images[:8]  # (8, 28, 28) uint8, already in MNIST form
     classifier = load(path)
     by_predict = classifier.predict_mnist(images)  # (8, 10) probabilities
-    by_evaluate = evaluate(classifier.model, test, normalize=True, return_outputs=True)["probabilities"][:8]
+    by_evaluate = evaluate(classifier.model, test, normalize=True, return_outputs=True)[
+        "probabilities"
+    ][:8]
     assert torch.allclose(by_predict, by_evaluate, atol=1e-5)
 
     client = TestClient(create_app(classifier))
     for n in range(3):
         buffer = io.BytesIO()
         Image.fromarray(images[n].numpy()).save(buffer, format="PNG")
-        answer = client.post("/api/predict", json={"image": base64.b64encode(buffer.getvalue()).decode()})
+        answer = client.post(
+            "/api/predict", json={"image": base64.b64encode(buffer.getvalue()).decode()}
+        )
         assert answer.status_code == 200, answer.text
         # the API preprocesses an upload exactly as predict does a file
         expected = classifier.predict(buffer.getvalue())[0]
         assert answer.json()["label"] == expected.label
         assert answer.json()["probabilities"] == pytest.approx(expected.probabilities, abs=1e-6)
 
-    report = export_model(path, "onnx", out=tmp_path / "m.onnx", data_dir=synthetic_data_dir, download=False,
-                          samples=16)
+    report = export_model(
+        path,
+        "onnx",
+        out=tmp_path / "m.onnx",
+        data_dir=synthetic_data_dir,
+        download=False,
+        samples=16,
+    )
     assert report["agreement"] == 1.0
     logits = _run_onnx(tmp_path / "m.onnx", to_model_input(images, normalize=True))
     assert torch.allclose(logits.softmax(1), by_predict, atol=1e-5)
@@ -86,9 +100,14 @@ def test_a_permuted_model_keeps_its_permutation_through_a_checkpoint(tmp_path):
 
 
 def test_cli_flags_reach_the_model_and_bad_values_are_one_line(tmp_path, capsys):
-    assert main(["train", "--order", "pixels", "--pixels-per-step", "5", "--out", str(tmp_path / "r")]) == 1
+    assert (
+        main(["train", "--order", "pixels", "--pixels-per-step", "5", "--out", str(tmp_path / "r")])
+        == 1
+    )
     err = capsys.readouterr().err.strip()
-    assert err.startswith("seqmnist: error: --pixels-per-step must divide 784: one of 1, 2, 4, 7, 8, 14, 16")
+    assert err.startswith(
+        "seqmnist: error: --pixels-per-step must divide 784: one of 1, 2, 4, 7, 8, 14, 16"
+    )
     assert "\n" not in err and not (tmp_path / "r").exists()
     with pytest.raises(SystemExit):
         main(["train", "--order", "spiral"])
@@ -100,8 +119,10 @@ def test_real_mnist_columns_run(real_data_dir, tmp_path):
     """One short real run in another order: 3 epochs of columns on 10,000 images reach 90 %."""
     from seqmnist.train import fit
 
-    config = apply_overrides(preset_config("default"), {"order": "columns", "epochs": 3, "val_size": 50_000,
-                                                       "threads": 1})
+    config = apply_overrides(
+        preset_config("default"),
+        {"order": "columns", "epochs": 3, "val_size": 50_000, "threads": 1},
+    )
     summary = fit(config, tmp_path / "columns", data_dir=real_data_dir, download=False, quiet=True)
     assert summary["order"] == "columns"
     assert summary["test_acc"] > 0.90

@@ -1,4 +1,7 @@
-"""RunDir: the run directory's files, written whole or not at all, damaged ones reported in one line."""
+"""RunDir: the run directory's files, written whole or not at all.
+
+Damaged ones are reported in one line.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +13,23 @@ import pytest
 
 from seqmnist.config import preset_config
 from seqmnist.errors import CheckpointError, SeqMnistError
-from seqmnist.run import METRIC_COLUMNS, RunDir, WriteError, atomic_write, read_metrics, write_json_atomic
+from seqmnist.run import (
+    METRIC_COLUMNS,
+    RunDir,
+    WriteError,
+    atomic_write,
+    read_metrics,
+    write_json_atomic,
+)
 
 
 def test_metrics_append_read_truncate(tmp_path):
     run = RunDir(tmp_path)
     assert run.read_metrics() == []
     for epoch in (1, 2, 3):
-        run.append_metrics({"epoch": epoch, "train_loss": 1.0 / epoch, "val_acc": 0.5 + epoch / 10, "lr": 1e-3})
+        run.append_metrics(
+            {"epoch": epoch, "train_loss": 1.0 / epoch, "val_acc": 0.5 + epoch / 10, "lr": 1e-3}
+        )
     header = (tmp_path / "metrics.csv").read_text().splitlines()[0]
     assert header == ",".join(METRIC_COLUMNS)
     rows = run.read_metrics()
@@ -33,8 +45,12 @@ def test_metrics_append_read_truncate(tmp_path):
 
 @pytest.mark.parametrize(
     "text",
-    ["epoch,train_loss\n1,0.5\n", ",".join(METRIC_COLUMNS) + "\n1,zero" + "," * (len(METRIC_COLUMNS) - 2) + "\n",
-     ",".join(METRIC_COLUMNS) + "\n1,2\n", b"\xff\xfe garbage".decode("latin-1")],
+    [
+        "epoch,train_loss\n1,0.5\n",
+        ",".join(METRIC_COLUMNS) + "\n1,zero" + "," * (len(METRIC_COLUMNS) - 2) + "\n",
+        ",".join(METRIC_COLUMNS) + "\n1,2\n",
+        b"\xff\xfe garbage".decode("latin-1"),
+    ],
 )
 def test_a_damaged_metrics_file_is_one_line(tmp_path, text):
     (tmp_path / "metrics.csv").write_text(text, encoding="latin-1")

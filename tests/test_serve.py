@@ -41,6 +41,7 @@ def png_bytes(image: np.ndarray) -> bytes:
 
 def png_header_only(width: int, height: int) -> bytes:
     """A tiny PNG file that claims to be width x height (a decompression bomb's header)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         crc = struct.pack(">I", zlib.crc32(kind + data))
         return struct.pack(">I", len(data)) + kind + data + crc
@@ -68,6 +69,7 @@ def assert_client_error(response: Any, status: int, *words: str) -> str:
 
 
 # --- fixtures -------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module", autouse=True)
 def one_torch_thread() -> Any:
@@ -106,6 +108,7 @@ def mnist_test_digits(real_data_dir: Path) -> tuple[np.ndarray, list[int]]:
 
 
 # --- routes ---------------------------------------------------------------------------------
+
 
 def test_page_is_self_contained(client: TestClient) -> None:
     response = client.get("/")
@@ -186,6 +189,7 @@ def test_large_upload_stays_in_memory(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A 1.4 MB upload (over Starlette's 1 MB spooling threshold) never goes to a temp file."""
+
     def no_disk(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("the server tried to write a temporary file")
 
@@ -202,6 +206,7 @@ def test_large_upload_stays_in_memory(
 
 
 # --- bad input: always a 4xx with a JSON error ----------------------------------------------
+
 
 def _upload(data: bytes, name: str = "x.png") -> dict[str, Any]:
     return {"files": {"file": (name, data, "application/octet-stream")}}
@@ -226,9 +231,15 @@ BAD_REQUESTS = {
     "empty base64": ({"json": {"image": ""}}, 400, ["empty"]),
     "data URL not base64": ({"json": {"image": "data:image/png,abc"}}, 400, ["base64"]),
     "base64 of text": (
-        {"json": {"image": base64.b64encode(b"just text").decode()}}, 422, ["not an image"]),
+        {"json": {"image": base64.b64encode(b"just text").decode()}},
+        422,
+        ["not an image"],
+    ),
     "bad JSON": (
-        {"content": b'{"image": ', "headers": {"content-type": "application/json"}}, 400, ["JSON"]),
+        {"content": b'{"image": ', "headers": {"content-type": "application/json"}},
+        400,
+        ["JSON"],
+    ),
     "JSON not an object": ({"json": ["abc"]}, 422, ["object"]),
     "JSON without image": ({"json": {"picture": "abc"}}, 422, ["image"]),
     "JSON image not a string": ({"json": {"image": 12}}, 422, ["image"]),
@@ -236,17 +247,26 @@ BAD_REQUESTS = {
     "top_k eleven": ({"json": {"image": DIGIT_B64, "top_k": 11}}, 422, ["top_k"]),
     "top_k boolean": ({"json": {"image": DIGIT_B64, "top_k": True}}, 422, ["top_k"]),
     "top_k text": (
-        {"files": {"file": ("a.png", a_digit_png())}, "data": {"top_k": "three"}}, 422, ["top_k"]),
+        {"files": {"file": ("a.png", a_digit_png())}, "data": {"top_k": "three"}},
+        422,
+        ["top_k"],
+    ),
     "multipart without file": ({"files": {"picture": ("a.png", a_digit_png())}}, 422, ["'file'"]),
     "file as a text field": (
-        {"data": {"file": "abc"}, "files": {"other": ("a", b"1")}}, 422, ["'file'"]),
+        {"data": {"file": "abc"}, "files": {"other": ("a", b"1")}},
+        422,
+        ["'file'"],
+    ),
     "multipart without boundary": (
         {"content": b"--x\r\n", "headers": {"content-type": "multipart/form-data"}},
         400,
         ["multipart"],
     ),
     "text/plain": (
-        {"content": b"7", "headers": {"content-type": "text/plain"}}, 415, ["Content-Type"]),
+        {"content": b"7", "headers": {"content-type": "text/plain"}},
+        415,
+        ["Content-Type"],
+    ),
     "no content type": ({"content": b"7"}, 415, ["Content-Type"]),
     "Content-Length not a number": (
         {"content": b"7", "headers": {"content-type": "image/png", "content-length": "seven"}},
@@ -271,6 +291,7 @@ def test_body_over_limit_by_header(client: TestClient) -> None:
 
 def test_body_over_limit_without_header(client: TestClient) -> None:
     """A chunked upload has no Content-Length; the bytes received are counted instead."""
+
     def chunks():
         for _ in range(3):
             yield b"\0" * (1024 * 1024)
@@ -289,10 +310,18 @@ def test_body_over_limit_with_a_lying_header(client: TestClient) -> None:
 def predict_scope() -> dict[str, Any]:
     """The ASGI scope of a POST /api/predict with a PNG body, for driving the app directly."""
     return {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-        "scheme": "http", "path": "/api/predict", "raw_path": b"/api/predict", "root_path": "",
-        "query_string": b"", "headers": [(b"content-type", b"image/png")],
-        "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 80),
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/api/predict",
+        "raw_path": b"/api/predict",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"content-type", b"image/png")],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 80),
     }
 
 
@@ -321,6 +350,7 @@ def test_unknown_routes_and_methods(client: TestClient) -> None:
 
 # --- concurrency ----------------------------------------------------------------------------
 
+
 class SlowClassifier:
     """Delegates to a real classifier, but each prediction takes ``delay`` seconds longer."""
 
@@ -345,6 +375,7 @@ def test_inference_does_not_block_the_event_loop(tiny_classifier: Classifier) ->
     async def scenario() -> None:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+
             async def predict() -> None:
                 response = await http.post("/api/predict", files={"file": ("a.png", a_digit_png())})
                 assert response.status_code == 200
@@ -363,8 +394,10 @@ def test_inference_does_not_block_the_event_loop(tiny_classifier: Classifier) ->
 
 # --- optional extra, package data, CLI ------------------------------------------------------
 
-def test_missing_extra_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tiny_run: Path,
-                                        capsys: pytest.CaptureFixture[str]) -> None:
+
+def test_missing_extra_is_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch, tiny_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setitem(sys.modules, "fastapi", None)  # "import fastapi" now raises ImportError
     with pytest.raises(SeqMnistError, match=r"pip install 'seqmnist\[serve\]'"):
         require_serve_extra()
@@ -415,8 +448,9 @@ def test_cli_missing_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert "no such run directory or checkpoint" in capsys.readouterr().err
 
 
-def test_cli_serves_on_loopback(tiny_run: Path, monkeypatch: pytest.MonkeyPatch,
-                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_serves_on_loopback(
+    tiny_run: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """`seqmnist serve RUN --port 0` loads the model, binds 127.0.0.1 and hands uvicorn a working
     app."""
     import torch
@@ -472,8 +506,14 @@ class StubClassifier:
         if self.fail is not None:
             raise self.fail
         image = to_mnist(images[0])
-        return [SimpleNamespace(label=0, top_k=[(d, 0.1) for d in range(top_k)],
-                                probabilities=[0.1] * 10, image=image)]
+        return [
+            SimpleNamespace(
+                label=0,
+                top_k=[(d, 0.1) for d in range(top_k)],
+                probabilities=[0.1] * 10,
+                image=image,
+            )
+        ]
 
 
 @pytest.fixture(scope="module")
@@ -516,8 +556,9 @@ def test_head_is_get_without_a_body(stub_client: TestClient, path: str) -> None:
         ("OPTIONS", "/", "GET, HEAD"),
     ],
 )
-def test_every_405_names_the_allowed_methods(stub_client: TestClient, method: str, path: str,
-                                              allow: str) -> None:
+def test_every_405_names_the_allowed_methods(
+    stub_client: TestClient, method: str, path: str, allow: str
+) -> None:
     response = stub_client.request(method, path)
     assert response.status_code == 405 and response.headers["allow"] == allow
     if method != "HEAD":
@@ -531,10 +572,14 @@ def test_security_headers_on_every_response() -> None:
     buggy = create_app(StubClassifier(fail=RuntimeError("a bug")))
     broken = TestClient(buggy, raise_server_exceptions=False)
     responses = [
-        client.get("/"), client.head("/"), client.get("/healthz"), client.get("/api/model"),
+        client.get("/"),
+        client.head("/"),
+        client.get("/healthz"),
+        client.get("/api/model"),
         client.post("/api/predict", files={"file": ("a.png", a_digit_png())}),  # 200
         client.post("/api/predict", content=b"7"),  # 415
-        client.get("/nope"), client.delete("/"),  # 404, 405
+        client.get("/nope"),
+        client.delete("/"),  # 404, 405
         broken.post("/api/predict", files={"file": ("a.png", a_digit_png())}),  # 500: a bug
     ]
     assert [r.status_code for r in responses] == [200, 200, 200, 200, 200, 415, 404, 405, 500]

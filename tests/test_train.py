@@ -5,13 +5,12 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
+import signal
 from pathlib import Path
 
 import pytest
 import torch
-
-import os
-import signal
 
 from conftest import tiny_config
 from seqmnist.checkpoint import load_checkpoint
@@ -20,7 +19,7 @@ from seqmnist.config import TrainConfig, apply_overrides, preset_config
 from seqmnist.errors import ConfigError, TrainingDiverged, TrainingInterrupted
 from seqmnist.model import SeqClassifier
 from seqmnist.run import BEST_NAME, LAST_NAME, METRIC_COLUMNS, RunDir, read_metrics
-from seqmnist.runtime import Runtime, DistInfo
+from seqmnist.runtime import DistInfo, Runtime
 from seqmnist.state import TrainState
 from seqmnist.train import fit
 
@@ -36,7 +35,9 @@ RESUME_OVERRIDES = dict(epochs=3, layers=2, dropout=0.3, seed=3, augment_shift=2
 def metric_rows(run_dir: Path) -> list[dict[str, str]]:
     """metrics.csv without the columns that measure time."""
     with (run_dir / "metrics.csv").open(newline="") as f:
-        return [{k: v for k, v in row.items() if k not in TIMING_COLUMNS} for row in csv.DictReader(f)]
+        return [
+            {k: v for k, v in row.items() if k not in TIMING_COLUMNS} for row in csv.DictReader(f)
+        ]
 
 
 def final_state(run_dir: Path) -> dict[str, torch.Tensor]:
@@ -54,7 +55,13 @@ def reference_run(synthetic_data_dir, tmp_path_factory) -> Path:
     """An uninterrupted 3-epoch run with dropout and two layers."""
     run_dir = tmp_path_factory.mktemp("train") / "reference"
     before = torch.get_num_threads()
-    fit(tiny_config(**RESUME_OVERRIDES), run_dir, data_dir=synthetic_data_dir, download=False, quiet=True)
+    fit(
+        tiny_config(**RESUME_OVERRIDES),
+        run_dir,
+        data_dir=synthetic_data_dir,
+        download=False,
+        quiet=True,
+    )
     torch.set_num_threads(before)
     return run_dir
 
@@ -74,9 +81,24 @@ def test_run_directory_contents(tiny_run):
         assert r["test_acc"] is None  # the test set is not touched during training
         assert r["epoch_seconds"] > 0 and r["samples_per_s"] > 0
     summary = json.loads((tiny_run / "summary.json").read_text())
-    for key in ("test_acc", "test_loss", "test_samples", "best_epoch", "best_val_acc", "epochs", "train_seconds",
-                "total_seconds", "samples_per_s", "parameters", "per_class", "confusion_matrix", "device",
-                "world_size", "global_batch", "versions"):
+    for key in (
+        "test_acc",
+        "test_loss",
+        "test_samples",
+        "best_epoch",
+        "best_val_acc",
+        "epochs",
+        "train_seconds",
+        "total_seconds",
+        "samples_per_s",
+        "parameters",
+        "per_class",
+        "confusion_matrix",
+        "device",
+        "world_size",
+        "global_batch",
+        "versions",
+    ):
         assert key in summary, key
     assert summary["test_samples"] == 200 and summary["epochs"] == 3
     assert summary["world_size"] == 1 and summary["global_batch"] == 50
@@ -84,7 +106,9 @@ def test_run_directory_contents(tiny_run):
     matrix = torch.tensor(summary["confusion_matrix"])
     assert matrix.shape == (10, 10) and int(matrix.sum()) == 200
     assert summary["test_acc"] == pytest.approx(float(matrix.diag().sum()) / 200)
-    assert summary["train_seconds"] == pytest.approx(sum(r["epoch_seconds"] for r in rows), rel=1e-3, abs=1e-3)
+    assert summary["train_seconds"] == pytest.approx(
+        sum(r["epoch_seconds"] for r in rows), rel=1e-3, abs=1e-3
+    )
     assert load_checkpoint(tiny_run / LAST_NAME)["epoch"] == 3
     # it learned the synthetic digits
     assert summary["test_acc"] >= 0.9
@@ -105,9 +129,16 @@ def test_best_epoch_selection_with_scripted_accuracies():
     """Validation accuracy 0.5, 0.9, 0.7: epochs 1 and 2 improve, epoch 2 stays the best."""
     runtime = Runtime(torch.device("cpu"), DistInfo(), threads=1)
     state = TrainState(tiny_config(epochs=3), runtime, steps_per_epoch=10)
-    improved = [state.finish_epoch(epoch, 1.0, acc) for epoch, acc in enumerate([0.5, 0.9, 0.7], start=1)]
+    improved = [
+        state.finish_epoch(epoch, 1.0, acc) for epoch, acc in enumerate([0.5, 0.9, 0.7], start=1)
+    ]
     assert improved == [True, True, False]
-    assert (state.best_epoch, state.best_val_acc, state.epoch, state.train_seconds) == (2, 0.9, 3, 3.0)
+    assert (state.best_epoch, state.best_val_acc, state.epoch, state.train_seconds) == (
+        2,
+        0.9,
+        3,
+        3.0,
+    )
     # without a validation split every epoch is the newest best
     assert state.finish_epoch(4, 1.0, None) and state.best_epoch == 4
 
@@ -129,17 +160,28 @@ def test_train_state_round_trips_through_its_state_dict():
 
 def test_same_config_gives_identical_runs(reference_run, synthetic_data_dir, tmp_path):
     again = tmp_path / "again"
-    fit(tiny_config(**RESUME_OVERRIDES), again, data_dir=synthetic_data_dir, download=False, quiet=True)
+    fit(
+        tiny_config(**RESUME_OVERRIDES),
+        again,
+        data_dir=synthetic_data_dir,
+        download=False,
+        quiet=True,
+    )
     assert metric_rows(again) == metric_rows(reference_run)
     assert_same_state(final_state(again), final_state(reference_run))
     a = json.loads((again / "summary.json").read_text())
     b = json.loads((reference_run / "summary.json").read_text())
-    assert (a["test_acc"], a["test_loss"], a["best_epoch"]) == (b["test_acc"], b["test_loss"], b["best_epoch"])
+    assert (a["test_acc"], a["test_loss"], a["best_epoch"]) == (
+        b["test_acc"],
+        b["test_loss"],
+        b["best_epoch"],
+    )
 
 
 def signal_at(epoch: int, images: int, signum: int = signal.SIGINT):
     """An ``on_batch`` hook that sends this process a real signal once ``images`` images of
     ``epoch`` are done (what Ctrl-C or `kill` would do at that moment)."""
+
     def hook(current_epoch: int, done: int) -> None:
         if current_epoch == epoch and done >= images:
             os.kill(os.getpid(), signum)
@@ -147,31 +189,49 @@ def signal_at(epoch: int, images: int, signum: int = signal.SIGINT):
     return hook
 
 
-@pytest.mark.parametrize("interrupted_epoch,images,signum", [(1, 50, signal.SIGINT), (2, 250, signal.SIGTERM)])
+@pytest.mark.parametrize(
+    "interrupted_epoch,images,signum", [(1, 50, signal.SIGINT), (2, 250, signal.SIGTERM)]
+)
 def test_resume_after_interruption_equals_uninterrupted_run(
     interrupted_epoch, images, signum, reference_run, synthetic_data_dir, tmp_path
 ):
     run_dir = tmp_path / "resumed"
     config = tiny_config(**RESUME_OVERRIDES)
     with pytest.raises(TrainingInterrupted) as info:
-        fit(config, run_dir, data_dir=synthetic_data_dir, download=False, quiet=True,
-            on_batch=signal_at(interrupted_epoch, images, signum))
-    done = interrupted_epoch - 1  # epoch 1 interrupted: the epoch-0 checkpoint is there to resume from
+        fit(
+            config,
+            run_dir,
+            data_dir=synthetic_data_dir,
+            download=False,
+            quiet=True,
+            on_batch=signal_at(interrupted_epoch, images, signum),
+        )
+    done = (
+        interrupted_epoch - 1
+    )  # epoch 1 interrupted: the epoch-0 checkpoint is there to resume from
     assert info.value.epoch == done and info.value.run_dir == str(run_dir)
     assert f"seqmnist train --resume {run_dir}" in str(info.value)
     assert load_checkpoint(run_dir / LAST_NAME)["epoch"] == done
     assert len(read_metrics(run_dir / "metrics.csv")) == done
     assert not (run_dir / "summary.json").exists()
-    # A kill between writing the next epoch's metrics row and its checkpoint: the resume drops that row.
+    # A kill between writing the next epoch's metrics row and its checkpoint:
+    # the resume drops that row.
     RunDir(run_dir).append_metrics({"epoch": interrupted_epoch, "train_loss": 9.0, "val_acc": 0.1})
 
-    summary = fit(config, run_dir, data_dir=synthetic_data_dir, download=False, quiet=True, resume=True)
+    summary = fit(
+        config, run_dir, data_dir=synthetic_data_dir, download=False, quiet=True, resume=True
+    )
     assert metric_rows(run_dir) == metric_rows(reference_run)
     assert_same_state(final_state(run_dir), final_state(reference_run))
-    assert_same_state(load_checkpoint(run_dir / BEST_NAME)["model_state"],
-                      load_checkpoint(reference_run / BEST_NAME)["model_state"])
+    assert_same_state(
+        load_checkpoint(run_dir / BEST_NAME)["model_state"],
+        load_checkpoint(reference_run / BEST_NAME)["model_state"],
+    )
     reference = json.loads((reference_run / "summary.json").read_text())
-    assert summary["test_acc"] == reference["test_acc"] and summary["best_epoch"] == reference["best_epoch"]
+    assert (
+        summary["test_acc"] == reference["test_acc"]
+        and summary["best_epoch"] == reference["best_epoch"]
+    )
 
 
 def test_resume_refuses_a_changed_config_and_a_finished_run_resumes_to_its_result(
@@ -182,17 +242,35 @@ def test_resume_refuses_a_changed_config_and_a_finished_run_resumes_to_its_resul
     run_dir = tmp_path / "run"
     shutil.copytree(reference_run, run_dir)
     with pytest.raises(ConfigError, match="different config"):
-        fit(tiny_config(**{**RESUME_OVERRIDES, "epochs": 4}), run_dir, data_dir=synthetic_data_dir,
-            download=False, quiet=True, resume=True)
+        fit(
+            tiny_config(**{**RESUME_OVERRIDES, "epochs": 4}),
+            run_dir,
+            data_dir=synthetic_data_dir,
+            download=False,
+            quiet=True,
+            resume=True,
+        )
     # device and threads are not part of the recipe
-    summary = fit(tiny_config(**RESUME_OVERRIDES, device="cpu", threads=1), run_dir, data_dir=synthetic_data_dir,
-                  download=False, quiet=True, resume=True)
+    summary = fit(
+        tiny_config(**RESUME_OVERRIDES, device="cpu", threads=1),
+        run_dir,
+        data_dir=synthetic_data_dir,
+        download=False,
+        quiet=True,
+        resume=True,
+    )
     assert metric_rows(run_dir) == metric_rows(reference_run)
-    assert summary["test_acc"] == json.loads((reference_run / "summary.json").read_text())["test_acc"]
+    assert (
+        summary["test_acc"] == json.loads((reference_run / "summary.json").read_text())["test_acc"]
+    )
 
 
-def test_seed_preset_evaluates_test_every_epoch_without_validation(synthetic_data_dir, tmp_path, capsys):
-    config = apply_overrides(preset_config("seed"), {"epochs": 2, "hidden": 8, "threads": 1, "batch_size": 100})
+def test_seed_preset_evaluates_test_every_epoch_without_validation(
+    synthetic_data_dir, tmp_path, capsys
+):
+    config = apply_overrides(
+        preset_config("seed"), {"epochs": 2, "hidden": 8, "threads": 1, "batch_size": 100}
+    )
     run_dir = tmp_path / "seed"
     summary = fit(config, run_dir, data_dir=synthetic_data_dir, download=False, quiet=True)
     rows = read_metrics(run_dir / "metrics.csv")
@@ -202,9 +280,26 @@ def test_seed_preset_evaluates_test_every_epoch_without_validation(synthetic_dat
     assert summary["best_epoch"] == 2 and summary["best_val_acc"] is None
     assert summary["test_acc"] == pytest.approx(rows[-1]["test_acc"], abs=1e-6)
     assert summary["global_batch"] == 100
-    assert main(["evaluate", str(run_dir), "--split", "val", "--data-dir", str(synthetic_data_dir), "--no-download"]) == 1
+    assert (
+        main(
+            [
+                "evaluate",
+                str(run_dir),
+                "--split",
+                "val",
+                "--data-dir",
+                str(synthetic_data_dir),
+                "--no-download",
+            ]
+        )
+        == 1
+    )
     err = capsys.readouterr().err
-    assert err.startswith("seqmnist: error: ") and "no validation split" in err and "--split test" in err
+    assert (
+        err.startswith("seqmnist: error: ")
+        and "no validation split" in err
+        and "--split test" in err
+    )
 
 
 def poison_the_model(monkeypatch, value: float) -> None:
@@ -216,30 +311,60 @@ def poison_the_model(monkeypatch, value: float) -> None:
 def test_nan_loss_stops_with_training_diverged(synthetic_data_dir, tmp_path, monkeypatch):
     poison_the_model(monkeypatch, math.nan)
     with pytest.raises(TrainingDiverged, match="nan.*--lr"):
-        fit(tiny_config(), tmp_path / "run", data_dir=synthetic_data_dir, download=False, quiet=True)
+        fit(
+            tiny_config(), tmp_path / "run", data_dir=synthetic_data_dir, download=False, quiet=True
+        )
     assert not (tmp_path / "run" / BEST_NAME).exists()
 
 
 def _cli_train(data_dir: Path, out: Path, *extra: str) -> int:
-    return main(["train", "--data-dir", str(data_dir), "--no-download", "--out", str(out), "--epochs", "2",
-                 "--hidden", "8", "--batch-size", "50", "--val-size", "100", "--threads", "1", "--quiet",
-                 "--no-plots", *extra])
+    return main(
+        [
+            "train",
+            "--data-dir",
+            str(data_dir),
+            "--no-download",
+            "--out",
+            str(out),
+            "--epochs",
+            "2",
+            "--hidden",
+            "8",
+            "--batch-size",
+            "50",
+            "--val-size",
+            "100",
+            "--threads",
+            "1",
+            "--quiet",
+            "--no-plots",
+            *extra,
+        ]
+    )
 
 
-def test_cli_nan_loss_exits_1_with_a_clear_message(synthetic_data_dir, tmp_path, capsys, monkeypatch):
+def test_cli_nan_loss_exits_1_with_a_clear_message(
+    synthetic_data_dir, tmp_path, capsys, monkeypatch
+):
     poison_the_model(monkeypatch, math.inf)
     assert _cli_train(synthetic_data_dir, tmp_path / "run") == 1
     err = capsys.readouterr().err
     lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("seqmnist: error: the training loss became nan"), err
+    assert len(lines) == 1 and lines[0].startswith(
+        "seqmnist: error: the training loss became nan"
+    ), err
     assert "--lr" in lines[0] and "Traceback" not in err
 
 
-def test_cli_interrupt_exits_130_and_resume_finishes(synthetic_data_dir, tmp_path, capsys, monkeypatch):
+def test_cli_interrupt_exits_130_and_resume_finishes(
+    synthetic_data_dir, tmp_path, capsys, monkeypatch
+):
     import seqmnist.train
 
     real_fit = seqmnist.train.fit
-    monkeypatch.setattr(seqmnist.train, "fit", lambda *a, **kw: real_fit(*a, **kw, on_batch=signal_at(2, 100)))
+    monkeypatch.setattr(
+        seqmnist.train, "fit", lambda *a, **kw: real_fit(*a, **kw, on_batch=signal_at(2, 100))
+    )
     run_dir = tmp_path / "run"
     assert _cli_train(synthetic_data_dir, run_dir) == 130
     err = capsys.readouterr().err
@@ -255,8 +380,20 @@ def test_cli_interrupt_exits_130_and_resume_finishes(synthetic_data_dir, tmp_pat
     assert "--preset" in capsys.readouterr().err
 
     # device and threads may change; the run then finishes
-    code = main(["train", "--resume", str(run_dir), "--data-dir", str(synthetic_data_dir), "--no-download",
-                 "--threads", "1", "--quiet", "--no-plots"])
+    code = main(
+        [
+            "train",
+            "--resume",
+            str(run_dir),
+            "--data-dir",
+            str(synthetic_data_dir),
+            "--no-download",
+            "--threads",
+            "1",
+            "--quiet",
+            "--no-plots",
+        ]
+    )
     assert code == 0
     assert [r["epoch"] for r in read_metrics(run_dir / "metrics.csv")] == [1.0, 2.0]
     assert (run_dir / "summary.json").is_file()
@@ -270,7 +407,13 @@ def test_resume_of_a_folder_that_is_not_a_run(tmp_path, capsys):
 
 def test_val_size_larger_than_the_data(synthetic_data_dir, tmp_path):
     with pytest.raises(ConfigError, match="--val-size 600"):
-        fit(tiny_config(val_size=600), tmp_path / "run", data_dir=synthetic_data_dir, download=False, quiet=True)
+        fit(
+            tiny_config(val_size=600),
+            tmp_path / "run",
+            data_dir=synthetic_data_dir,
+            download=False,
+            quiet=True,
+        )
 
 
 def test_unwritable_run_directory_is_a_one_line_error(synthetic_data_dir, tmp_path, capsys):
@@ -278,7 +421,9 @@ def test_unwritable_run_directory_is_a_one_line_error(synthetic_data_dir, tmp_pa
     assert _cli_train(synthetic_data_dir, tmp_path / "a-file" / "run") == 1
     err = capsys.readouterr().err
     lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("seqmnist: error: cannot create the run directory"), err
+    assert len(lines) == 1 and lines[0].startswith(
+        "seqmnist: error: cannot create the run directory"
+    ), err
     assert str(tmp_path / "a-file" / "run") in lines[0] and "--out" in lines[0]
 
 
@@ -291,11 +436,27 @@ def test_resume_on_cuda_equals_uninterrupted_run(amp, synthetic_data_dir, tmp_pa
     config = tiny_config(**RESUME_OVERRIDES, device="cuda", amp=amp)
     fit(config, tmp_path / "full", data_dir=synthetic_data_dir, download=False, quiet=True)
     with pytest.raises(TrainingInterrupted):
-        fit(config, tmp_path / "resumed", data_dir=synthetic_data_dir, download=False, quiet=True,
-            on_batch=signal_at(2, 100))
-    fit(config, tmp_path / "resumed", data_dir=synthetic_data_dir, download=False, quiet=True, resume=True)
+        fit(
+            config,
+            tmp_path / "resumed",
+            data_dir=synthetic_data_dir,
+            download=False,
+            quiet=True,
+            on_batch=signal_at(2, 100),
+        )
+    fit(
+        config,
+        tmp_path / "resumed",
+        data_dir=synthetic_data_dir,
+        download=False,
+        quiet=True,
+        resume=True,
+    )
     # cuDNN's RNN kernels need not be bitwise deterministic: close, not equal
-    resumed, full = read_metrics(tmp_path / "resumed" / "metrics.csv"), read_metrics(tmp_path / "full" / "metrics.csv")
+    resumed, full = (
+        read_metrics(tmp_path / "resumed" / "metrics.csv"),
+        read_metrics(tmp_path / "full" / "metrics.csv"),
+    )
     assert len(resumed) == len(full) == 3
     for r, f in zip(resumed, full):
         assert r["train_loss"] == pytest.approx(f["train_loss"], rel=1e-2)
@@ -306,20 +467,34 @@ def test_resume_on_cuda_equals_uninterrupted_run(amp, synthetic_data_dir, tmp_pa
 
 
 def test_largest_seed_trains(synthetic_data_dir, tmp_path):
-    summary = fit(tiny_config(epochs=1, seed=2**63 - 1, augment_shift=1), tmp_path / "run",
-                  data_dir=synthetic_data_dir, download=False, quiet=True)
+    summary = fit(
+        tiny_config(epochs=1, seed=2**63 - 1, augment_shift=1),
+        tmp_path / "run",
+        data_dir=synthetic_data_dir,
+        download=False,
+        quiet=True,
+    )
     assert summary["epochs"] == 1
 
 
-def test_augmentation_changes_training_but_not_evaluation(reference_run, synthetic_data_dir, tmp_path):
+def test_augmentation_changes_training_but_not_evaluation(
+    reference_run, synthetic_data_dir, tmp_path
+):
     plain = tmp_path / "plain"
-    fit(tiny_config(**{**RESUME_OVERRIDES, "augment_shift": 0}), plain, data_dir=synthetic_data_dir,
-        download=False, quiet=True)
+    fit(
+        tiny_config(**{**RESUME_OVERRIDES, "augment_shift": 0}),
+        plain,
+        data_dir=synthetic_data_dir,
+        download=False,
+        quiet=True,
+    )
     a, b = metric_rows(plain), metric_rows(reference_run)
     assert [r["train_loss"] for r in a] != [r["train_loss"] for r in b]
 
 
-def test_resume_with_another_number_of_processes_is_refused(reference_run, synthetic_data_dir, tmp_path):
+def test_resume_with_another_number_of_processes_is_refused(
+    reference_run, synthetic_data_dir, tmp_path
+):
     import shutil
 
     from seqmnist.checkpoint import save_checkpoint
@@ -330,19 +505,41 @@ def test_resume_with_another_number_of_processes_is_refused(reference_run, synth
     data["world_size"] = 2  # as if written under torchrun --nproc_per_node=2
     save_checkpoint(run_dir / LAST_NAME, {k: v for k, v in data.items() if k != "path"})
     with pytest.raises(ConfigError, match="trained by 2 process.*--nproc_per_node=2"):
-        fit(tiny_config(**RESUME_OVERRIDES), run_dir, data_dir=synthetic_data_dir, download=False, quiet=True,
-            resume=True)
+        fit(
+            tiny_config(**RESUME_OVERRIDES),
+            run_dir,
+            data_dir=synthetic_data_dir,
+            download=False,
+            quiet=True,
+            resume=True,
+        )
 
 
 def test_checkpoints_hold_the_weight_average_and_the_trained_weights(synthetic_data_dir, tmp_path):
     """With EMA on, model_state (what evaluate/predict load) is the moving average and
     train_state the raw weights; with EMA off there is only model_state."""
-    fit(tiny_config(ema_decay=0.9), tmp_path / "ema", data_dir=synthetic_data_dir, download=False, quiet=True)
+    fit(
+        tiny_config(ema_decay=0.9),
+        tmp_path / "ema",
+        data_dir=synthetic_data_dir,
+        download=False,
+        quiet=True,
+    )
     ckpt = load_checkpoint(tmp_path / "ema" / LAST_NAME)
     assert ckpt["ema_updates"] == 2 * 10  # 2 epochs x (600 - 100 validation) / 50 steps
-    differs = [k for k in ckpt["model_state"] if not torch.equal(ckpt["model_state"][k], ckpt["train_state"][k])]
+    differs = [
+        k
+        for k in ckpt["model_state"]
+        if not torch.equal(ckpt["model_state"][k], ckpt["train_state"][k])
+    ]
     assert differs  # the average lags the trained weights
 
-    fit(tiny_config(ema_decay=0.0), tmp_path / "plain", data_dir=synthetic_data_dir, download=False, quiet=True)
+    fit(
+        tiny_config(ema_decay=0.0),
+        tmp_path / "plain",
+        data_dir=synthetic_data_dir,
+        download=False,
+        quiet=True,
+    )
     plain = load_checkpoint(tmp_path / "plain" / LAST_NAME)
     assert plain["train_state"] is None and plain["ema_updates"] is None

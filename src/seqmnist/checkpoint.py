@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 import os
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -36,22 +35,29 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
     atomic_write(path, lambda f: torch.save(data, f))
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def load_checkpoint(
+    path: str | os.PathLike, map_location: str | torch.device = "cpu"
+) -> dict[str, Any]:
     """Load and check a checkpoint (file or run directory). Never unpickles arbitrary objects."""
     path = resolve_checkpoint(path)
     try:
         data = torch.load(path, map_location=map_location, weights_only=True)
-    # Garbage bytes fail inside the unpickler in many ways (KeyError, IndexError, UnicodeDecodeError,
-    # ...); weights_only means nothing was executed, so any failure here means "not a checkpoint".
+    # Garbage bytes fail inside the unpickler in many ways (KeyError, IndexError,
+    # UnicodeDecodeError, ...); weights_only means nothing was executed, so any failure
+    # here means "not a checkpoint".
     # PyTorch's own message is not repeated: it suggests weights_only=False, which we never do.
     except IsADirectoryError:
         raise CheckpointError(f"{path} is a folder, not a checkpoint: {NOT_A_CHECKPOINT}") from None
     except PermissionError:
         raise CheckpointError(f"cannot read {path}: permission denied") from None
     except Exception:
-        raise CheckpointError(f"{path} is not a seqmnist checkpoint (unreadable or damaged); {NOT_A_CHECKPOINT}") from None
+        raise CheckpointError(
+            f"{path} is not a seqmnist checkpoint (unreadable or damaged); {NOT_A_CHECKPOINT}"
+        ) from None
     if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
-        raise CheckpointError(f"{path} is a PyTorch file but not a seqmnist checkpoint; {NOT_A_CHECKPOINT}")
+        raise CheckpointError(
+            f"{path} is a PyTorch file but not a seqmnist checkpoint; {NOT_A_CHECKPOINT}"
+        )
     version = data.get("version")
     if version != FORMAT_VERSION:
         raise CheckpointError(
@@ -62,7 +68,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise CheckpointError(f"{path} holds an unknown architecture {data.get('arch')!r}")
     for key in ("model_config", "model_state"):
         if not isinstance(data.get(key), dict):
-            raise CheckpointError(f"{path} has no valid {key!r}: the file is damaged, retrain or use another")
+            raise CheckpointError(
+                f"{path} has no valid {key!r}: the file is damaged, retrain or use another"
+            )
     data["path"] = str(path)
     return data
 
@@ -93,14 +101,21 @@ def _check_weights(state: dict[str, Any], expected: dict[str, tuple[int, ...]], 
     """The saved tensors must be exactly the ones the config describes, and finite."""
     missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
     if missing or unexpected:
-        detail = f"missing {', '.join(missing[:3])}" if missing else f"unexpected {', '.join(unexpected[:3])}"
-        raise CheckpointError(f"{where} does not match its own model config ({detail}); the file is damaged")
+        detail = (
+            f"missing {', '.join(missing[:3])}"
+            if missing
+            else f"unexpected {', '.join(unexpected[:3])}"
+        )
+        raise CheckpointError(
+            f"{where} does not match its own model config ({detail}); the file is damaged"
+        )
     for name, shape in expected.items():
         tensor = state[name]
         if not isinstance(tensor, torch.Tensor) or tuple(tensor.shape) != shape:
             got = tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor).__name__
             raise CheckpointError(
-                f"{where} does not match its own model config ({name} is {got}, the config needs {shape}); "
+                f"{where} does not match its own model config "
+                f"({name} is {got}, the config needs {shape}); "
                 "the file is damaged"
             )
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
@@ -119,7 +134,9 @@ def train_config_from_checkpoint(data: dict[str, Any]) -> TrainConfig | None:
         config = TrainConfig.from_dict(raw)
         config.validate()
     except (TypeError, ValueError, ConfigError) as exc:
-        raise CheckpointError(f"{data.get('path', 'checkpoint')} has an invalid train config ({_first_line(exc)})") from None
+        raise CheckpointError(
+            f"{data.get('path', 'checkpoint')} has an invalid train config ({_first_line(exc)})"
+        ) from None
     return config
 
 

@@ -1,4 +1,7 @@
-"""``seqmnist compare``: finished runs side by side, one row each (read from their run directories)."""
+"""``seqmnist compare``: finished runs side by side, one row each.
+
+Each row is read from a run directory.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,17 @@ from typing import Any
 from .errors import SeqMnistError
 from .run import RunDir
 
-COLUMNS = ("run", "order", "steps x pixels", "cell", "size", "params", "epochs", "test acc", "train time")
+COLUMNS = (
+    "run",
+    "order",
+    "steps x pixels",
+    "cell",
+    "size",
+    "params",
+    "epochs",
+    "test acc",
+    "train time",
+)
 
 
 def compare_runs(run_dirs: Sequence[str | os.PathLike]) -> list[dict[str, Any]]:
@@ -19,7 +32,9 @@ def compare_runs(run_dirs: Sequence[str | os.PathLike]) -> list[dict[str, Any]]:
 
 def _row(run: RunDir) -> dict[str, Any]:
     if not run.path.is_dir():
-        raise SeqMnistError(f"no such run directory: {run.path} (pass folders made by `seqmnist train`)")
+        raise SeqMnistError(
+            f"no such run directory: {run.path} (pass folders made by `seqmnist train`)"
+        )
     config = run.read_config()
     summary = run.read_summary() or {}
     m = config.model

@@ -46,7 +46,14 @@ def option(
     ``low``/``high`` bound numbers; ``resumable`` fields may differ on ``--resume`` (where the
     process runs, not what it computes); ``flag=False`` keeps a field off the command line.
     """
-    meta = {"help": help, "choices": choices, "low": low, "high": high, "resumable": resumable, "flag": flag}
+    meta = {
+        "help": help,
+        "choices": choices,
+        "low": low,
+        "high": high,
+        "resumable": resumable,
+        "flag": flag,
+    }
     return field(default=default, metadata=meta)
 
 
@@ -54,24 +61,45 @@ def option(
 class ModelConfig:
     """Architecture of a ``SeqClassifier`` and the order in which it reads an image."""
 
-    order: str = option("rows", "reading order: rows (the article's), columns, pixels (sMNIST), permuted (pMNIST)",
-                        choices=ORDERS)
+    order: str = option(
+        "rows",
+        "reading order: rows (the article's), columns, pixels (sMNIST), permuted (pMNIST)",
+        choices=ORDERS,
+    )
     pixels_per_step: int = option(
-        0, "pixels read per time step for --order pixels / permuted; must divide 784 "
-        "(0 = the order's own: 28 for rows and columns, 1 for pixels and permuted)", low=0, high=IMAGE_PIXELS)
+        0,
+        "pixels read per time step for --order pixels / permuted; must divide 784 "
+        "(0 = the order's own: 28 for rows and columns, 1 for pixels and permuted)",
+        low=0,
+        high=IMAGE_PIXELS,
+    )
     permutation_seed: int = option(
-        LITERATURE_PERMUTATION_SEED, "seed of the fixed pixel permutation of --order permuted "
-        "(numpy RandomState(seed).permutation(784); 92916 is the literature's)", low=0, high=2**32 - 1)
-    cell: str = option("lstm", "recurrent cell: lstm, gru, rnn (tanh) or irnn (ReLU, identity init)", choices=CELLS)
+        LITERATURE_PERMUTATION_SEED,
+        "seed of the fixed pixel permutation of --order permuted "
+        "(numpy RandomState(seed).permutation(784); 92916 is the literature's)",
+        low=0,
+        high=2**32 - 1,
+    )
+    cell: str = option(
+        "lstm", "recurrent cell: lstm, gru, rnn (tanh) or irnn (ReLU, identity init)", choices=CELLS
+    )
     hidden: int = option(64, "hidden units per direction", low=1, high=4096)
     layers: int = option(1, "stacked recurrent layers", low=1, high=16)
     bidirectional: bool = option(True, "read the sequence forwards and backwards")
     readout: str = option(
-        "final", "final: final states of both directions; last: output[:, -1, :] (the article's); "
-        "mean: mean over time", choices=READOUTS)
-    dropout: float = option(0.0, "dropout between recurrent layers and before the classifier", low=0.0, high=0.95)
+        "final",
+        "final: final states of both directions; last: output[:, -1, :] (the article's); "
+        "mean: mean over time",
+        choices=READOUTS,
+    )
+    dropout: float = option(
+        0.0, "dropout between recurrent layers and before the classifier", low=0.0, high=0.95
+    )
     softmax_output: bool = option(
-        False, "the article's flaw 1: a softmax inside the model, so the loss sees probabilities", flag=False)
+        False,
+        "the article's flaw 1: a softmax inside the model, so the loss sees probabilities",
+        flag=False,
+    )
     num_classes: int = option(10, "output classes", low=2, high=1000, flag=False)
 
     @property
@@ -94,7 +122,8 @@ class ModelConfig:
             raise ConfigError(f"--pixels-per-step must divide 784: one of {valid}; got {k}")
         if self.order in ("rows", "columns") and k not in (0, IMAGE_SIDE):
             raise ConfigError(
-                f"--order {self.order} reads 28 pixels a step; --pixels-per-step {k} needs --order pixels or permuted"
+                f"--order {self.order} reads 28 pixels a step; "
+                f"--pixels-per-step {k} needs --order pixels or permuted"
             )
 
     @classmethod
@@ -104,7 +133,10 @@ class ModelConfig:
         data = dict(data)
         legacy_input_size = data.pop("input_size", IMAGE_SIDE)
         if legacy_input_size != IMAGE_SIDE:
-            raise ConfigError(f"model config field input_size must be 28 (rows of MNIST); got {legacy_input_size!r}")
+            raise ConfigError(
+                "model config field input_size must be 28 (rows of MNIST); "
+                f"got {legacy_input_size!r}"
+            )
         return cls(**_known(cls, data, "model"))
 
 
@@ -114,27 +146,58 @@ class TrainConfig:
 
     preset: str = option("default", "the preset this config started from", flag=False)
     epochs: int = option(15, "passes over the training split", low=1, high=10_000)
-    batch_size: int = option(192, "samples per optimisation step (per process under torchrun)", low=1, high=65_536)
+    batch_size: int = option(
+        192, "samples per optimisation step (per process under torchrun)", low=1, high=65_536
+    )
     lr: float = option(5e-3, "peak learning rate", low=1e-8, high=10.0)
     weight_decay: float = option(1e-4, "decoupled weight decay (AdamW only)", low=0.0, high=10.0)
     optimizer: str = option("adamw", "adamw or adam", choices=OPTIMIZERS)
-    schedule: str = option("onecycle", "onecycle (warm up, then cosine anneal to ~0) or constant", choices=SCHEDULES)
+    schedule: str = option(
+        "onecycle", "onecycle (warm up, then cosine anneal to ~0) or constant", choices=SCHEDULES
+    )
     warmup_fraction: float = option(
-        0.01, "share of all steps the one-cycle schedule spends warming up to the peak lr", low=0.01, high=0.9)
-    grad_clip: float = option(1.0, "clip the global gradient norm to this value; 0 turns clipping off", low=0.0, high=1e6)
+        0.01,
+        "share of all steps the one-cycle schedule spends warming up to the peak lr",
+        low=0.01,
+        high=0.9,
+    )
+    grad_clip: float = option(
+        1.0, "clip the global gradient norm to this value; 0 turns clipping off", low=0.0, high=1e6
+    )
     val_size: int = option(
-        5000, "images held out of the 60,000 training images for validation; 0 for none", low=0, high=59_000)
+        5000,
+        "images held out of the 60,000 training images for validation; 0 for none",
+        low=0,
+        high=59_000,
+    )
     ema_decay: float = option(
-        0.995, "evaluate and save an exponential moving average of the weights with this decay, "
-        "reached after a warm-up (0 = off)", low=0.0, high=0.9999)
+        0.995,
+        "evaluate and save an exponential moving average of the weights with this decay, "
+        "reached after a warm-up (0 = off)",
+        low=0.0,
+        high=0.9999,
+    )
     augment_shift: int = option(
-        2, "random translation of training images by up to this many pixels (0 = off)", low=0, high=8)
-    normalize: bool = option(True, "standardise pixels with MNIST's mean and std (off: ToTensor scaling to [0, 1] only)")
+        2,
+        "random translation of training images by up to this many pixels (0 = off)",
+        low=0,
+        high=8,
+    )
+    normalize: bool = option(
+        True, "standardise pixels with MNIST's mean and std (off: ToTensor scaling to [0, 1] only)"
+    )
     eval_test_every_epoch: bool = option(
-        False, "evaluate the test set after every epoch (the article's flaw 3; for comparison only)")
-    seed: int = option(0, "seed for weights, the validation split, shuffling and dropout", low=0, high=2**63 - 1)
-    device: str = option("auto", "auto (cuda, then mps, then cpu), cpu, cuda or mps", choices=DEVICES, resumable=True)
-    threads: int = option(0, "CPU threads for PyTorch; 0 = one per core", low=0, high=1024, resumable=True)
+        False, "evaluate the test set after every epoch (the article's flaw 3; for comparison only)"
+    )
+    seed: int = option(
+        0, "seed for weights, the validation split, shuffling and dropout", low=0, high=2**63 - 1
+    )
+    device: str = option(
+        "auto", "auto (cuda, then mps, then cpu), cpu, cuda or mps", choices=DEVICES, resumable=True
+    )
+    threads: int = option(
+        0, "CPU threads for PyTorch; 0 = one per core", low=0, high=1024, resumable=True
+    )
     amp: str = option("off", "mixed precision on CUDA: off, bf16 or fp16", choices=AMP_MODES)
     model: ModelConfig = field(default_factory=ModelConfig)
 
@@ -149,7 +212,10 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        """Rebuild from ``to_dict()`` output (config.json, checkpoints); unknown keys are an error."""
+        """Rebuild from ``to_dict()`` output (config.json, checkpoints).
+
+        Unknown keys are an error.
+        """
         if not isinstance(data, dict):
             raise ConfigError(f"a train config must be a JSON object; got {type(data).__name__}")
         data = dict(data)
@@ -194,7 +260,16 @@ def flag_fields() -> list[FlagSpec]:
             if f.name == "model" or not f.metadata.get("flag", False):
                 continue
             meta = f.metadata
-            specs.append(FlagSpec(f.name, owner, _TYPES[str(f.type)], meta["help"], meta["choices"], meta["resumable"]))
+            specs.append(
+                FlagSpec(
+                    f.name,
+                    owner,
+                    _TYPES[str(f.type)],
+                    meta["help"],
+                    meta["choices"],
+                    meta["resumable"],
+                )
+            )
     return specs
 
 
@@ -239,7 +314,12 @@ PMNIST = dataclasses.replace(
     SMNIST, preset="pmnist", model=dataclasses.replace(SMNIST.model, order="permuted")
 )
 
-PRESETS: dict[str, TrainConfig] = {"default": DEFAULT, "seed": SEED, "smnist": SMNIST, "pmnist": PMNIST}
+PRESETS: dict[str, TrainConfig] = {
+    "default": DEFAULT,
+    "seed": SEED,
+    "smnist": SMNIST,
+    "pmnist": PMNIST,
+}
 
 
 def preset_config(name: str) -> TrainConfig:

@@ -31,7 +31,10 @@ RAW_FILES = {
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
-    """The ``--data-dir`` flag, else ``$SEQMNIST_DATA``, else ``./data`` (torchvision's root layout)."""
+    """The ``--data-dir`` flag, else ``$SEQMNIST_DATA``, else ``./data``.
+
+    The folder has torchvision's root layout.
+    """
     if data_dir:
         return Path(data_dir)
     env = os.environ.get(DATA_ENV_VAR)
@@ -56,12 +59,19 @@ class Split:
         return Split(self.images.to(device), self.labels.to(device))
 
     def shard(self, rank: int, world_size: int) -> Split:
-        """Every world_size-th image starting at rank: disjoint parts that together cover the split."""
+        """Every world_size-th image starting at rank.
+
+        The shards are disjoint parts that together cover the split.
+        """
         return Split(self.images[rank::world_size], self.labels[rank::world_size])
 
 
 def _missing_message(root: Path, missing: list[str], reason: str, download_was_on: bool) -> str:
-    retry = "check the network and try again" if download_was_on else "allow downloading (drop --no-download)"
+    retry = (
+        "check the network and try again"
+        if download_was_on
+        else "allow downloading (drop --no-download)"
+    )
     return (
         f"MNIST not found in {raw_folder(root)} ({reason}); missing {', '.join(missing)}. "
         f"Put the four files {', '.join(RAW_FILES)} there, or point --data-dir / ${DATA_ENV_VAR} "
@@ -149,7 +159,9 @@ def split_train_val(full: Split, val_size: int, seed: int) -> tuple[Split, Split
     """Hold ``val_size`` images out of the training set by a seeded permutation."""
     n = len(full)
     if val_size >= n:
-        raise DataError(f"--val-size {val_size} leaves no training images (the training set has {n})")
+        raise DataError(
+            f"--val-size {val_size} leaves no training images (the training set has {n})"
+        )
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     val_idx, train_idx = perm[:val_size], perm[val_size:]
     return (
@@ -173,7 +185,9 @@ def derived_seed(seed: int, epoch: int, stream: int = 0) -> int:
     return (seed * 1_000_003 + epoch * 1009 + stream) % 2**63
 
 
-def epoch_permutation(n: int, *, seed: int, epoch: int, rank: int = 0, world_size: int = 1) -> torch.Tensor:
+def epoch_permutation(
+    n: int, *, seed: int, epoch: int, rank: int = 0, world_size: int = 1
+) -> torch.Tensor:
     """This rank's sample order for one epoch, with ``DistributedSampler`` semantics.
 
     The permutation depends only on (seed, epoch), so a resumed run shuffles exactly as an

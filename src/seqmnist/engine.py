@@ -55,7 +55,9 @@ def train_one_epoch(
     correct = torch.zeros((), dtype=torch.int64, device=device)
     samples = 0
     start = time.perf_counter()
-    for batch, (images, labels) in enumerate(iterate_batches(split, batch_size, order=order), start=1):
+    for batch, (images, labels) in enumerate(
+        iterate_batches(split, batch_size, order=order), start=1
+    ):
         if augment_shift:
             images = random_shift(images, augment_shift, augment_generator)
         x = to_model_input(images, normalize)  # (B, 28, 28)
@@ -77,7 +79,12 @@ def train_one_epoch(
     seconds = time.perf_counter() - start
     total_loss = float(loss_sum)
     _check_finite(total_loss, "the end of the epoch")
-    return {"loss_sum": total_loss, "correct": float(correct), "samples": float(samples), "seconds": seconds}
+    return {
+        "loss_sum": total_loss,
+        "correct": float(correct),
+        "samples": float(samples),
+        "seconds": seconds,
+    }
 
 
 @torch.no_grad()
@@ -110,8 +117,13 @@ def evaluate(
             probs.append((out if returns_probabilities else out.softmax(dim=1)).cpu())
     n = max(len(split), 1)
     loss_total, correct_total = float(loss_sum), int(correct)
-    result = {"loss": loss_total / n, "accuracy": correct_total / n, "samples": len(split),
-              "loss_sum": loss_total, "correct": correct_total}
+    result = {
+        "loss": loss_total / n,
+        "accuracy": correct_total / n,
+        "samples": len(split),
+        "loss_sum": loss_total,
+        "correct": correct_total,
+    }
     if return_outputs:
         p = torch.cat(probs) if probs else torch.zeros(0, 10)
         result["probabilities"] = p

@@ -16,14 +16,19 @@ from .model import count_parameters
 from .trained import load_trained
 
 
-
-def load_split(config: TrainConfig, split: str, data_dir: str | os.PathLike | None, download: bool) -> Split:
+def load_split(
+    config: TrainConfig, split: str, data_dir: str | os.PathLike | None, download: bool
+) -> Split:
     """The test set, or the exact validation split the run held out (same seed, same size)."""
     if split == "test":
         return load_mnist(data_dir, train=False, download=download)
     if config.val_size == 0:
-        raise SeqMnistError("this run held out no validation split (val_size = 0); use --split test")
-    _, val = split_train_val(load_mnist(data_dir, train=True, download=download), config.val_size, config.seed)
+        raise SeqMnistError(
+            "this run held out no validation split (val_size = 0); use --split test"
+        )
+    _, val = split_train_val(
+        load_mnist(data_dir, train=True, download=download), config.val_size, config.seed
+    )
     return val
 
 
@@ -40,7 +45,9 @@ def evaluate_checkpoint(
     trained = load_trained(path, device)
     config = trained.config
     data = load_split(config, split, data_dir, download).to(trained.device)
-    result = evaluate(trained.model, data, batch_size=batch_size, normalize=config.normalize, return_outputs=True)
+    result = evaluate(
+        trained.model, data, batch_size=batch_size, normalize=config.normalize, return_outputs=True
+    )
     matrix = confusion_matrix(result["predictions"], data.labels.cpu())
     return {
         "checkpoint": str(trained.checkpoint),
@@ -77,21 +84,25 @@ def format_evaluation(result: dict[str, Any]) -> str:
 
     from .metrics import format_confusion, format_report
 
-    return "\n".join([
-        f"{result['checkpoint']} on the {result['split']} split ({result['samples']:,} images)",
-        f"accuracy {result['accuracy']:.2%}  mean loss {result['loss']:.4f}\n",
-        format_report(result["per_class"]),
-        "\nconfusion matrix (rows: true digit, columns: predicted digit)",
-        format_confusion(torch.tensor(result["confusion_matrix"])),
-    ])
+    return "\n".join(
+        [
+            f"{result['checkpoint']} on the {result['split']} split ({result['samples']:,} images)",
+            f"accuracy {result['accuracy']:.2%}  mean loss {result['loss']:.4f}\n",
+            format_report(result["per_class"]),
+            "\nconfusion matrix (rows: true digit, columns: predicted digit)",
+            format_confusion(torch.tensor(result["confusion_matrix"])),
+        ]
+    )
 
 
 def format_description(info: dict[str, Any]) -> str:
     """``describe``'s result as a few aligned lines."""
     m = info["model_config"]
     lines = [
-        f"checkpoint   {info['checkpoint']} (format v{info['format_version']}, epoch {info['epoch']})",
-        f"model        {info['arch']}: {m['cell'].upper()} hidden={m['hidden']} layers={m['layers']} "
+        f"checkpoint   {info['checkpoint']} "
+        f"(format v{info['format_version']}, epoch {info['epoch']})",
+        f"model        {info['arch']}: {m['cell'].upper()} "
+        f"hidden={m['hidden']} layers={m['layers']} "
         f"{'bidirectional' if m['bidirectional'] else 'unidirectional'} readout={m['readout']} "
         f"dropout={m['dropout']}{' softmax-output' if m['softmax_output'] else ''}",
         f"reads        {_order_text(m)}",
@@ -99,7 +110,8 @@ def format_description(info: dict[str, Any]) -> str:
     ]
     t = info["train_config"]
     lines.append(
-        f"training     preset={t['preset']} epochs={t['epochs']} batch={t['batch_size']} lr={t['lr']} "
+        f"training     preset={t['preset']} epochs={t['epochs']} "
+        f"batch={t['batch_size']} lr={t['lr']} "
         f"optimizer={t['optimizer']} schedule={t['schedule']} seed={t['seed']}"
     )
     s = info.get("summary")
@@ -120,13 +132,16 @@ def _order_text(m: dict[str, Any]) -> str:
 
 def _result_text(s: dict[str, Any]) -> str:
     """summary.json's headline; a damaged or partial summary shows what it has."""
+
     def number(key: str, fmt: str) -> str:
         value = s.get(key)
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         return format(value, fmt) if ok else "?"
 
     return (
-        f"test accuracy {number('test_acc', '.2%')} (loss {number('test_loss', '.4f')}), best epoch "
-        f"{s.get('best_epoch', '?')}, {number('train_seconds', '.1f')}s training on {s.get('device', '?')} "
+        f"test accuracy {number('test_acc', '.2%')} "
+        f"(loss {number('test_loss', '.4f')}), best epoch "
+        f"{s.get('best_epoch', '?')}, {number('train_seconds', '.1f')}s training "
+        f"on {s.get('device', '?')} "
         f"x{s.get('world_size', '?')}"
     )

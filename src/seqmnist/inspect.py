@@ -33,7 +33,9 @@ def default_model(seed: int = 0) -> SeqClassifier:
     return build_model(ModelConfig()).eval()
 
 
-def _relation(name: str, meaning: str, a: torch.Tensor, b: torch.Tensor, expected_equal: bool) -> dict[str, Any]:
+def _relation(
+    name: str, meaning: str, a: torch.Tensor, b: torch.Tensor, expected_equal: bool
+) -> dict[str, Any]:
     diff = float((a - b).abs().max()) if a.numel() else 0.0
     return {
         "relation": name,
@@ -65,12 +67,19 @@ def inspect_model(model: SeqClassifier | None, images: torch.Tensor) -> dict[str
 
     H = cfg.hidden
     D = 2 if cfg.bidirectional else 1
-    relations = _final_state_relations(output, h_n, H, D) + [_readout_relation(cfg.readout, readout, output, h_n, D)]
+    relations = _final_state_relations(output, h_n, H, D) + [
+        _readout_relation(cfg.readout, readout, output, h_n, D)
+    ]
 
     return {
         "model": {
-            "cell": cfg.cell, "hidden": H, "layers": cfg.layers, "bidirectional": cfg.bidirectional,
-            "directions": D, "readout": cfg.readout, "softmax_output": cfg.softmax_output,
+            "cell": cfg.cell,
+            "hidden": H,
+            "layers": cfg.layers,
+            "bidirectional": cfg.bidirectional,
+            "directions": D,
+            "readout": cfg.readout,
+            "softmax_output": cfg.softmax_output,
             "order": cfg.order,
         },
         "shapes": {
@@ -86,42 +95,82 @@ def inspect_model(model: SeqClassifier | None, images: torch.Tensor) -> dict[str
     }
 
 
-def _final_state_relations(output: torch.Tensor, h_n: torch.Tensor, H: int, D: int) -> list[dict[str, Any]]:
+def _final_state_relations(
+    output: torch.Tensor, h_n: torch.Tensor, H: int, D: int
+) -> list[dict[str, Any]]:
     """Which slices of output (B, T, D*H) are the final states h_n (L*D, B, H)."""
     if D == 1:
-        return [_relation(
-            "output[:, -1, :] == h_n[-1]", "the only direction's final state (after the last step)",
-            output[:, -1, :], h_n[-1], True,
-        )]
+        return [
+            _relation(
+                "output[:, -1, :] == h_n[-1]",
+                "the only direction's final state (after the last step)",
+                output[:, -1, :],
+                h_n[-1],
+                True,
+            )
+        ]
     return [
-        _relation("output[:, -1, :H] == h_n[-2]", "forward direction's final state (after the last step)",
-                  output[:, -1, :H], h_n[-2], True),
-        _relation("output[:, 0, H:] == h_n[-1]", "backward direction's final state (after reading step 0)",
-                  output[:, 0, H:], h_n[-1], True),
-        _relation("output[:, -1, H:] == h_n[-1]",
-                  "the article's claim: false, this backward state has read only the last step",
-                  output[:, -1, H:], h_n[-1], False),
+        _relation(
+            "output[:, -1, :H] == h_n[-2]",
+            "forward direction's final state (after the last step)",
+            output[:, -1, :H],
+            h_n[-2],
+            True,
+        ),
+        _relation(
+            "output[:, 0, H:] == h_n[-1]",
+            "backward direction's final state (after reading step 0)",
+            output[:, 0, H:],
+            h_n[-1],
+            True,
+        ),
+        _relation(
+            "output[:, -1, H:] == h_n[-1]",
+            "the article's claim: false, this backward state has read only the last step",
+            output[:, -1, H:],
+            h_n[-1],
+            False,
+        ),
     ]
 
 
-def _readout_relation(kind: str, readout: torch.Tensor, output: torch.Tensor, h_n: torch.Tensor,
-                      D: int) -> dict[str, Any]:
+def _readout_relation(
+    kind: str, readout: torch.Tensor, output: torch.Tensor, h_n: torch.Tensor, D: int
+) -> dict[str, Any]:
     """What the classifier head actually reads, checked against its definition."""
     if kind == "final":
         final = torch.cat(list(h_n[-D:]), dim=1)  # (B, D*H): [forward, backward]
-        return _relation("readout == cat(h_n[-2], h_n[-1])" if D == 2 else "readout == h_n[-1]",
-                         "the model's readout: the final state of every direction", readout, final, True)
+        return _relation(
+            "readout == cat(h_n[-2], h_n[-1])" if D == 2 else "readout == h_n[-1]",
+            "the model's readout: the final state of every direction",
+            readout,
+            final,
+            True,
+        )
     if kind == "last":
-        return _relation("readout == output[:, -1, :]",
-                         "the model's readout: the last time step of output (the article's)",
-                         readout, output[:, -1, :], True)
-    return _relation("readout == output.mean(dim=1)", "the model's readout: output averaged over time",
-                     readout, output.mean(dim=1), True)
+        return _relation(
+            "readout == output[:, -1, :]",
+            "the model's readout: the last time step of output (the article's)",
+            readout,
+            output[:, -1, :],
+            True,
+        )
+    return _relation(
+        "readout == output.mean(dim=1)",
+        "the model's readout: output averaged over time",
+        readout,
+        output.mean(dim=1),
+        True,
+    )
 
 
 _READOUT_TEXT = {
-    "final": "the final state of each direction (forward after the last step, backward after step 0)",
-    "last": "output[:, -1, :], the article's readout: its backward half has seen only the last step",
+    "final": (
+        "the final state of each direction (forward after the last step, backward after step 0)"
+    ),
+    "last": (
+        "output[:, -1, :], the article's readout: its backward half has seen only the last step"
+    ),
     "mean": "the mean of output over the time steps",
 }
 
@@ -142,10 +191,14 @@ def format_inspection(info: dict[str, Any]) -> str:
         f"input       {_shape(s['input']):<16} (B, T, F) one image = {T} steps of {F} pixels",
         f"output      {_shape(s['output']):<16} (B, T, D*H) last layer's hidden state at every step"
         + (", [forward | backward]" if D == 2 else ""),
-        f"h_n         {_shape(s['h_n']):<16} (L*D, B, H) final hidden state of each layer and direction",
+        f"h_n         {_shape(s['h_n']):<16} "
+        "(L*D, B, H) final hidden state of each layer and direction",
     ]
     if s["c_n"] is not None:
-        lines.append(f"c_n         {_shape(s['c_n']):<16} (L*D, B, H) final cell state (LSTM only; not in output)")
+        lines.append(
+            f"c_n         {_shape(s['c_n']):<16} "
+            "(L*D, B, H) final cell state (LSTM only; not in output)"
+        )
     lines += [
         f"readout     {_shape(s['readout']):<16} (B, D*H) what the classifier reads",
         f"logits      {_shape(s['logits']):<16} (B, 10) one score per digit"
@@ -156,18 +209,27 @@ def format_inspection(info: dict[str, Any]) -> str:
     for r in info["relations"]:
         verdict = "holds" if r["equal"] else "FALSE"
         surprise = "" if r["equal"] == r["expected_equal"] else "  <- unexpected"
-        lines.append(f"  {r['relation']:<34} {verdict:<5} max |diff| = {r['max_abs_diff']:.3g}  {r['meaning']}{surprise}")
+        lines.append(
+            f"  {r['relation']:<34} {verdict:<5} max |diff| = {r['max_abs_diff']:.3g}  "
+            f"{r['meaning']}{surprise}"
+        )
     lines.append("")
     if D == 2:
         lines.append(
-            "So for a bidirectional LSTM, output[:, -1, :] is NOT the final state of both directions:\n"
-            "its forward half is the forward final state (= h_n[-2]), but its backward half has read\n"
-            "only the last row. The backward direction's final state is output[:, 0, H:] (= h_n[-1])."
+            "So for a bidirectional LSTM, output[:, -1, :] is NOT the final state of "
+            "both directions:\n"
+            "its forward half is the forward final state (= h_n[-2]), "
+            "but its backward half has read\n"
+            "only the last row. "
+            "The backward direction's final state is output[:, 0, H:] (= h_n[-1])."
         )
     else:
         lines.append("For a unidirectional model, output[:, -1, :] is the final state h_n[-1].")
     if L > 1:
-        lines.append(f"output holds only the last layer; h_n[:{(L - 1) * D}] are the earlier layers' final states.")
+        lines.append(
+            f"output holds only the last layer; h_n[:{(L - 1) * D}] "
+            "are the earlier layers' final states."
+        )
     lines.append(f"This model's readout: {_READOUT_TEXT[m['readout']]}.")
     return "\n".join(lines)
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
-def confusion_matrix(predictions: torch.Tensor, labels: torch.Tensor, num_classes: int = 10) -> torch.Tensor:
+
+def confusion_matrix(
+    predictions: torch.Tensor, labels: torch.Tensor, num_classes: int = 10
+) -> torch.Tensor:
     """(C, C) int64 counts; row = true class, column = predicted class."""
     index = labels.long().cpu() * num_classes + predictions.long().cpu()
-    return torch.bincount(index, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+    return torch.bincount(index, minlength=num_classes * num_classes).reshape(
+        num_classes, num_classes
+    )
 
 
 def per_class_report(matrix: torch.Tensor) -> list[dict[str, float]]:
@@ -24,7 +27,13 @@ def per_class_report(matrix: torch.Tensor) -> list[dict[str, float]]:
         recall = float(true_pos[c] / actual[c]) if actual[c] > 0 else 0.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
         rows.append(
-            {"class": c, "precision": precision, "recall": recall, "f1": f1, "support": int(actual[c])}
+            {
+                "class": c,
+                "precision": precision,
+                "recall": recall,
+                "f1": f1,
+                "support": int(actual[c]),
+            }
         )
     return rows
 
@@ -33,7 +42,8 @@ def format_report(rows: list[dict[str, float]]) -> str:
     lines = [f"{'class':>5} {'precision':>9} {'recall':>7} {'f1':>7} {'support':>8}"]
     for r in rows:
         lines.append(
-            f"{r['class']:>5} {r['precision']:>9.4f} {r['recall']:>7.4f} {r['f1']:>7.4f} {r['support']:>8}"
+            f"{r['class']:>5} {r['precision']:>9.4f} {r['recall']:>7.4f} "
+            f"{r['f1']:>7.4f} {r['support']:>8}"
         )
     return "\n".join(lines)
 

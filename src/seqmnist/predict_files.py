@@ -22,15 +22,26 @@ def image_files(inputs: Sequence[str]) -> list[tuple[str, str | None]]:
         if not path.is_dir():
             files.append((arg, None))  # a missing or bad file is reported when it is opened
             continue
-        found = sorted(f for f in path.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+        found = sorted(
+            f for f in path.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS
+        )
         if not found:
-            files.append((arg, f"{arg}: no image files in this folder (looked for {' '.join(IMAGE_EXTENSIONS)})"))
+            files.append(
+                (
+                    arg,
+                    f"{arg}: no image files in this folder "
+                    f"(looked for {' '.join(IMAGE_EXTENSIONS)})",
+                )
+            )
         files.extend((str(f), None) for f in found)
     return files
 
 
 def prepare_save_dir(folder: str | os.PathLike | None) -> Path | None:
-    """Create ``--save-preprocessed``'s folder up front, so an unusable one fails before any work."""
+    """Create ``--save-preprocessed``'s folder up front.
+
+    That way an unusable folder fails before any work is done.
+    """
     if folder is None:
         return None
     folder = Path(folder)
@@ -65,7 +76,9 @@ def predict_files(
                 prediction = classifier.predict(source, top_k=top_k)[0]
                 result = prediction.to_dict()
                 if save_dir is not None:
-                    saved = _save_preprocessed(prediction.image, save_dir, Path(source).stem, saved_names)
+                    saved = _save_preprocessed(
+                        prediction.image, save_dir, Path(source).stem, saved_names
+                    )
                     result["preprocessed"] = str(saved)
                 if on_result is not None:
                     on_result(prediction)

@@ -59,7 +59,9 @@ def write_failure(path: str | os.PathLike, exc: OSError) -> WriteError:
     if exc.errno == errno.ENOSPC:
         return WriteError(f"cannot write {path}: the disk is full; free some space and try again")
     reason = exc.strerror or str(exc) or type(exc).__name__
-    return WriteError(f"cannot write {path} ({reason}): choose a writable location or fix its permissions")
+    return WriteError(
+        f"cannot write {path} ({reason}): choose a writable location or fix its permissions"
+    )
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> None:
@@ -82,7 +84,9 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
         os.replace(tmp, path)
     except OSError as exc:
         raise write_failure(path, _root_os_error(exc)) from None
-    except RuntimeError as exc:  # torch.save reports a failed write as RuntimeError("... unexpected pos")
+    except (
+        RuntimeError
+    ) as exc:  # torch.save reports a failed write as RuntimeError("... unexpected pos")
         if "unexpected pos" in str(exc) or "write" in str(exc).lower():
             raise write_failure(path, OSError(errno.ENOSPC, "no space left")) from None
         raise
@@ -106,9 +110,13 @@ def read_json_object(path: Path, what: str) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
-        raise CheckpointError(f"{path} is not a readable {what} ({_short(exc)}); delete it or train the run again") from None
+        raise CheckpointError(
+            f"{path} is not a readable {what} ({_short(exc)}); delete it or train the run again"
+        ) from None
     if not isinstance(data, dict):
-        raise CheckpointError(f"{path} is not a seqmnist {what} (a JSON object); delete it or train the run again")
+        raise CheckpointError(
+            f"{path} is not a seqmnist {what} (a JSON object); delete it or train the run again"
+        )
     return data
 
 
@@ -132,7 +140,9 @@ class RunDir:
         return str(self.path)
 
     def holds_run(self) -> bool:
-        return any(p.exists() for p in (self.last_checkpoint, self.best_checkpoint, self.metrics_file))
+        return any(
+            p.exists() for p in (self.last_checkpoint, self.best_checkpoint, self.metrics_file)
+        )
 
     def is_run(self) -> bool:
         """Made by ``seqmnist train`` (as opposed to a folder that only holds a checkpoint)."""
@@ -143,32 +153,46 @@ class RunDir:
         write config.json."""
         if self.holds_run() and not overwrite:
             raise SeqMnistError(
-                f"{self.path} already holds a run: continue it with --resume {self.path}, replace it "
+                f"{self.path} already holds a run: continue it with --resume {self.path}, "
+                "replace it "
                 "with --overwrite, or choose another --out"
             )
         try:
             self.path.mkdir(parents=True, exist_ok=True)
-            for stale in (self.metrics_file, self.summary_file, self.last_checkpoint, self.best_checkpoint):
+            for stale in (
+                self.metrics_file,
+                self.summary_file,
+                self.last_checkpoint,
+                self.best_checkpoint,
+            ):
                 stale.unlink(missing_ok=True)
         except OSError as exc:
             raise SeqMnistError(
-                f"cannot create the run directory {self.path} ({exc.strerror}): choose another --out"
+                f"cannot create the run directory {self.path} ({exc.strerror}): "
+                "choose another --out"
             ) from None
         write_json_atomic(self.config_file, config.to_dict())
 
     def check_writable(self) -> None:
         """Before resuming: a run that cannot be written to would fail only after an epoch."""
         if not os.access(self.path, os.W_OK):
-            raise WriteError(f"cannot write to {self.path}: the run directory is read-only; copy it somewhere writable")
+            raise WriteError(
+                f"cannot write to {self.path}: the run directory is read-only; "
+                "copy it somewhere writable"
+            )
 
     def read_config(self) -> TrainConfig:
         if not self.config_file.is_file():
-            raise SeqMnistError(f"{self.path} has no {CONFIG_NAME}: pass a run directory made by `seqmnist train`")
+            raise SeqMnistError(
+                f"{self.path} has no {CONFIG_NAME}: pass a run directory made by `seqmnist train`"
+            )
         data = read_json_object(self.config_file, "config")
         try:
             return TrainConfig.from_dict(data)
         except (ConfigError, TypeError) as exc:
-            raise CheckpointError(f"{self.config_file} is not a valid seqmnist config ({_short(exc)})") from None
+            raise CheckpointError(
+                f"{self.config_file} is not a valid seqmnist config ({_short(exc)})"
+            ) from None
 
     def read_summary(self) -> dict[str, Any] | None:
         """summary.json (written when training finishes), None if there is none."""
@@ -232,7 +256,10 @@ def read_metrics(path: str | os.PathLike) -> list[dict[str, float | None]]:
 
 def _parse_row(row: dict[str, Any]) -> dict[str, float | None]:
     if set(row) != set(METRIC_COLUMNS) or None in row.values():
-        raise ValueError(f"row for epoch {row.get('epoch')!r} does not have the columns {', '.join(METRIC_COLUMNS)}")
+        raise ValueError(
+            f"row for epoch {row.get('epoch')!r} does not have the columns "
+            f"{', '.join(METRIC_COLUMNS)}"
+        )
     parsed = {k: (float(v) if v != "" else None) for k, v in row.items()}
     if parsed["epoch"] is None:
         raise ValueError("a row has no epoch")

@@ -49,17 +49,24 @@ class Runtime:
 
 
 def select_device(name: str, local_rank: int = 0) -> torch.device:
-    """``auto`` picks cuda, then mps, then cpu; an explicit choice that is unavailable is an error."""
+    """``auto`` picks cuda, then mps, then cpu.
+
+    An explicit choice that is unavailable is an error.
+    """
     cuda_ok = torch.cuda.is_available()
     mps_ok = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
     if name == "auto":
         name = "cuda" if cuda_ok else "mps" if mps_ok else "cpu"
     if name == "cuda":
         if not cuda_ok:
-            raise ConfigError("--device cuda: no CUDA device is available; use --device cpu or auto")
+            raise ConfigError(
+                "--device cuda: no CUDA device is available; use --device cpu or auto"
+            )
         return torch.device("cuda", local_rank % torch.cuda.device_count())
     if name == "mps" and not mps_ok:
-        raise ConfigError("--device mps: MPS is not available on this machine; use --device cpu or auto")
+        raise ConfigError(
+            "--device mps: MPS is not available on this machine; use --device cpu or auto"
+        )
     if name not in ("cpu", "mps"):
         raise ConfigError(f"--device must be one of auto, cpu, cuda, mps; got {name!r}")
     return torch.device(name)
@@ -71,7 +78,9 @@ def training_runtime(device_name: str, threads: int, amp: str) -> Iterator[Runti
     process group down afterwards, however the block ends."""
     probe = select_device(device_name)  # decides the backend before joining the group
     if amp != "off" and probe.type != "cuda":
-        raise ConfigError(f"--amp {amp} needs a CUDA device (this run uses {probe.type}); use --amp off")
+        raise ConfigError(
+            f"--amp {amp} needs a CUDA device (this run uses {probe.type}); use --amp off"
+        )
     info = init_distributed(probe.type)
     try:
         device = select_device(device_name, info.local_rank)
@@ -93,7 +102,10 @@ def configure_threads(threads: int) -> int:
         local_procs = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
         threads = max(1, cores // local_procs)
     elif threads > cores:
-        warnings.warn(f"--threads {threads} exceeds the {cores} cores here; training will be slower", stacklevel=2)
+        warnings.warn(
+            f"--threads {threads} exceeds the {cores} cores here; training will be slower",
+            stacklevel=2,
+        )
     torch.set_num_threads(threads)
     return threads
 
@@ -114,7 +126,9 @@ def keep_freed_memory_for_reuse() -> bool:
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         m_trim_threshold, m_mmap_threshold = -1, -3  # constants from <malloc.h>
-        return bool(libc.mallopt(m_mmap_threshold, 64 << 20) and libc.mallopt(m_trim_threshold, 512 << 20))
+        return bool(
+            libc.mallopt(m_mmap_threshold, 64 << 20) and libc.mallopt(m_trim_threshold, 512 << 20)
+        )
     except (OSError, AttributeError):
         return False
 

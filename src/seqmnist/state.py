@@ -20,7 +20,9 @@ from .model import build_model
 from .runtime import Runtime
 
 
-def make_optimizer(config: TrainConfig, model: nn.Module, device: torch.device) -> torch.optim.Optimizer:
+def make_optimizer(
+    config: TrainConfig, model: nn.Module, device: torch.device
+) -> torch.optim.Optimizer:
     # On the CPU the fused implementation updates each parameter in one kernel instead of ~10
     # small ops: 0.1 ms instead of 0.36 ms per step for the default model on the 2-core machine.
     # (On CUDA PyTorch's default, foreach, is kept: the fused one is unmeasured there.)
@@ -69,7 +71,9 @@ class TrainState:
         self.optimizer = make_optimizer(config, self.model, device)
         self.scheduler = make_scheduler(config, self.optimizer, steps_per_epoch)
         # fp16 needs loss scaling; disabled, the scaler passes everything straight through.
-        self.scaler = torch.amp.GradScaler("cuda", enabled=config.amp == "fp16" and device.type == "cuda")
+        self.scaler = torch.amp.GradScaler(
+            "cuda", enabled=config.amp == "fp16" and device.type == "cuda"
+        )
         # The weights we evaluate and save: a moving average of the trained ones, which smooths
         # out the noise of a high learning rate (or the trained weights themselves when off).
         self.ema = WeightEMA(self.model, config.ema_decay) if config.ema_decay > 0 else None
@@ -139,15 +143,20 @@ class TrainState:
         saved = TrainConfig.from_dict(ckpt["train_config"])
         where = ckpt.get("path", "the checkpoint")
         if saved.recipe() != self.config.recipe():
-            raise ConfigError(f"{where} was trained with a different config; resume it without changing flags")
+            raise ConfigError(
+                f"{where} was trained with a different config; resume it without changing flags"
+            )
         # The global batch, the shards and the schedule's step count all depend on the world size.
         saved_world = int(ckpt.get("world_size", 1))
         if saved_world != self.world_size:
             raise ConfigError(
-                f"{where} was trained by {saved_world} process(es), not {self.world_size}: resume it with "
+                f"{where} was trained by {saved_world} process(es), not {self.world_size}: "
+                "resume it with "
                 f"the same number (torchrun --nproc_per_node={saved_world}, or no torchrun for 1)"
             )
-        self.model.load_state_dict(ckpt["train_state"] if self.ema is not None else ckpt["model_state"])
+        self.model.load_state_dict(
+            ckpt["train_state"] if self.ema is not None else ckpt["model_state"]
+        )
         if self.ema is not None:
             self.ema.module.load_state_dict(ckpt["model_state"])
             self.ema.updates = int(ckpt["ema_updates"])

@@ -101,7 +101,8 @@ def fit(
             return {}
         summary = _test_once(run, state, rt, splits, data_dir, download, throughput, started)
         say(
-            f"test accuracy {summary['test_acc']:.2%} (loss {summary['test_loss']:.4f}) with the best "
+            f"test accuracy {summary['test_acc']:.2%} (loss {summary['test_loss']:.4f}) "
+            "with the best "
             f"checkpoint (epoch {state.best_epoch}); training {state.train_seconds:.1f}s, total "
             f"{summary['total_seconds']:.1f}s; run saved in {run.path}"
         )
@@ -120,23 +121,52 @@ def _load_splits(config: TrainConfig, rt: Runtime, data_dir: Any, download: bool
     if primary:
         barrier(rt.dist)
     if config.val_size >= len(full):
-        raise ConfigError(f"--val-size {config.val_size} must be smaller than the {len(full)} training images")
-    train, val = split_train_val(full, config.val_size, config.seed) if config.val_size else (full, None)
-    test = load_mnist(data_dir, train=False, download=download) if config.eval_test_every_epoch else None
-    return Splits(train.to(rt.device), val.to(rt.device) if val else None, test.to(rt.device) if test else None)
+        raise ConfigError(
+            f"--val-size {config.val_size} must be smaller than the {len(full)} training images"
+        )
+    train, val = (
+        split_train_val(full, config.val_size, config.seed) if config.val_size else (full, None)
+    )
+    test = (
+        load_mnist(data_dir, train=False, download=download)
+        if config.eval_test_every_epoch
+        else None
+    )
+    return Splits(
+        train.to(rt.device),
+        val.to(rt.device) if val else None,
+        test.to(rt.device) if test else None,
+    )
 
 
 def _steps_per_epoch(config: TrainConfig, train_images: int, rt: Runtime) -> int:
-    shard = -(-train_images // rt.dist.world_size)  # each rank's share, padded like DistributedSampler
+    shard = -(
+        -train_images // rt.dist.world_size
+    )  # each rank's share, padded like DistributedSampler
     return -(-shard // config.batch_size)
 
 
-def _train_epochs(state: TrainState, splits: Splits, run: RunDir, rt: Runtime, say: Callable[[str], None],
-                  started: float, progress: bool | None, quiet: bool,
-                  on_batch: Callable[[int, int], None] | None) -> float | None:
-    """The epoch loop; returns this session's training throughput (images/s), None if no epoch ran."""
+def _train_epochs(
+    state: TrainState,
+    splits: Splits,
+    run: RunDir,
+    rt: Runtime,
+    say: Callable[[str], None],
+    started: float,
+    progress: bool | None,
+    quiet: bool,
+    on_batch: Callable[[int, int], None] | None,
+) -> float | None:
+    """The epoch loop.
+
+    Returns this session's training throughput (images/s), None if no epoch ran.
+    """
     config = state.config
-    show_bar = (progress if progress is not None else sys.stderr.isatty()) and rt.dist.is_primary and not quiet
+    show_bar = (
+        (progress if progress is not None else sys.stderr.isatty())
+        and rt.dist.is_primary
+        and not quiet
+    )
     bar = _Progress(show_bar)
     saved_epoch, epoch = state.epoch, state.epoch
     images, seconds = 0.0, 0.0
@@ -161,11 +191,22 @@ def _train_epochs(state: TrainState, splits: Splits, run: RunDir, rt: Runtime, s
     return images / seconds if seconds else None
 
 
-def _train_and_validate(state: TrainState, splits: Splits, epoch: int, rt: Runtime, bar: _Progress,
-                        on_batch: Callable[[int, int], None] | None) -> dict[str, Any]:
-    """One epoch of training, then validation (and test, for the article's recipe): one metrics row."""
+def _train_and_validate(
+    state: TrainState,
+    splits: Splits,
+    epoch: int,
+    rt: Runtime,
+    bar: _Progress,
+    on_batch: Callable[[int, int], None] | None,
+) -> dict[str, Any]:
+    """One epoch of training, then validation (and test, for the article's recipe).
+
+    Returns one metrics row.
+    """
     config, dist = state.config, rt.dist
-    order = epoch_permutation(len(splits.train), seed=config.seed, epoch=epoch, rank=dist.rank, world_size=dist.world_size)
+    order = epoch_permutation(
+        len(splits.train), seed=config.seed, epoch=epoch, rank=dist.rank, world_size=dist.world_size
+    )
     bar.start(epoch, config.epochs, int(order.numel()))
     done = [0]
 
@@ -177,27 +218,44 @@ def _train_and_validate(state: TrainState, splits: Splits, epoch: int, rt: Runti
 
     lr = state.lr()
     stats = train_one_epoch(
-        state.trainable, splits.train, order, state.step,
-        batch_size=config.batch_size, normalize=config.normalize, amp=config.amp,
-        augment_shift=config.augment_shift, on_batch=after_step,
+        state.trainable,
+        splits.train,
+        order,
+        state.step,
+        batch_size=config.batch_size,
+        normalize=config.normalize,
+        amp=config.amp,
+        augment_shift=config.augment_shift,
+        on_batch=after_step,
         # Seeded per (seed, epoch, rank) so a resumed run augments exactly as an uninterrupted one.
-        augment_generator=torch.Generator().manual_seed(derived_seed(config.seed, epoch, 1 + dist.rank)),
+        augment_generator=torch.Generator().manual_seed(
+            derived_seed(config.seed, epoch, 1 + dist.rank)
+        ),
     )
     bar.close()
     keys = ("loss_sum", "correct", "samples", "seconds")
     loss_sum, correct, samples, seconds = all_reduce_sum([stats[k] for k in keys], dist, rt.device)
     seconds /= dist.world_size  # ranks run concurrently: mean wall time
     row: dict[str, Any] = {
-        "epoch": epoch, "train_loss": loss_sum / samples, "train_acc": correct / samples, "lr": lr,
-        "epoch_seconds": seconds, "samples_per_s": samples / seconds, "samples": samples,
+        "epoch": epoch,
+        "train_loss": loss_sum / samples,
+        "train_acc": correct / samples,
+        "lr": lr,
+        "epoch_seconds": seconds,
+        "samples_per_s": samples / seconds,
+        "samples": samples,
     }
     for name, split in (("val", splits.val), ("test", splits.test)):
         if split is not None:
-            row[f"{name}_loss"], row[f"{name}_acc"] = _evaluate_shared(state.eval_model, split, config, rt)
+            row[f"{name}_loss"], row[f"{name}_acc"] = _evaluate_shared(
+                state.eval_model, split, config, rt
+            )
     return row
 
 
-def _evaluate_shared(model: nn.Module, split: Split, config: TrainConfig, rt: Runtime) -> tuple[float, float]:
+def _evaluate_shared(
+    model: nn.Module, split: Split, config: TrainConfig, rt: Runtime
+) -> tuple[float, float]:
     """Mean loss and accuracy on ``split``. Under DDP each rank scores its own shard and the sums
     are all-reduced, so the ranks share the work and all of them get the same figures (they must
     agree on which epoch is best)."""
@@ -208,7 +266,9 @@ def _evaluate_shared(model: nn.Module, split: Split, config: TrainConfig, rt: Ru
     return loss_sum / total, correct / total
 
 
-def _save(run: RunDir, state: TrainState, started: float, row: dict[str, Any] | None, improved: bool) -> None:
+def _save(
+    run: RunDir, state: TrainState, started: float, row: dict[str, Any] | None, improved: bool
+) -> None:
     """Record a finished epoch. Order matters for a kill between writes: checkpoint_last goes last,
     so it never holds an epoch whose metrics row or best checkpoint is missing (a resume drops rows
     after checkpoint_last's epoch and redoes that epoch identically)."""
@@ -221,13 +281,23 @@ def _save(run: RunDir, state: TrainState, started: float, row: dict[str, Any] | 
     save_checkpoint(run.last_checkpoint, payload)
 
 
-def _test_once(run: RunDir, state: TrainState, rt: Runtime, splits: Splits, data_dir: Any, download: bool,
-               throughput: float | None, started: float) -> dict[str, Any]:
+def _test_once(
+    run: RunDir,
+    state: TrainState,
+    rt: Runtime,
+    splits: Splits,
+    data_dir: Any,
+    download: bool,
+    throughput: float | None,
+    started: float,
+) -> dict[str, Any]:
     """The test set, once, on the best checkpoint as users load it; writes summary.json."""
     config = state.config
     best = load_trained(run.best_checkpoint, rt.device)
     test_split = splits.test or load_mnist(data_dir, train=False, download=download).to(rt.device)
-    test = evaluate(best.model, test_split, normalize=config.normalize, amp=config.amp, return_outputs=True)
+    test = evaluate(
+        best.model, test_split, normalize=config.normalize, amp=config.amp, return_outputs=True
+    )
     matrix = confusion_matrix(test["predictions"], test_split.labels.cpu())
     macs = recurrent_macs_per_sample(config.model)
     device = rt.device
@@ -250,12 +320,17 @@ def _test_once(run: RunDir, state: TrainState, rt: Runtime, splits: Splits, data
         "per_class": per_class_report(matrix),
         "confusion_matrix": matrix.tolist(),
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
+        "device_name": torch.cuda.get_device_name(device)
+        if device.type == "cuda"
         else platform.processor() or platform.machine(),
         "threads": torch.get_num_threads(),
         "world_size": rt.dist.world_size,
         "global_batch": config.batch_size * rt.dist.world_size,
-        "versions": {"seqmnist": __version__, "torch": torch.__version__, "python": platform.python_version()},
+        "versions": {
+            "seqmnist": __version__,
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+        },
     }
     run.write_summary(summary)
     return summary
@@ -285,7 +360,10 @@ def _resume_command(run_dir: Path, rt: Runtime) -> str:
         return f"seqmnist train --resume {run_dir}"
     per_node = int(os.environ.get("LOCAL_WORLD_SIZE", rt.dist.world_size))
     if per_node == rt.dist.world_size:
-        return f"torchrun --standalone --nproc_per_node={per_node} -m seqmnist train --resume {run_dir}"
+        return (
+            f"torchrun --standalone --nproc_per_node={per_node} "
+            f"-m seqmnist train --resume {run_dir}"
+        )
     return f"the same torchrun command as before, with `-m seqmnist train --resume {run_dir}`"
 
 
@@ -294,19 +372,27 @@ def _start_line(state: TrainState, rt: Runtime, train_images: int) -> str:
     return (
         f"training {m.cell.upper()} hidden={m.hidden} layers={m.layers} "
         f"{'bi' if m.bidirectional else 'uni'}directional readout={m.readout}, {m.order} "
-        f"({m.steps} steps of {m.features_per_step} pixels; {count_parameters(state.model):,} parameters) "
+        f"({m.steps} steps of {m.features_per_step} pixels; "
+        f"{count_parameters(state.model):,} parameters) "
         f"on {rt.device} x{rt.dist.world_size}, {rt.threads} threads; preset {config.preset}, "
-        f"{config.epochs} epochs, batch {config.batch_size * rt.dist.world_size}, {train_images:,} training images"
+        f"{config.epochs} epochs, batch {config.batch_size * rt.dist.world_size}, "
+        f"{train_images:,} training images"
     )
 
 
 def _epoch_line(row: dict[str, Any], epochs: int) -> str:
-    parts = [f"epoch {row['epoch']:>{len(str(epochs))}}/{epochs}",
-             f"train loss {row['train_loss']:.4f} acc {row['train_acc']:.2%}"]
+    parts = [
+        f"epoch {row['epoch']:>{len(str(epochs))}}/{epochs}",
+        f"train loss {row['train_loss']:.4f} acc {row['train_acc']:.2%}",
+    ]
     for name in ("val", "test"):
         if f"{name}_acc" in row:
             parts.append(f"{name} loss {row[f'{name}_loss']:.4f} acc {row[f'{name}_acc']:.2%}")
-    parts += [f"lr {row['lr']:.2e}", f"{row['epoch_seconds']:.1f}s", f"{row['samples_per_s']:,.0f} samples/s"]
+    parts += [
+        f"lr {row['lr']:.2e}",
+        f"{row['epoch_seconds']:.1f}s",
+        f"{row['samples_per_s']:,.0f} samples/s",
+    ]
     return "  ".join(parts)
 
 
@@ -321,7 +407,13 @@ class _Progress:
         if self.enabled:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, desc=f"epoch {epoch}/{epochs}", unit="img", leave=False, dynamic_ncols=True)
+            self.bar = tqdm(
+                total=total,
+                desc=f"epoch {epoch}/{epochs}",
+                unit="img",
+                leave=False,
+                dynamic_ncols=True,
+            )
 
     def update(self, n: int, running_loss: float | None) -> None:
         if self.bar is not None:

@@ -50,7 +50,11 @@ class TrainedModel:
         except SeqMnistError:
             return None
         value = summary.get("test_acc") if summary else None
-        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+        return (
+            float(value)
+            if isinstance(value, (int, float)) and not isinstance(value, bool)
+            else None
+        )
 
 
 def load_trained(path: str | os.PathLike, device: str | torch.device = "cpu") -> TrainedModel:
