@@ -84,13 +84,8 @@ def fit(
         splits = _load_splits(config, rt, data_dir, download)
         state = TrainState(config, rt, _steps_per_epoch(config, len(splits.train), rt))
         if resume:
-            state.load_state_dict(load_checkpoint(run.last_checkpoint, map_location=rt.device))
-            if state.epoch >= config.epochs and run.summary_file.is_file():
-                say(f"{run.path} finished all {config.epochs} epochs already; nothing to do")
-                return run.read_summary() or {}
-            if primary:
-                run.truncate_metrics_after(state.epoch)
-            say(f"resuming {run.path} after epoch {state.epoch} of {config.epochs}")
+            if _resume(run, state, rt, say):
+                return run.read_summary() or {}  # finished before: nothing to do
         elif primary:
             run.create(config, overwrite=True)
             # Epoch 0: so that Ctrl-C during the first epoch still leaves something to resume from.
@@ -109,6 +104,19 @@ def fit(
     if after_run is not None:
         after_run(run.path)
     return summary
+
+
+def _resume(run: RunDir, state: TrainState, rt: Runtime, say: Callable[[str], None]) -> bool:
+    """Load checkpoint_last into ``state``; True when the run had already finished."""
+    state.load_state_dict(load_checkpoint(run.last_checkpoint, map_location=rt.device))
+    epochs = state.config.epochs
+    if state.epoch >= epochs and run.summary_file.is_file():
+        say(f"{run.path} finished all {epochs} epochs already; nothing to do")
+        return True
+    if rt.dist.is_primary:
+        run.truncate_metrics_after(state.epoch)  # rows after the checkpoint's epoch are redone
+    say(f"resuming {run.path} after epoch {state.epoch} of {epochs}")
+    return False
 
 
 def _load_splits(config: TrainConfig, rt: Runtime, data_dir: Any, download: bool) -> Splits:
