@@ -7,11 +7,12 @@ final hidden state ``h_n``. Half of that is wrong. ``nn.LSTM(batch_first=True)``
     h_n    (L*D, B, H)  the final hidden state of every layer and direction
     c_n    (L*D, B, H)  the final cell state (LSTM only; never part of ``output``)
 
-with B images, T = 28 rows, H hidden units, D = 2 directions, L layers; row ``l*D + d`` of ``h_n``
-is layer l, direction d. The forward direction ends at the last row, so its final state is
-``output[:, -1, :H]`` (= ``h_n[-2]``). The backward direction reads the rows bottom-up and ends at
-row 0: its final state is ``output[:, 0, H:]`` (= ``h_n[-1]``); ``output[:, -1, H:]`` is the
-backward state after reading only the last row. ``inspect_model`` measures all of this.
+with B images, T time steps (28 rows when reading row by row), H hidden units, D = 2 directions,
+L layers; row ``l*D + d`` of ``h_n`` is layer l, direction d. The forward direction ends at the
+last step, so its final state is ``output[:, -1, :H]`` (= ``h_n[-2]``). The backward direction
+reads the steps in reverse and ends at step 0: its final state is ``output[:, 0, H:]``
+(= ``h_n[-1]``); ``output[:, -1, H:]`` is the backward state after reading only the last step.
+``inspect_model`` measures all of this.
 """
 
 from __future__ import annotations
@@ -220,7 +221,7 @@ def format_inspection(info: dict[str, Any]) -> str:
             "both directions:\n"
             "its forward half is the forward final state (= h_n[-2]), "
             "but its backward half has read\n"
-            "only the last row. "
+            f"only the last {'row' if m['order'] == 'rows' else 'step'}. "
             "The backward direction's final state is output[:, 0, H:] (= h_n[-1])."
         )
     else:
