@@ -232,6 +232,8 @@ def test_resume_after_interruption_equals_uninterrupted_run(
         summary["test_acc"] == reference["test_acc"]
         and summary["best_epoch"] == reference["best_epoch"]
     )
+    # wall time adds up over both sessions, so it can never be less than the training time
+    assert summary["total_seconds"] >= summary["train_seconds"] > 0
 
 
 def test_resume_refuses_a_changed_config_and_a_finished_run_resumes_to_its_result(
@@ -263,6 +265,8 @@ def test_resume_refuses_a_changed_config_and_a_finished_run_resumes_to_its_resul
     assert (
         summary["test_acc"] == json.loads((reference_run / "summary.json").read_text())["test_acc"]
     )
+    # a finished run is left as it was: its summary is not rewritten
+    assert (run_dir / "summary.json").read_bytes() == (reference_run / "summary.json").read_bytes()
 
 
 def test_seed_preset_evaluates_test_every_epoch_without_validation(

@@ -12,14 +12,13 @@ are known to fit its saved config: a crafted config cannot make us allocate a hu
 
 from __future__ import annotations
 
-import math
 import os
 from typing import Any
 
 import torch
 
 from .config import ModelConfig, TrainConfig
-from .errors import CheckpointError, ConfigError
+from .errors import CheckpointError, ConfigError, first_line
 from .model import SeqClassifier, build_model
 from .run import atomic_write, resolve_checkpoint
 
@@ -89,7 +88,7 @@ def model_from_checkpoint(data: dict[str, Any]) -> SeqClassifier:
         with torch.device("meta"):
             skeleton = ARCHITECTURES[data["arch"]](config)
     except (TypeError, ValueError, ConfigError) as exc:
-        raise CheckpointError(f"{where} has an invalid model config ({_first_line(exc)})") from None
+        raise CheckpointError(f"{where} has an invalid model config ({first_line(exc)})") from None
     expected = {name: tuple(t.shape) for name, t in skeleton.state_dict().items()}
     _check_weights(data["model_state"], expected, where)
     model = ARCHITECTURES[data["arch"]](config)
@@ -115,8 +114,7 @@ def _check_weights(state: dict[str, Any], expected: dict[str, tuple[int, ...]], 
             got = tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor).__name__
             raise CheckpointError(
                 f"{where} does not match its own model config "
-                f"({name} is {got}, the config needs {shape}); "
-                "the file is damaged"
+                f"({name} is {got}, the config needs {shape}); the file is damaged"
             )
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             raise CheckpointError(
@@ -135,15 +133,6 @@ def train_config_from_checkpoint(data: dict[str, Any]) -> TrainConfig | None:
         config.validate()
     except (TypeError, ValueError, ConfigError) as exc:
         raise CheckpointError(
-            f"{data.get('path', 'checkpoint')} has an invalid train config ({_first_line(exc)})"
+            f"{data.get('path', 'checkpoint')} has an invalid train config ({first_line(exc)})"
         ) from None
     return config
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return (lines[0] if lines else type(exc).__name__)[:160]
-
-
-def is_finite_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

@@ -34,3 +34,9 @@ class TrainingInterrupted(SeqMnistError):
 
 class TrainingDiverged(SeqMnistError):
     """The training loss became NaN or infinite."""
+
+
+def first_line(exc: BaseException, limit: int = 160) -> str:
+    """An exception's message cut to its first line, for a one-line error that quotes it."""
+    lines = str(exc).strip().splitlines()
+    return (lines[0] if lines else type(exc).__name__)[:limit]

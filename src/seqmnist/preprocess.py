@@ -40,7 +40,7 @@ from scipy import ndimage
 from skimage.filters import threshold_otsu
 from skimage.morphology import disk, skeletonize
 
-from .errors import SeqMnistError
+from .errors import SeqMnistError, first_line
 
 MAX_PIXELS = 40_000_000
 """Images with more pixels than this are refused before decoding (40 MP is ~160 MB of RGBA)."""
@@ -133,8 +133,8 @@ _OS_ERRORS = {
 def _unreadable(name: str, exc: OSError | ValueError) -> str:
     """One line for a path that cannot be opened: the file's name and what is wrong with it."""
     if isinstance(exc, ValueError):
-        return f"{name!r} is not a usable file name ({_first_line(exc)})"
-    what = _OS_ERRORS.get(exc.errno or 0, f"cannot be read ({exc.strerror or _first_line(exc)})")
+        return f"{name!r} is not a usable file name ({first_line(exc)})"
+    what = _OS_ERRORS.get(exc.errno or 0, f"cannot be read ({exc.strerror or first_line(exc)})")
     return f"{name}: {what}"
 
 
@@ -154,7 +154,7 @@ def _decode(fp: BinaryIO, name: str, max_pixels: int) -> Image.Image:
             f"{name} is not an image in a format this reads (PNG, JPEG, BMP, GIF, TIFF or WebP)"
         ) from None
     except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageError(f"{name} cannot be read as an image ({_first_line(exc)})") from None
+        raise ImageError(f"{name} cannot be read as an image ({first_line(exc)})") from None
 
     width, height = image.size
     if width * height > max_pixels:
@@ -177,7 +177,7 @@ def _decode(fp: BinaryIO, name: str, max_pixels: int) -> Image.Image:
     except Exception as exc:  # decoders raise OSError, SyntaxError, ValueError, EOFError, zlib...
         truncated = isinstance(exc, OSError) and "truncated" in str(exc)
         what = "is truncated" if truncated else "is damaged"
-        raise ImageError(f"{name} {what} and cannot be decoded ({_first_line(exc)})") from None
+        raise ImageError(f"{name} {what} and cannot be decoded ({first_line(exc)})") from None
     return _usable_mode(image, name)
 
 
@@ -222,11 +222,6 @@ def _usable_mode(image: Image.Image, name: str) -> Image.Image:
         f"{name} has pixel mode {mode!r}, which cannot be turned into grey: "
         "save it as an 8-bit greyscale or RGB PNG"
     )
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:160] if text else type(exc).__name__
 
 
 # --- to grey ---------------------------------------------------------------------------------

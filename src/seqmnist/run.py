@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .config import TrainConfig
-from .errors import CheckpointError, ConfigError, SeqMnistError
+from .errors import CheckpointError, ConfigError, SeqMnistError, first_line
 
 CONFIG_NAME = "config.json"
 METRICS_NAME = "metrics.csv"
@@ -48,6 +48,10 @@ METRIC_COLUMNS = (
     "train_seconds",
     "samples_per_s",
 )
+
+
+# How PyTorch's zip writer words a write that the disk refused.
+TORCH_WRITE_FAILURES = ("unexpected pos", "PytorchStreamWriter failed writing", "file write failed")
 
 
 class WriteError(SeqMnistError):
@@ -84,10 +88,9 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
         os.replace(tmp, path)
     except OSError as exc:
         raise write_failure(path, _root_os_error(exc)) from None
-    except (
-        RuntimeError
-    ) as exc:  # torch.save reports a failed write as RuntimeError("... unexpected pos")
-        if "unexpected pos" in str(exc) or "write" in str(exc).lower():
+    except RuntimeError as exc:
+        # torch.save's zip writer reports a full disk as a RuntimeError, not an OSError.
+        if any(marker in str(exc) for marker in TORCH_WRITE_FAILURES):
             raise write_failure(path, OSError(errno.ENOSPC, "no space left")) from None
         raise
     finally:
@@ -111,18 +114,13 @@ def read_json_object(path: Path, what: str) -> dict[str, Any]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
         raise CheckpointError(
-            f"{path} is not a readable {what} ({_short(exc)}); delete it or train the run again"
+            f"{path} is not a readable {what} ({first_line(exc)}); delete it or train the run again"
         ) from None
     if not isinstance(data, dict):
         raise CheckpointError(
             f"{path} is not a seqmnist {what} (a JSON object); delete it or train the run again"
         )
     return data
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:160]
 
 
 class RunDir:
@@ -148,15 +146,18 @@ class RunDir:
         """Made by ``seqmnist train`` (as opposed to a folder that only holds a checkpoint)."""
         return self.config_file.is_file() or self.summary_file.is_file()
 
-    def create(self, config: TrainConfig, overwrite: bool) -> None:
-        """Start a fresh run here: refuse to replace a run unless ``overwrite``, clear stale files,
-        write config.json."""
+    def refuse_to_replace(self, overwrite: bool) -> None:
+        """A fresh run must not silently replace one that is here, unless ``overwrite``."""
         if self.holds_run() and not overwrite:
             raise SeqMnistError(
                 f"{self.path} already holds a run: continue it with --resume {self.path}, "
-                "replace it "
-                "with --overwrite, or choose another --out"
+                "replace it with --overwrite, or choose another --out"
             )
+
+    def create(self, config: TrainConfig, overwrite: bool) -> None:
+        """Start a fresh run here: refuse to replace a run unless ``overwrite``, clear stale files,
+        write config.json."""
+        self.refuse_to_replace(overwrite)
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             for stale in (
@@ -191,7 +192,7 @@ class RunDir:
             return TrainConfig.from_dict(data)
         except (ConfigError, TypeError) as exc:
             raise CheckpointError(
-                f"{self.config_file} is not a valid seqmnist config ({_short(exc)})"
+                f"{self.config_file} is not a valid seqmnist config ({first_line(exc)})"
             ) from None
 
     def read_summary(self) -> dict[str, Any] | None:
@@ -209,13 +210,15 @@ class RunDir:
     def append_metrics(self, row: dict[str, Any]) -> None:
         """Add one epoch's row. The whole file is rewritten atomically (it is a few KB), so a
         failed write never leaves a half row behind."""
-        rows = self.read_metrics() + [row]
-        atomic_write(self.metrics_file, lambda f: f.write(_metrics_csv(rows).encode()))
+        self._write_metrics(self.read_metrics() + [row])
 
     def truncate_metrics_after(self, epoch: int) -> None:
         """Keep rows up to ``epoch`` (on resume, drop epochs the checkpoint does not contain)."""
-        rows = [r for r in self.read_metrics() if int(r["epoch"] or 0) <= epoch]
-        atomic_write(self.metrics_file, lambda f: f.write(_metrics_csv(rows).encode()))
+        self._write_metrics([r for r in self.read_metrics() if r["epoch"] <= epoch])
+
+    def _write_metrics(self, rows: list[dict[str, Any]]) -> None:
+        text = _metrics_csv(rows)
+        atomic_write(self.metrics_file, lambda f: f.write(text.encode()))
 
     def checkpoint(self, prefer: str = "best") -> Path:
         """Its best checkpoint, else its last one (or the other way round)."""
@@ -250,7 +253,7 @@ def read_metrics(path: str | os.PathLike) -> list[dict[str, float | None]]:
         return [_parse_row(row) for row in rows]
     except (OSError, ValueError, csv.Error) as exc:
         raise CheckpointError(
-            f"{path} is damaged ({_short(exc)}); delete the bad rows or train the run again"
+            f"{path} is damaged ({first_line(exc)}); delete the bad rows or train the run again"
         ) from None
 
 

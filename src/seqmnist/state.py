@@ -7,6 +7,7 @@ rebuild the model for inference (``model_config`` + ``model_state``); see checkp
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict
 from typing import Any
 
@@ -56,7 +57,14 @@ class TrainState:
     """The model, its moving average, the optimiser, schedule and loss scaler, and the run's
     progress (epoch, best epoch and accuracy, seconds). Built identically on every rank."""
 
-    def __init__(self, config: TrainConfig, runtime: Runtime, steps_per_epoch: int) -> None:
+    def __init__(
+        self,
+        config: TrainConfig,
+        runtime: Runtime,
+        steps_per_epoch: int,
+        started: float | None = None,
+    ) -> None:
+        """``started``: ``time.perf_counter()`` when this session began (default: now)."""
         self.config = config
         self.world_size = runtime.dist.world_size
         device = runtime.device
@@ -82,7 +90,8 @@ class TrainState:
         self.best_epoch = 0
         self.best_val_acc = -1.0
         self.train_seconds = 0.0  # in the training loop, all sessions of this run
-        self.total_seconds = 0.0  # wall time of all earlier sessions, set by load_state_dict
+        self.earlier_seconds = 0.0  # wall time of this run's earlier sessions (resumes)
+        self.started = time.perf_counter() if started is None else started
 
     @property
     def eval_model(self) -> nn.Module:
@@ -102,6 +111,10 @@ class TrainState:
             self.scheduler.step()
         if self.ema is not None:
             self.ema.update(self.model)
+
+    def total_seconds(self) -> float:
+        """Wall time of the whole run so far: earlier sessions plus this one."""
+        return self.earlier_seconds + (time.perf_counter() - self.started)
 
     def lr(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
@@ -134,7 +147,7 @@ class TrainState:
             "best_val_acc": self.best_val_acc,
             "best_epoch": self.best_epoch,
             "train_seconds": self.train_seconds,
-            "total_seconds": self.total_seconds,
+            "total_seconds": self.total_seconds(),
             "world_size": self.world_size,
         }
 
@@ -171,7 +184,7 @@ class TrainState:
         self.best_epoch = int(ckpt["best_epoch"])
         self.train_seconds = float(ckpt["train_seconds"])
         # Checkpoints from before total_seconds was kept: the training time is the best lower bound.
-        self.total_seconds = float(ckpt.get("total_seconds", self.train_seconds))
+        self.earlier_seconds = float(ckpt.get("total_seconds", self.train_seconds))
 
 
 def _rng_state(device: torch.device) -> dict[str, Any]:

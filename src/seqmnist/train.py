@@ -75,31 +75,30 @@ def fit(
     run = RunDir(run_dir)
     if resume:
         run.check_writable()
-    elif run.holds_run() and not overwrite:
-        run.create(config, overwrite=False)  # raises: names --resume, --overwrite and --out
+    else:
+        run.refuse_to_replace(overwrite)  # on every rank, before any of them starts work
     started = time.perf_counter()
     with training_runtime(config.device, config.threads, config.amp) as rt, _sigterm_as_interrupt():
         primary = rt.dist.is_primary
         say = (log or print) if (primary and not quiet) else (lambda _msg: None)
         splits = _load_splits(config, rt, data_dir, download)
-        state = TrainState(config, rt, _steps_per_epoch(config, len(splits.train), rt))
+        state = TrainState(config, rt, _steps_per_epoch(config, len(splits.train), rt), started)
         if resume:
             if _resume(run, state, rt, say):
                 return run.read_summary() or {}  # finished before: nothing to do
         elif primary:
             run.create(config, overwrite=True)
             # Epoch 0: so that Ctrl-C during the first epoch still leaves something to resume from.
-            _save(run, state, started, row=None, improved=False)
+            _save(run, state, row=None, improved=False)
         say(_start_line(state, rt, len(splits.train)))
-        throughput = _train_epochs(state, splits, run, rt, say, started, progress, quiet, on_batch)
+        throughput = _train_epochs(state, splits, run, rt, say, progress, quiet, on_batch)
         if not primary:
             return {}
-        summary = _test_once(run, state, rt, splits, data_dir, download, throughput, started)
+        summary = _test_once(run, state, rt, splits, data_dir, download, throughput)
         say(
-            f"test accuracy {summary['test_acc']:.2%} (loss {summary['test_loss']:.4f}) "
-            "with the best "
-            f"checkpoint (epoch {state.best_epoch}); training {state.train_seconds:.1f}s, total "
-            f"{summary['total_seconds']:.1f}s; run saved in {run.path}"
+            f"test accuracy {summary['test_acc']:.2%} (loss {summary['test_loss']:.4f}) with the "
+            f"best checkpoint (epoch {state.best_epoch}); training {state.train_seconds:.1f}s, "
+            f"total {summary['total_seconds']:.1f}s; run saved in {run.path}"
         )
     if after_run is not None:
         after_run(run.path)
@@ -160,7 +159,6 @@ def _train_epochs(
     run: RunDir,
     rt: Runtime,
     say: Callable[[str], None],
-    started: float,
     progress: bool | None,
     quiet: bool,
     on_batch: Callable[[int, int], None] | None,
@@ -185,7 +183,7 @@ def _train_epochs(
             improved = state.finish_epoch(epoch, row["epoch_seconds"], row.get("val_acc"))
             row["train_seconds"] = state.train_seconds
             if rt.dist.is_primary:
-                _save(run, state, started, row, improved)
+                _save(run, state, row, improved)
             saved_epoch = epoch
             say(_epoch_line(row, config.epochs))
     except KeyboardInterrupt:
@@ -274,14 +272,11 @@ def _evaluate_shared(
     return loss_sum / total, correct / total
 
 
-def _save(
-    run: RunDir, state: TrainState, started: float, row: dict[str, Any] | None, improved: bool
-) -> None:
+def _save(run: RunDir, state: TrainState, row: dict[str, Any] | None, improved: bool) -> None:
     """Record a finished epoch. Order matters for a kill between writes: checkpoint_last goes last,
     so it never holds an epoch whose metrics row or best checkpoint is missing (a resume drops rows
     after checkpoint_last's epoch and redoes that epoch identically)."""
     payload = state.state_dict()
-    payload["total_seconds"] = state.total_seconds + (time.perf_counter() - started)
     if row is not None:
         run.append_metrics(row)
     if improved:
@@ -297,7 +292,6 @@ def _test_once(
     data_dir: Any,
     download: bool,
     throughput: float | None,
-    started: float,
 ) -> dict[str, Any]:
     """The test set, once, on the best checkpoint as users load it; writes summary.json."""
     config = state.config
@@ -320,7 +314,7 @@ def _test_once(
         "best_val_acc": state.best_val_acc if splits.val is not None else None,
         "epochs": config.epochs,
         "train_seconds": state.train_seconds,
-        "total_seconds": state.total_seconds + (time.perf_counter() - started),
+        "total_seconds": state.total_seconds(),
         "samples_per_s": throughput,
         # Recurrent matmul work: forward 2*MACs FLOPs per sample, backward about twice that.
         "train_gflops_per_s": (6 * macs * throughput / 1e9) if throughput else None,

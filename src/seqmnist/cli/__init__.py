@@ -60,8 +60,8 @@ COMMANDS: dict[
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="seqmnist",
-        description="Train, evaluate, explain and serve recurrent classifiers on MNIST read row "
-        "by row.",
+        description="Train, evaluate, explain and serve recurrent classifiers on MNIST read as "
+        "a sequence.",
     )
     parser.add_argument("--version", action="version", version=f"seqmnist {__version__}")
     parser.add_argument(

@@ -53,3 +53,12 @@ def _json(data: Any) -> str:
         raise SeqMnistError(
             "the result holds NaN or infinite numbers; the model or its run is damaged"
         ) from None
+
+
+def _model_argument(parser: argparse.ArgumentParser) -> None:
+    """The trained model a command works on: a run directory or a checkpoint file."""
+    parser.add_argument(
+        "model",
+        metavar="RUN_DIR_OR_CHECKPOINT",
+        help="a run directory (its best checkpoint) or a checkpoint file",
+    )

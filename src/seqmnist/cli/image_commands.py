@@ -9,7 +9,7 @@ from typing import Any
 
 from ..config import DEVICES
 from ..errors import SeqMnistError
-from .common import EXIT_ERROR, _common_data_flags, _json, _require_range
+from .common import EXIT_ERROR, _common_data_flags, _json, _model_argument, _require_range
 
 # --- show -----------------------------------------------------------------------------------
 
@@ -114,21 +114,17 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "serve",
         help="a draw-a-digit web page and a JSON API for a trained model",
-        description="Serve a trained model over HTTP: GET / is a page to draw digits on, POST "
-        "/api/predict "
-        "classifies an uploaded image, GET /api/model describes the model. The model loads once; "
-        "stop with Ctrl-C. Needs the 'serve' extra: pip install 'seqmnist[serve]'.",
+        description="Serve a trained model over HTTP: GET / is a page to draw digits on, "
+        "POST /api/predict classifies an uploaded image, GET /api/model describes the model. "
+        "The model loads once; stop with Ctrl-C. Needs the 'serve' extra: "
+        "pip install 'seqmnist[serve]'.",
     )
-    p.add_argument(
-        "model",
-        metavar="RUN_DIR_OR_CHECKPOINT",
-        help="a run directory (its best checkpoint) or a checkpoint file",
-    )
+    _model_argument(p)
     p.add_argument(
         "--host",
         default="127.0.0.1",
-        help="address to listen on; 0.0.0.0 exposes the server to your network (default: "
-        "127.0.0.1)",
+        help="address to listen on; 0.0.0.0 exposes the server to your network "
+        "(default: 127.0.0.1)",
     )
     p.add_argument(
         "--port",
@@ -167,17 +163,12 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "predict",
         help="classify your own images (photos, scans, drawings) with a trained model",
-        description="Classify image files. Each image is made MNIST-like first (grey, light ink on "
-        "black, cropped, fitted to 20x20, centred by mass in 28x28). A file that cannot be used "
-        "gets "
-        "an error line on stderr; the others are still classified; the exit code is 1 if any "
-        "failed.",
+        description="Classify image files. Each image is made MNIST-like first (grey, light ink "
+        "on black, cropped, fitted to 20x20, centred by mass in 28x28). A file that cannot be "
+        "used gets an error line on stderr; the others are still classified; the exit code is 1 "
+        "if any failed.",
     )
-    p.add_argument(
-        "model",
-        metavar="RUN_DIR_OR_CHECKPOINT",
-        help="a run directory (its best checkpoint) or a checkpoint file",
-    )
+    _model_argument(p)
     p.add_argument(
         "images",
         metavar="IMAGE_OR_DIR",

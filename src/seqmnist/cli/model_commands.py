@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..config import DEVICES, TrainConfig
-from .common import _common_data_flags, _json, _require_range
+from .common import _common_data_flags, _json, _model_argument, _require_range
 
 # --- evaluate -------------------------------------------------------------------------------
 
@@ -14,11 +14,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "evaluate", help="accuracy, loss, per-class report and confusion matrix of a model"
     )
-    p.add_argument(
-        "model",
-        metavar="RUN_DIR_OR_CHECKPOINT",
-        help="a run directory (its best checkpoint) or a checkpoint file",
-    )
+    _model_argument(p)
     p.add_argument(
         "--split",
         choices=["test", "val"],
@@ -134,11 +130,7 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
         "test images next to PyTorch: it is kept only if the outputs agree to 1e-4 and all "
         "labels match.",
     )
-    p.add_argument(
-        "model",
-        metavar="RUN_DIR_OR_CHECKPOINT",
-        help="a run directory (its best checkpoint) or a checkpoint file",
-    )
+    _model_argument(p)
     p.add_argument(
         "--format",
         dest="fmt",
