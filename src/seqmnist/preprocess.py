@@ -249,7 +249,9 @@ def _to_grey(image: Image.Image | np.ndarray) -> np.ndarray:
     background."""
     arr = _pil_to_array(image) if isinstance(image, Image.Image) else np.asarray(image)
     if arr.dtype.kind not in "biuf":  # complex, strings, objects, dates ...
-        raise ImageError(f"an image array must hold numbers (bool, int or float); got {arr.dtype}")
+        raise ImageError(
+            f"an image array must hold numbers (bool, int or float); got dtype {arr.dtype}"
+        )
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[:, :, 0]
     if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
