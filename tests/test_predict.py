@@ -1,5 +1,5 @@
-"""The Python API (seqmnist.load / Classifier.predict) and `seqmnist predict` on people's own "
-"files."""
+"""The Python API (seqmnist.load / Classifier.predict) and `seqmnist predict` on people's own
+files."""
 
 from __future__ import annotations
 

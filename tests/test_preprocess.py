@@ -53,8 +53,8 @@ def test_mnist_form_passes_through_unchanged(test_digits):
 
 
 def test_inverted_mnist_digit_is_recovered(test_digits):
-    """Dark ink on light paper at 28x28 goes through the whole pipeline and comes back "
-    "MNIST-like."""
+    """Dark ink on light paper at 28x28 goes through the whole pipeline and comes back
+    MNIST-like."""
     images, _ = test_digits
     scores = []
     for x in images[:20]:
@@ -221,8 +221,8 @@ def test_gif_first_frame_is_used(tmp_path, test_digits):
 
 
 def test_exif_orientation_is_applied(tmp_path, photo_rgb):
-    """A phone stores the photo sideways with EXIF Orientation 6 (rotate 90 degrees clockwise "
-    "to view)."""
+    """A phone stores the photo sideways with EXIF Orientation 6 (rotate 90 degrees clockwise
+    to view)."""
     photo, digit = photo_rgb
     sideways = photo.transpose(Image.Transpose.ROTATE_90)  # as the sensor saw it
     exif = Image.Exif()

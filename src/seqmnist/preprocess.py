@@ -566,8 +566,8 @@ def _fit_and_centre(crop: np.ndarray) -> np.ndarray:
 
 
 def load_mnist_image(source: str | os.PathLike | bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """``open_image`` then ``to_mnist``, with the file's name in a "no ink" error: (28, 28) "
-    "uint8."""
+    """``open_image`` then ``to_mnist``, with the file's name in a "no ink" error: (28, 28)
+    uint8."""
     image = open_image(source, max_pixels=max_pixels)
     try:
         return to_mnist(image)
