@@ -31,8 +31,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 from common import RESULTS_DIR, machine  # noqa: E402
 from foreign import FROM_MNIST_TEST, SCAN_VARIANTS, SOURCES, font_files, make_source  # noqa: E402
 from seqmnist.data import load_mnist  # noqa: E402
+from seqmnist.images import ImageError  # noqa: E402
 from seqmnist.predict import load  # noqa: E402
-from seqmnist.preprocess import ImageError, to_mnist  # noqa: E402
+from seqmnist.preprocess import to_mnist  # noqa: E402
 
 
 def run_source(clf, name: str, n: int, seed: int, images: np.ndarray, labels: np.ndarray) -> dict:

@@ -15,7 +15,8 @@ from scipy import ndimage
 
 from foreign import SCAN_VARIANTS, font_files, make_source
 from seqmnist.data import load_mnist
-from seqmnist.preprocess import ImageError, to_mnist
+from seqmnist.images import ImageError
+from seqmnist.preprocess import to_mnist
 
 N = 150  # digits per source: the same first N MNIST test digits for every MNIST-made source
 

@@ -20,9 +20,9 @@ from seqmnist.cli import main
 from seqmnist.config import ModelConfig, preset_config
 from seqmnist.data import load_mnist, to_model_input
 from seqmnist.errors import CheckpointError, SeqMnistError
+from seqmnist.images import ImageError
 from seqmnist.model import SeqClassifier
 from seqmnist.predict import Classifier, Prediction, load
-from seqmnist.preprocess import ImageError
 
 
 @pytest.fixture(scope="module")

@@ -16,14 +16,8 @@ from PIL import Image
 from photos import KINDS, make_photo
 from seqmnist.data import load_mnist
 from seqmnist.errors import SeqMnistError
-from seqmnist.preprocess import (
-    MAX_PIXELS,
-    ImageError,
-    is_mnist_form,
-    load_mnist_image,
-    open_image,
-    to_mnist,
-)
+from seqmnist.images import MAX_PIXELS, ImageError, open_image
+from seqmnist.preprocess import is_mnist_form, load_mnist_image, to_mnist
 
 
 @pytest.fixture(scope="module")

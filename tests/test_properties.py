@@ -32,7 +32,8 @@ from PIL import Image
 from conftest import make_synthetic_mnist
 from seqmnist.data import RAW_FILES, load_mnist
 from seqmnist.errors import DataError, SeqMnistError
-from seqmnist.preprocess import ImageError, load_mnist_image, open_image, to_mnist
+from seqmnist.images import ImageError, open_image
+from seqmnist.preprocess import load_mnist_image, to_mnist
 
 fastapi = pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402

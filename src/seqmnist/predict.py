@@ -25,8 +25,9 @@ from PIL import Image
 from .config import TrainConfig
 from .data import to_model_input
 from .errors import SeqMnistError
+from .images import ImageError, open_image
 from .model import SeqClassifier, count_parameters
-from .preprocess import ImageError, open_image, to_mnist
+from .preprocess import to_mnist
 from .trained import load_trained
 
 # One image: a PIL image, an array (H, W) / (H, W, C), a file path, raw file bytes, or a

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import SeqMnistError
-from .preprocess import IMAGE_EXTENSIONS
+from .images import IMAGE_EXTENSIONS
 from .run import atomic_write, write_failure
 
 

@@ -6,8 +6,8 @@ aspect ratio (anti-aliasing makes grey edges), then placed in a 28x28 field so t
 mass sits at the centre. A model trained on MNIST only works on images that look like that, so a
 photo of a digit on paper goes through the same steps here:
 
-    open_image (path or bytes, size-checked before decoding)
-      -> grey float (H, W) in [0, 1]    transparency composited, any mode (L, RGB, RGBA, P, I;16)
+    open_image (images.py: path or bytes, size-checked before decoding)
+      -> to_grey (images.py): float (H, W) in [0, 1], transparency composited, any mode
       -> light ink on dark             inverted unless the dark (Otsu) class covers most of the
                                        border and most of the image; no margin of paper assumed
       -> paper flattened               a quadratic surface fitted to the paper pixels only
@@ -28,34 +28,20 @@ demo and the CLI see the same 28x28 image.
 
 from __future__ import annotations
 
-import errno
-import io
 import os
-from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 from scipy import ndimage
 from skimage.filters import threshold_otsu
 from skimage.morphology import disk, skeletonize
 
-from .errors import SeqMnistError, first_line
-
-MAX_PIXELS = 40_000_000
-"""Images with more pixels than this are refused before decoding (40 MP is ~160 MB of RGBA)."""
-
-PILLOW_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP")
-"""The formats ``open_image`` decodes (Pillow's JPEG reader also takes cameras' MPO files)."""
-
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
-"""File name endings ``seqmnist predict`` picks up when it walks a folder."""
+from .images import MAX_PIXELS, WORK_MAX_SIDE, ImageError, open_image, sample_pixels, to_grey
 
 MNIST_SIZE = 28
 DIGIT_BOX = 20  # MNIST fits each digit's longer side to 20 px
 MNIST_CENTRE = 14.0  # mean centre of mass of MNIST test digits, in pixels (measured: 13.99, 14.01)
 
-WORK_MAX_SIDE = 1024  # larger images are box-reduced to about this first: plenty for a 20 px digit
 MIN_INK_CONTRAST = 0.06  # ink must differ from the paper by 6% of full scale, else "no ink"
 NOISE_SIGMAS = 4.0  # the ink threshold is at least this many noise standard deviations up ...
 INK_SIGMAS = 8.0  # ... and the ink itself this many: pure noise never passes for ink
@@ -72,240 +58,10 @@ MAX_STROKE = 3.6  # ... and thicker than this (a marker, a bold font; ~97% of MN
 TARGET_STROKE = 2.25  # ... thinned, to MNIST's median width (``_stroke_width`` of 1,000 test
 # digits at 80 px: 5th percentile 1.25, median 2.25, 95th 3.3, 99th 4.05)
 
-_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601, as Pillow's convert("L")
-
-
 NO_INK = (
     "no ink found: the image is blank or too faint (draw or photograph a digit with clear "
     "contrast against the paper)"
 )
-
-
-class ImageError(SeqMnistError):
-    """An image cannot be used: unreadable, empty, truncated, not an image, too large, or blank."""
-
-
-# --- reading ---------------------------------------------------------------------------------
-
-
-def open_image(source: str | os.PathLike | bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """Read an image from a path or raw bytes (an upload), fully decoded and upright.
-
-    GIFs (and other animations) give their first frame; an EXIF orientation tag is applied; a
-    JPEG larger than 2048 px a side is decoded at a reduced scale (libjpeg's draft mode; at least
-    1024 px a side remain, more than preprocessing uses).
-
-    The pixel count is checked from the header before any pixel is decoded, so a tiny file that
-    claims to be 100,000 x 100,000 pixels (a decompression bomb) costs nothing. Every problem is an
-    ``ImageError`` naming the file (or "upload") and what is wrong.
-    """
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        data = bytes(source)
-        if not data:
-            raise ImageError("upload is empty (0 bytes): send a PNG, JPEG or other image file")
-        return _decode(io.BytesIO(data), "upload", max_pixels)
-
-    path = Path(source)
-    name = str(path)
-    try:
-        if path.is_dir():
-            raise IsADirectoryError(errno.EISDIR, "is a folder")
-        size = path.stat().st_size
-        if size == 0:
-            raise ImageError(f"{name} is empty (0 bytes): not an image")
-        with path.open("rb") as f:
-            return _decode(f, name, max_pixels)
-    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the name
-        raise ImageError(_unreadable(name, exc)) from None
-
-
-_OS_ERRORS = {
-    errno.ENOENT: "no such file",
-    errno.EACCES: "permission denied",
-    errno.EPERM: "permission denied",
-    errno.EISDIR: "is a folder, not an image file",
-    errno.ELOOP: "is a symbolic link that loops (or too many links deep): point it at a file",
-    errno.ENAMETOOLONG: "the file name is too long",
-    errno.ENOTDIR: "a part of the path is a file, not a folder",
-}
-
-
-def _unreadable(name: str, exc: OSError | ValueError) -> str:
-    """One line for a path that cannot be opened: the file's name and what is wrong with it."""
-    if isinstance(exc, ValueError):
-        return f"{name!r} is not a usable file name ({first_line(exc)})"
-    what = _OS_ERRORS.get(exc.errno or 0, f"cannot be read ({exc.strerror or first_line(exc)})")
-    return f"{name}: {what}"
-
-
-def _decode(fp: BinaryIO, name: str, max_pixels: int) -> Image.Image:
-    """Open lazily (header only), check the size, then decode the first frame."""
-    try:
-        # Only plain raster formats: Pillow would hand EPS to Ghostscript, for instance. (Pillow
-        # warns above ~89 MP and refuses above ~179 MP; our own, lower limit is checked below.)
-        image = Image.open(fp, formats=PILLOW_FORMATS)
-    except Image.DecompressionBombError:
-        raise ImageError(
-            f"{name} has too many pixels (over {2 * Image.MAX_IMAGE_PIXELS:,}); "
-            f"the limit is {max_pixels:,}: scale it down"
-        ) from None
-    except UnidentifiedImageError:
-        raise ImageError(
-            f"{name} is not an image in a format this reads (PNG, JPEG, BMP, GIF, TIFF or WebP)"
-        ) from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageError(f"{name} cannot be read as an image ({first_line(exc)})") from None
-
-    width, height = image.size
-    if width * height > max_pixels:
-        raise ImageError(
-            f"{name} is {width}x{height} = {width * height:,} pixels, over the "
-            f"limit of {max_pixels:,}: scale it down"
-        )
-    if width == 0 or height == 0:
-        raise ImageError(f"{name} has no pixels ({width}x{height})")
-    try:
-        image.seek(0)  # GIF / APNG / multi-page TIFF: the first frame
-        if image.format == "JPEG" and min(width, height) > 2 * WORK_MAX_SIDE:
-            # A phone photo: let libjpeg decode at 1/2, 1/4 or 1/8 scale (>= WORK_MAX_SIDE a side).
-            image.draft(image.mode, (WORK_MAX_SIDE, WORK_MAX_SIDE))
-        image.load()
-        if getattr(image, "n_frames", 1) > 1:
-            image = image.copy()  # a single frame that no longer needs the (closing) file
-        # Phones store photos sideways plus an EXIF "Orientation" tag; turn the pixels upright.
-        image = ImageOps.exif_transpose(image)
-    except Exception as exc:  # decoders raise OSError, SyntaxError, ValueError, EOFError, zlib...
-        truncated = isinstance(exc, OSError) and "truncated" in str(exc)
-        what = "is truncated" if truncated else "is damaged"
-        raise ImageError(f"{name} {what} and cannot be decoded ({first_line(exc)})") from None
-    return _usable_mode(image, name)
-
-
-# Pixel modes Pillow converts to grey ("L"), RGBA, "I" and "F" itself (I;16* are 16-bit greys).
-_CONVERTIBLE_MODES = frozenset(
-    {
-        "1",
-        "L",
-        "P",
-        "RGB",
-        "RGBX",
-        "CMYK",
-        "YCbCr",
-        "HSV",
-        "I",
-        "F",
-        "LA",
-        "PA",
-        "RGBA",
-        "I;16",
-        "I;16B",
-        "I;16L",
-        "I;16N",
-    }
-)
-
-
-def _usable_mode(image: Image.Image, name: str) -> Image.Image:
-    """``image`` in a mode that converts to grey: the one place unusual pixel modes are handled.
-
-    CIE L*a*b* gives its lightness channel (what a reader sees as grey; Pillow has no LAB -> L),
-    premultiplied-alpha modes are un-premultiplied; a mode Pillow cannot convert is refused.
-    """
-    mode = image.mode
-    if mode in _CONVERTIBLE_MODES:
-        return image
-    if mode == "LAB":
-        return image.getchannel("L")
-    if mode in ("La", "RGBa"):
-        return image.convert(mode.upper())
-    raise ImageError(
-        f"{name} has pixel mode {mode!r}, which cannot be turned into grey: "
-        "save it as an 8-bit greyscale or RGB PNG"
-    )
-
-
-# --- to grey ---------------------------------------------------------------------------------
-
-
-def _pil_to_array(image: Image.Image) -> np.ndarray:
-    """A PIL image of any mode -> an array (H, W) or (H, W, 4) RGBA, reduced to ~WORK_MAX_SIDE."""
-    image = _usable_mode(image, "image")
-    mode = image.mode
-    has_alpha = mode in ("RGBA", "LA", "PA") or "transparency" in image.info
-    if has_alpha:
-        image = image.convert("RGBA")
-    elif mode.startswith("I;16") or mode == "I":
-        image = image.convert("I")  # 16-bit greys kept exact as int32
-    elif mode != "F":
-        image = image.convert("L")  # 1, L, P, RGB, CMYK, YCbCr ... (Pillow's luma weights)
-    factor = -(-max(image.size) // WORK_MAX_SIDE)
-    if factor >= 2:
-        image = image.reduce(factor)  # box average: fast and anti-aliased
-    return np.asarray(image)
-
-
-def _to_grey(image: Image.Image | np.ndarray) -> np.ndarray:
-    """Any image -> float32 (H, W) in [0, 1], transparency composited onto a contrasting
-    background."""
-    arr = _pil_to_array(image) if isinstance(image, Image.Image) else np.asarray(image)
-    if arr.dtype.kind not in "biuf":  # complex, strings, objects, dates ...
-        raise ImageError(
-            f"an image array must hold numbers (bool, int or float); got dtype {arr.dtype}"
-        )
-    if arr.ndim == 3 and arr.shape[2] == 1:
-        arr = arr[:, :, 0]
-    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
-        raise ImageError(
-            f"an image array must be (H, W), (H, W, 3) or (H, W, 4); got shape {arr.shape}"
-        )
-    if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ImageError(f"image has no pixels (shape {arr.shape})")
-    x = _scale_to_unit(arr)  # (H, W[, C]) float32 in [0, 1]
-    if x.ndim == 2:
-        return x
-    grey = x[:, :, :3] @ _LUMA  # (H, W)
-    if x.shape[2] == 3:
-        return grey
-    alpha = x[:, :, 3]  # (H, W)
-    if alpha.min() >= 0.999:
-        return grey
-    return grey * alpha + _backdrop(grey, alpha) * (1.0 - alpha)
-
-
-def _backdrop(grey: np.ndarray, alpha: np.ndarray) -> float:
-    """The grey to put behind transparent pixels so that they read as paper.
-
-    Two kinds of transparent images: strokes only (a canvas drawing: every opaque pixel is ink)
-    and a sheet with a transparent margin (paper and ink opaque). For strokes only, the backdrop
-    contrasts with the ink; for a sheet, it is the sheet's own typical (median) grey.
-    """
-    opaque = _sample(grey[alpha >= 0.5])
-    if opaque.size == 0:
-        return 0.0
-    low, high = np.percentile(opaque, [1, 99])
-    if high - low < 0.2:  # one tone: strokes only
-        return 1.0 if float(opaque.mean()) < 0.5 else 0.0
-    return float(np.median(opaque))
-
-
-def _scale_to_unit(arr: np.ndarray) -> np.ndarray:
-    """uint8 / 16-bit / int / bool / float pixels -> float32 in [0, 1]."""
-    if arr.dtype.kind not in "buif":
-        raise ImageError(f"an image array must hold numbers; got dtype {arr.dtype}")
-    if arr.dtype == np.bool_:
-        return arr.astype(np.float32)
-    if arr.dtype == np.uint8:
-        return arr.astype(np.float32) / 255.0
-    if arr.dtype == np.uint16:
-        return arr.astype(np.float32) / 65535.0
-    x = arr.astype(np.float32)
-    if not np.isfinite(x).all():
-        raise ImageError("image array holds NaN or infinite values")
-    top = float(x.max()) if x.size else 0.0
-    if np.issubdtype(arr.dtype, np.integer):  # e.g. Pillow's mode "I" from a 16-bit PNG
-        return np.clip(x / (65535.0 if top > 255 else 255.0), 0.0, 1.0)
-    # floats: [0, 1] as given, else read as 0-255
-    return np.clip(x / 255.0 if top > 1.0 + 1e-6 else x, 0.0, 1.0)
 
 
 # --- MNIST form ------------------------------------------------------------------------------
@@ -335,7 +91,7 @@ def to_mnist(image: Image.Image | np.ndarray) -> np.ndarray:
     uint16, bool or float (floats in [0, 1], or 0-255 if larger). Raises ``ImageError`` when no
     ink is found (a blank, uniform or pure-noise image).
     """
-    grey = _to_grey(image)  # (H, W) float32 in [0, 1]
+    grey = to_grey(image)  # (H, W) float32 in [0, 1]
     if is_mnist_form(grey):
         return np.rint(grey * 255.0).astype(np.uint8)
     if max(grey.shape) > WORK_MAX_SIDE:  # arrays (PIL images were reduced on reading)
@@ -381,7 +137,7 @@ def _paper_is_light(grey: np.ndarray) -> bool:
     crop of a thick "1"), light paper is the better guess: dark ink on paper is by far the
     commonest scan and photo.
     """
-    small = _sample(grey, 16_384)
+    small = sample_pixels(grey, 16_384)
     if float(small.max() - small.min()) < 1e-6:
         return True
     dark = small <= threshold_otsu(small)  # (h, w) bool
@@ -448,7 +204,7 @@ def _find_ink(flat: np.ndarray) -> tuple[np.ndarray, float, float, float]:
     differences (robust: edges are few), so ink covering half of the image does not inflate it.
     """
     smooth = ndimage.gaussian_filter(flat, SMOOTH_SIGMA)
-    sample = _sample(smooth)
+    sample = sample_pixels(smooth)
     if float(sample.max() - sample.min()) < 1e-6:
         raise ImageError(NO_INK)
     otsu = float(threshold_otsu(sample))
@@ -465,7 +221,7 @@ def _find_ink(flat: np.ndarray) -> tuple[np.ndarray, float, float, float]:
         if keep.size == 0 or sizes.max() < DOMINANT_INK * sizes.sum():  # specks all over: noise
             raise ImageError(NO_INK)
         ink = np.isin(labels, keep)
-    smooth_level = float(np.percentile(_sample(smooth[ink]), 90))
+    smooth_level = float(np.percentile(sample_pixels(smooth[ink]), 90))
     too_faint = smooth_level - paper < max(MIN_INK_CONTRAST, INK_SIGMAS * noise)
     if too_faint or int(ink.sum()) < MIN_SPECK:
         raise ImageError(NO_INK)
@@ -474,7 +230,7 @@ def _find_ink(flat: np.ndarray) -> tuple[np.ndarray, float, float, float]:
     sharp = (flat > threshold) & ndimage.binary_dilation(ink)
     if sharp.sum() >= MIN_SPECK:
         ink = sharp
-    ink_level = float(np.percentile(_sample(flat[ink]), 90))
+    ink_level = float(np.percentile(sample_pixels(flat[ink]), 90))
     return ink, paper, threshold, max(ink_level, threshold)
 
 
@@ -484,16 +240,6 @@ def _noise_sigma(x: np.ndarray) -> float:
     rows = x[:: max(1, x.shape[0] // 128)]
     diffs = np.abs(np.diff(rows, axis=1))
     return float(1.4826 * np.median(diffs) / np.sqrt(2.0)) if diffs.size else 0.0
-
-
-def _sample(x: np.ndarray, size: int = 4_096) -> np.ndarray:
-    """An evenly strided subset of about ``size`` pixels: its quantiles are as good, and faster."""
-    if x.size <= size:
-        return x
-    if x.ndim == 2:
-        step = int(np.sqrt(x.size / size))
-        return x[::step, ::step]
-    return x[:: x.size // size]
 
 
 def _stroke_width(mask: np.ndarray) -> float:

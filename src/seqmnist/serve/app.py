@@ -32,7 +32,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import SeqMnistError
-from ..preprocess import ImageError, open_image
+from ..images import ImageError, open_image
 from .payloads import (
     BODY_TIMEOUT_S,
     DEFAULT_TOP_K,

@@ -1,0 +1,269 @@
+"""Reading people's images: any file, upload or array -> a grey float image (H, W) in [0, 1].
+
+``open_image`` decodes only the formats listed in PILLOW_FORMATS, checks the pixel count before
+decoding (a decompression bomb is refused, not allocated), applies EXIF orientation and reduces
+very large images; every failure is one ``ImageError`` line naming the file. ``to_grey`` takes
+a PIL image of any mode or a numeric array and composites transparency onto a contrasting
+backdrop. preprocess.py turns the result into an MNIST-style digit.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import os
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import SeqMnistError, first_line
+
+MAX_PIXELS = 40_000_000
+"""Images with more pixels than this are refused before decoding (40 MP is ~160 MB of RGBA)."""
+
+PILLOW_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP")
+"""The formats ``open_image`` decodes (Pillow's JPEG reader also takes cameras' MPO files)."""
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+"""File name endings ``seqmnist predict`` picks up when it walks a folder."""
+
+WORK_MAX_SIDE = 1024  # larger images are box-reduced to about this first: plenty for a 20 px digit
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601, as Pillow's convert("L")
+
+
+class ImageError(SeqMnistError):
+    """An image cannot be used: unreadable, empty, truncated, not an image, too large, or blank."""
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+def open_image(source: str | os.PathLike | bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Read an image from a path or raw bytes (an upload), fully decoded and upright.
+
+    GIFs (and other animations) give their first frame; an EXIF orientation tag is applied; a
+    JPEG larger than 2048 px a side is decoded at a reduced scale (libjpeg's draft mode; at least
+    1024 px a side remain, more than preprocessing uses).
+
+    The pixel count is checked from the header before any pixel is decoded, so a tiny file that
+    claims to be 100,000 x 100,000 pixels (a decompression bomb) costs nothing. Every problem is an
+    ``ImageError`` naming the file (or "upload") and what is wrong.
+    """
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+        if not data:
+            raise ImageError("upload is empty (0 bytes): send a PNG, JPEG or other image file")
+        return _decode(io.BytesIO(data), "upload", max_pixels)
+
+    path = Path(source)
+    name = str(path)
+    try:
+        if path.is_dir():
+            raise IsADirectoryError(errno.EISDIR, "is a folder")
+        size = path.stat().st_size
+        if size == 0:
+            raise ImageError(f"{name} is empty (0 bytes): not an image")
+        with path.open("rb") as f:
+            return _decode(f, name, max_pixels)
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the name
+        raise ImageError(_unreadable(name, exc)) from None
+
+
+_OS_ERRORS = {
+    errno.ENOENT: "no such file",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.EISDIR: "is a folder, not an image file",
+    errno.ELOOP: "is a symbolic link that loops (or too many links deep): point it at a file",
+    errno.ENAMETOOLONG: "the file name is too long",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+}
+
+
+def _unreadable(name: str, exc: OSError | ValueError) -> str:
+    """One line for a path that cannot be opened: the file's name and what is wrong with it."""
+    if isinstance(exc, ValueError):
+        return f"{name!r} is not a usable file name ({first_line(exc)})"
+    what = _OS_ERRORS.get(exc.errno or 0, f"cannot be read ({exc.strerror or first_line(exc)})")
+    return f"{name}: {what}"
+
+
+def _decode(fp: BinaryIO, name: str, max_pixels: int) -> Image.Image:
+    """Open lazily (header only), check the size, then decode the first frame."""
+    try:
+        # Only plain raster formats: Pillow would hand EPS to Ghostscript, for instance. (Pillow
+        # warns above ~89 MP and refuses above ~179 MP; our own, lower limit is checked below.)
+        image = Image.open(fp, formats=PILLOW_FORMATS)
+    except Image.DecompressionBombError:
+        raise ImageError(
+            f"{name} has too many pixels (over {2 * Image.MAX_IMAGE_PIXELS:,}); "
+            f"the limit is {max_pixels:,}: scale it down"
+        ) from None
+    except UnidentifiedImageError:
+        raise ImageError(
+            f"{name} is not an image in a format this reads (PNG, JPEG, BMP, GIF, TIFF or WebP)"
+        ) from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(f"{name} cannot be read as an image ({first_line(exc)})") from None
+
+    width, height = image.size
+    if width * height > max_pixels:
+        raise ImageError(
+            f"{name} is {width}x{height} = {width * height:,} pixels, over the "
+            f"limit of {max_pixels:,}: scale it down"
+        )
+    if width == 0 or height == 0:
+        raise ImageError(f"{name} has no pixels ({width}x{height})")
+    try:
+        image.seek(0)  # GIF / APNG / multi-page TIFF: the first frame
+        if image.format == "JPEG" and min(width, height) > 2 * WORK_MAX_SIDE:
+            # A phone photo: let libjpeg decode at 1/2, 1/4 or 1/8 scale (>= WORK_MAX_SIDE a side).
+            image.draft(image.mode, (WORK_MAX_SIDE, WORK_MAX_SIDE))
+        image.load()
+        if getattr(image, "n_frames", 1) > 1:
+            image = image.copy()  # a single frame that no longer needs the (closing) file
+        # Phones store photos sideways plus an EXIF "Orientation" tag; turn the pixels upright.
+        image = ImageOps.exif_transpose(image)
+    except Exception as exc:  # decoders raise OSError, SyntaxError, ValueError, EOFError, zlib...
+        truncated = isinstance(exc, OSError) and "truncated" in str(exc)
+        what = "is truncated" if truncated else "is damaged"
+        raise ImageError(f"{name} {what} and cannot be decoded ({first_line(exc)})") from None
+    return _usable_mode(image, name)
+
+
+# Pixel modes Pillow converts to grey ("L"), RGBA, "I" and "F" itself (I;16* are 16-bit greys).
+_CONVERTIBLE_MODES = frozenset(
+    {
+        "1",
+        "L",
+        "P",
+        "RGB",
+        "RGBX",
+        "CMYK",
+        "YCbCr",
+        "HSV",
+        "I",
+        "F",
+        "LA",
+        "PA",
+        "RGBA",
+        "I;16",
+        "I;16B",
+        "I;16L",
+        "I;16N",
+    }
+)
+
+
+def _usable_mode(image: Image.Image, name: str) -> Image.Image:
+    """``image`` in a mode that converts to grey: the one place unusual pixel modes are handled.
+
+    CIE L*a*b* gives its lightness channel (what a reader sees as grey; Pillow has no LAB -> L),
+    premultiplied-alpha modes are un-premultiplied; a mode Pillow cannot convert is refused.
+    """
+    mode = image.mode
+    if mode in _CONVERTIBLE_MODES:
+        return image
+    if mode == "LAB":
+        return image.getchannel("L")
+    if mode in ("La", "RGBa"):
+        return image.convert(mode.upper())
+    raise ImageError(
+        f"{name} has pixel mode {mode!r}, which cannot be turned into grey: "
+        "save it as an 8-bit greyscale or RGB PNG"
+    )
+
+
+# --- to grey ---------------------------------------------------------------------------------
+
+
+def _pil_to_array(image: Image.Image) -> np.ndarray:
+    """A PIL image of any mode -> an array (H, W) or (H, W, 4) RGBA, reduced to ~WORK_MAX_SIDE."""
+    image = _usable_mode(image, "image")
+    mode = image.mode
+    has_alpha = mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+    if has_alpha:
+        image = image.convert("RGBA")
+    elif mode.startswith("I;16") or mode == "I":
+        image = image.convert("I")  # 16-bit greys kept exact as int32
+    elif mode != "F":
+        image = image.convert("L")  # 1, L, P, RGB, CMYK, YCbCr ... (Pillow's luma weights)
+    factor = -(-max(image.size) // WORK_MAX_SIDE)
+    if factor >= 2:
+        image = image.reduce(factor)  # box average: fast and anti-aliased
+    return np.asarray(image)
+
+
+def to_grey(image: Image.Image | np.ndarray) -> np.ndarray:
+    """Any image -> float32 (H, W) in [0, 1], transparency composited onto a contrasting
+    background."""
+    arr = _pil_to_array(image) if isinstance(image, Image.Image) else np.asarray(image)
+    if arr.dtype.kind not in "biuf":  # complex, strings, objects, dates ...
+        raise ImageError(
+            f"an image array must hold numbers (bool, int or float); got dtype {arr.dtype}"
+        )
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
+        raise ImageError(
+            f"an image array must be (H, W), (H, W, 3) or (H, W, 4); got shape {arr.shape}"
+        )
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ImageError(f"image has no pixels (shape {arr.shape})")
+    x = _scale_to_unit(arr)  # (H, W[, C]) float32 in [0, 1]
+    if x.ndim == 2:
+        return x
+    grey = x[:, :, :3] @ _LUMA  # (H, W)
+    if x.shape[2] == 3:
+        return grey
+    alpha = x[:, :, 3]  # (H, W)
+    if alpha.min() >= 0.999:
+        return grey
+    return grey * alpha + _backdrop(grey, alpha) * (1.0 - alpha)
+
+
+def _backdrop(grey: np.ndarray, alpha: np.ndarray) -> float:
+    """The grey to put behind transparent pixels so that they read as paper.
+
+    Two kinds of transparent images: strokes only (a canvas drawing: every opaque pixel is ink)
+    and a sheet with a transparent margin (paper and ink opaque). For strokes only, the backdrop
+    contrasts with the ink; for a sheet, it is the sheet's own typical (median) grey.
+    """
+    opaque = sample_pixels(grey[alpha >= 0.5])
+    if opaque.size == 0:
+        return 0.0
+    low, high = np.percentile(opaque, [1, 99])
+    if high - low < 0.2:  # one tone: strokes only
+        return 1.0 if float(opaque.mean()) < 0.5 else 0.0
+    return float(np.median(opaque))
+
+
+def _scale_to_unit(arr: np.ndarray) -> np.ndarray:
+    """uint8 / 16-bit / int / bool / float pixels (``to_grey`` checked they are numbers) ->
+    float32 in [0, 1]."""
+    if arr.dtype == np.bool_:
+        return arr.astype(np.float32)
+    if arr.dtype == np.uint8:
+        return arr.astype(np.float32) / 255.0
+    if arr.dtype == np.uint16:
+        return arr.astype(np.float32) / 65535.0
+    x = arr.astype(np.float32)
+    if not np.isfinite(x).all():
+        raise ImageError("image array holds NaN or infinite values")
+    top = float(x.max()) if x.size else 0.0
+    if np.issubdtype(arr.dtype, np.integer):  # e.g. Pillow's mode "I" from a 16-bit PNG
+        return np.clip(x / (65535.0 if top > 255 else 255.0), 0.0, 1.0)
+    # floats: [0, 1] as given, else read as 0-255
+    return np.clip(x / 255.0 if top > 1.0 + 1e-6 else x, 0.0, 1.0)
+
+
+def sample_pixels(x: np.ndarray, size: int = 4_096) -> np.ndarray:
+    """An evenly strided subset of about ``size`` pixels: its quantiles are as good, and faster."""
+    if x.size <= size:
+        return x
+    if x.ndim == 2:
+        step = int(np.sqrt(x.size / size))
+        return x[::step, ::step]
+    return x[:: x.size // size]
