@@ -10,10 +10,11 @@ directory and inside every checkpoint, so a run describes itself.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .errors import ConfigError
+from .options import FlagSpec, flag_specs, known_fields, option, validate_fields
 
 CELLS = ("lstm", "gru", "rnn", "irnn")
 READOUTS = ("final", "last", "mean")
@@ -29,32 +30,6 @@ IMAGE_PIXELS = IMAGE_SIDE * IMAGE_SIDE  # 784
 PIXELS_PER_STEP_CHOICES = tuple(k for k in range(1, IMAGE_PIXELS + 1) if IMAGE_PIXELS % k == 0)
 # The permutation of the uRNN / scoRNN / expRNN line of work: RandomState(92916).permutation(784).
 LITERATURE_PERMUTATION_SEED = 92916
-
-
-def option(
-    default: Any,
-    help: str,
-    *,
-    choices: tuple[str, ...] | None = None,
-    low: float | None = None,
-    high: float | None = None,
-    resumable: bool = False,
-    flag: bool = True,
-) -> Any:
-    """A config field with everything the CLI and validation need to know about it.
-
-    ``low``/``high`` bound numbers; ``resumable`` fields may differ on ``--resume`` (where the
-    process runs, not what it computes); ``flag=False`` keeps a field off the command line.
-    """
-    meta = {
-        "help": help,
-        "choices": choices,
-        "low": low,
-        "high": high,
-        "resumable": resumable,
-        "flag": flag,
-    }
-    return field(default=default, metadata=meta)
 
 
 @dataclass
@@ -115,7 +90,7 @@ class ModelConfig:
         return IMAGE_PIXELS // self.features_per_step
 
     def validate(self) -> None:
-        _validate_fields(self)
+        validate_fields(self)
         k = self.pixels_per_step
         if k and k not in PIXELS_PER_STEP_CHOICES:
             valid = ", ".join(map(str, PIXELS_PER_STEP_CHOICES))
@@ -137,7 +112,7 @@ class ModelConfig:
                 "model config field input_size must be 28 (rows of MNIST); "
                 f"got {legacy_input_size!r}"
             )
-        return cls(**_known(cls, data, "model"))
+        return cls(**known_fields(cls, data, "model"))
 
 
 @dataclass
@@ -202,7 +177,7 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
 
     def validate(self) -> None:
-        _validate_fields(self)
+        validate_fields(self)
         if self.preset not in PRESETS:
             raise ConfigError(f"unknown preset {self.preset!r}: choose one of {', '.join(PRESETS)}")
         self.model.validate()
@@ -222,7 +197,7 @@ class TrainConfig:
         model = data.pop("model", {})
         if not isinstance(model, dict):
             raise ConfigError(f"the model config must be a JSON object; got {type(model).__name__}")
-        return cls(model=ModelConfig.from_dict(model), **_known(cls, data, "train"))
+        return cls(model=ModelConfig.from_dict(model), **known_fields(cls, data, "train"))
 
     def recipe(self) -> dict[str, Any]:
         """The fields a resume must not change: all but the ``resumable`` ones."""
@@ -233,44 +208,9 @@ class TrainConfig:
         return d
 
 
-@dataclass(frozen=True)
-class FlagSpec:
-    """One ``seqmnist train`` flag, as declared by its config field."""
-
-    name: str  # field name, e.g. "batch_size"
-    owner: type  # TrainConfig or ModelConfig
-    type: type  # int, float, bool or str
-    help: str
-    choices: tuple[str, ...] | None
-    resumable: bool
-
-    @property
-    def flag(self) -> str:
-        return _flag(self.name)
-
-
-_TYPES = {"int": int, "float": float, "bool": bool, "str": str}
-
-
 def flag_fields() -> list[FlagSpec]:
     """Every train flag in declaration order: TrainConfig's fields, then ModelConfig's."""
-    specs = []
-    for owner in (TrainConfig, ModelConfig):
-        for f in fields(owner):
-            if f.name == "model" or not f.metadata.get("flag", False):
-                continue
-            meta = f.metadata
-            specs.append(
-                FlagSpec(
-                    f.name,
-                    owner,
-                    _TYPES[str(f.type)],
-                    meta["help"],
-                    meta["choices"],
-                    meta["resumable"],
-                )
-            )
-    return specs
+    return flag_specs(TrainConfig) + flag_specs(ModelConfig)
 
 
 # Our recipe: every flaw of the article fixed, tuned for a 2-core CPU (see benchmarks/README.md).
@@ -343,47 +283,3 @@ def apply_overrides(config: TrainConfig, overrides: dict[str, Any]) -> TrainConf
     result = dataclasses.replace(config, model=model, **train_changes)
     result.validate()
     return result
-
-
-def _validate_fields(config: Any) -> None:
-    """Check every declared choice and range of a config dataclass; one message per bad value."""
-    for f in fields(config):
-        meta, value = f.metadata, getattr(config, f.name)
-        if not meta:
-            continue
-        if meta["choices"] is not None:
-            _choice(f.name, value, meta["choices"])
-        elif str(f.type) == "int" and meta["low"] is not None:
-            _int_range(f.name, value, int(meta["low"]), int(meta["high"]))
-        elif str(f.type) == "float" and meta["low"] is not None:
-            _float_range(f.name, value, meta["low"], meta["high"])
-        elif str(f.type) == "bool" and not isinstance(value, bool):
-            raise ConfigError(f"{_flag(f.name)} must be true or false; got {value!r}")
-
-
-def _known(cls: type, data: dict[str, Any], where: str) -> dict[str, Any]:
-    names = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ConfigError(f"unknown {where} config field(s): {', '.join(unknown)}")
-    return {k: v for k, v in data.items() if k != "model"}
-
-
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
-def _choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ConfigError(f"{_flag(name)} must be one of {', '.join(choices)}; got {value!r}")
-
-
-def _int_range(name: str, value: Any, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ConfigError(f"{_flag(name)} must be an integer from {low} to {high}; got {value!r}")
-
-
-def _float_range(name: str, value: Any, low: float, high: float) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not ok or not (low <= float(value) <= high):
-        raise ConfigError(f"{_flag(name)} must be a number from {low:g} to {high:g}; got {value!r}")

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from ..config import PRESETS, FlagSpec, TrainConfig
-from ..errors import ConfigError, SeqMnistError
+from ..errors import SeqMnistError
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
@@ -25,12 +25,6 @@ def _defaults_text(spec: FlagSpec) -> str:
         if name != "default" and value(preset) != default:
             text += f"; {name} preset: {value(preset)}"
     return text
-
-
-def _require_range(flag: str, value: int, low: int, high: int) -> None:
-    """A command's integer flag outside its range is a one-line error naming the flag."""
-    if not low <= value <= high:
-        raise ConfigError(f"{flag} must be an integer from {low} to {high}; got {value}")
 
 
 def _common_data_flags(parser: argparse.ArgumentParser) -> None:

@@ -9,7 +9,8 @@ from typing import Any
 
 from ..config import DEVICES
 from ..errors import SeqMnistError
-from .common import EXIT_ERROR, _common_data_flags, _json, _model_argument, _require_range
+from ..options import require_int
+from .common import EXIT_ERROR, _common_data_flags, _json, _model_argument
 
 # --- show -----------------------------------------------------------------------------------
 
@@ -51,8 +52,8 @@ def _run_show(args: argparse.Namespace) -> int:
 
     index = 0 if args.as_sequence and args.index is None else args.index
     if args.digit is not None:  # checked before loading data
-        _require_range("--digit", args.digit, 0, 9)
-    _require_range("--count", args.count, 1, 100)
+        require_int("--digit", args.digit, 0, 9)
+    require_int("--count", args.count, 1, 100)
     prepare_output(args.out)  # a bad --out fails before the data is read and drawn
     split = load_mnist(args.data_dir, train=args.split == "train", download=not args.no_download)
     images, labels, indices = select_samples(
@@ -151,7 +152,7 @@ def _run_serve(args: argparse.Namespace) -> int:
         raise SeqMnistError(
             f"--port must be an integer from 1 to 65535 (or 0: any free port); got {args.port}"
         )
-    _require_range("--threads", args.threads, 1, 256)
+    require_int("--threads", args.threads, 1, 256)
     serve(args.model, host=args.host, port=args.port, device=args.device, threads=args.threads)
     return 0
 
@@ -204,7 +205,7 @@ def _run_predict(args: argparse.Namespace) -> int:
     from ..predict import load
     from ..predict_files import image_files, predict_files, prepare_save_dir
 
-    _require_range("--top-k", args.top_k, 1, 10)
+    require_int("--top-k", args.top_k, 1, 10)
     save_dir = prepare_save_dir(args.save_preprocessed)
     classifier = load(args.model, device=args.device)
     # One image at a time: a batch of 1 gains nothing from intra-op threads, and idle threads

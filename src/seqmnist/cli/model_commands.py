@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from ..config import DEVICES, TrainConfig
-from .common import _common_data_flags, _json, _model_argument, _require_range
+from ..options import require_int
+from .common import _common_data_flags, _json, _model_argument
 
 # --- evaluate -------------------------------------------------------------------------------
 
@@ -36,7 +37,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 def _run_evaluate(args: argparse.Namespace) -> int:
     from ..evaluation import evaluate_checkpoint, format_evaluation
 
-    _require_range("--batch-size", args.batch_size, 1, 65_536)
+    require_int("--batch-size", args.batch_size, 1, 65_536)
     result = evaluate_checkpoint(
         args.model,
         split=args.split,
@@ -97,7 +98,7 @@ def _run_inspect(args: argparse.Namespace) -> int:
     from ..inspect import default_model, format_inspection, inspect_model
     from ..trained import load_trained
 
-    _require_range("--batch-size", args.batch_size, 1, 10_000)
+    require_int("--batch-size", args.batch_size, 1, 10_000)
     if args.model:
         trained = load_trained(args.model)
         model, config = trained.model, trained.config
