@@ -30,6 +30,7 @@ from torch import nn
 from . import __version__
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
+from .console import ProgressBar, epoch_line, resume_command, start_line
 from .data import Split, derived_seed, epoch_permutation, load_mnist, split_train_val
 from .engine import evaluate, train_one_epoch
 from .errors import ConfigError, TrainingInterrupted
@@ -90,7 +91,7 @@ def fit(
             run.create(config, overwrite=True)
             # Epoch 0: so that Ctrl-C during the first epoch still leaves something to resume from.
             _save(run, state, row=None, improved=False)
-        say(_start_line(state, rt, len(splits.train)))
+        say(start_line(state, rt, len(splits.train)))
         throughput = _train_epochs(state, splits, run, rt, say, progress, quiet, on_batch)
         if not primary:
             return {}
@@ -173,7 +174,7 @@ def _train_epochs(
         and rt.dist.is_primary
         and not quiet
     )
-    bar = _Progress(show_bar)
+    bar = ProgressBar(show_bar)
     saved_epoch, epoch = state.epoch, state.epoch
     images, seconds = 0.0, 0.0
     try:
@@ -185,12 +186,12 @@ def _train_epochs(
             if rt.dist.is_primary:
                 _save(run, state, row, improved)
             saved_epoch = epoch
-            say(_epoch_line(row, config.epochs))
+            say(epoch_line(row, config.epochs))
     except KeyboardInterrupt:
         bar.close()
         raise TrainingInterrupted(
             f"interrupted during epoch {epoch}; {run.last_checkpoint} holds epoch {saved_epoch}. "
-            f"Resume with: {_resume_command(run.path, rt)}",
+            f"Resume with: {resume_command(run.path, rt)}",
             str(run.path),
             saved_epoch,
         ) from None
@@ -202,7 +203,7 @@ def _train_and_validate(
     splits: Splits,
     epoch: int,
     rt: Runtime,
-    bar: _Progress,
+    bar: ProgressBar,
     on_batch: Callable[[int, int], None] | None,
 ) -> dict[str, Any]:
     """One epoch of training, then validation (and test, for the article's recipe).
@@ -354,76 +355,3 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-def _resume_command(run_dir: Path, rt: Runtime) -> str:
-    """The command that continues this run: with the same process count under torchrun."""
-    if not rt.dist.enabled:
-        return f"seqmnist train --resume {run_dir}"
-    per_node = int(os.environ.get("LOCAL_WORLD_SIZE", rt.dist.world_size))
-    if per_node == rt.dist.world_size:
-        return (
-            f"torchrun --standalone --nproc_per_node={per_node} "
-            f"-m seqmnist train --resume {run_dir}"
-        )
-    return f"the same torchrun command as before, with `-m seqmnist train --resume {run_dir}`"
-
-
-def _start_line(state: TrainState, rt: Runtime, train_images: int) -> str:
-    config, m = state.config, state.config.model
-    return (
-        f"training {m.cell.upper()} hidden={m.hidden} layers={m.layers} "
-        f"{'bi' if m.bidirectional else 'uni'}directional readout={m.readout}, {m.order} "
-        f"({m.steps} steps of {m.features_per_step} pixels; "
-        f"{count_parameters(state.model):,} parameters) "
-        f"on {rt.device} x{rt.dist.world_size}, {rt.threads} threads; preset {config.preset}, "
-        f"{config.epochs} epochs, batch {config.batch_size * rt.dist.world_size}, "
-        f"{train_images:,} training images"
-    )
-
-
-def _epoch_line(row: dict[str, Any], epochs: int) -> str:
-    parts = [
-        f"epoch {row['epoch']:>{len(str(epochs))}}/{epochs}",
-        f"train loss {row['train_loss']:.4f} acc {row['train_acc']:.2%}",
-    ]
-    for name in ("val", "test"):
-        if f"{name}_acc" in row:
-            parts.append(f"{name} loss {row[f'{name}_loss']:.4f} acc {row[f'{name}_acc']:.2%}")
-    parts += [
-        f"lr {row['lr']:.2e}",
-        f"{row['epoch_seconds']:.1f}s",
-        f"{row['samples_per_s']:,.0f} samples/s",
-    ]
-    return "  ".join(parts)
-
-
-class _Progress:
-    """A tqdm bar per epoch on the primary rank when stderr is a terminal (and not --quiet)."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.bar = None
-
-    def start(self, epoch: int, epochs: int, total: int) -> None:
-        if self.enabled:
-            from tqdm import tqdm
-
-            self.bar = tqdm(
-                total=total,
-                desc=f"epoch {epoch}/{epochs}",
-                unit="img",
-                leave=False,
-                dynamic_ncols=True,
-            )
-
-    def update(self, n: int, running_loss: float | None) -> None:
-        if self.bar is not None:
-            self.bar.update(n)
-            if running_loss is not None:
-                self.bar.set_postfix(loss=f"{running_loss:.4f}", refresh=False)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
