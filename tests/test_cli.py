@@ -381,3 +381,25 @@ def test_train_flags_map_one_to_one_to_config_fields(tmp_path, monkeypatch):
     assert main(["train", "--preset", "seed"]) == 0
     assert captured["config"] == preset_config("seed")
     assert str(captured["run_dir"]) == "runs/seed"
+
+
+def test_more_threads_than_cores_is_a_one_line_warning(tmp_path, capsys):
+    import os
+
+    threads = str((os.cpu_count() or 1) + 1)
+    argv = [
+        "train",
+        "--threads",
+        threads,
+        "--out",
+        str(tmp_path / "run"),
+        "--data-dir",
+        str(tmp_path),
+    ]
+    assert main([*argv, "--no-download"]) == 1  # no data here: it stops right after the warning
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[0] == (
+        f"seqmnist: warning: --threads {threads} exceeds the {os.cpu_count()} cores here; "
+        "training will be slower"
+    )
+    assert lines[1].startswith("seqmnist: error: MNIST not found") and len(lines) == 2

@@ -8,9 +8,13 @@ registered in ``COMMANDS``. Library errors (``SeqMnistError``) become one line o
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
+import warnings
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
 from .. import __version__
 from ..errors import ConfigError, SeqMnistError, TrainingInterrupted
@@ -73,11 +77,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_PACKAGE = Path(__file__).resolve().parents[1]  # src/seqmnist
+
+
 def _torchrun_rank() -> int:
     """This process's rank under torchrun (which sets RANK), else 0. Read from the environment
     so that commands other than train need not import torch.distributed."""
     value = os.environ.get("RANK", "0")
     return int(value) if value.isdigit() else 0
+
+
+def _show_warning(
+    who: str,
+    message: Warning | str,
+    category: type,
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
+    """The library's own warnings as one line, like its errors; other packages' as Python
+    shows them (they are not ours to reword)."""
+    if Path(filename).resolve().is_relative_to(_PACKAGE):
+        print(f"{who}: warning: {message}", file=sys.stderr)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -93,7 +117,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     rank = _torchrun_rank()
     who = "seqmnist" if rank == 0 else f"seqmnist [rank {rank}]"
     try:
-        return run(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = functools.partial(_show_warning, who)
+            return run(args)
     except TrainingInterrupted as exc:
         if rank == 0:
             print(f"seqmnist: {exc}", file=sys.stderr)
