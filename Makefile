@@ -48,6 +48,7 @@ browser-deps:
 bench: $(VENV)/.test-deps
 	$(BIN)/python benchmarks/bench_cpu.py
 	$(BIN)/python benchmarks/bench_lstm_ceiling.py
+	$(BIN)/python benchmarks/bench_orders.py
 	test -f runs/bench-default/checkpoint_best.pt || $(BIN)/seqmnist train --out runs/bench-default --quiet --no-plots
 	$(BIN)/python benchmarks/bench_predict.py runs/bench-default
 	$(BIN)/python benchmarks/bench_serve.py runs/bench-default

@@ -109,3 +109,29 @@ def test_gpu_benchmark_refuses_a_full_run_without_cuda():
     )
     assert proc.returncode != 0
     assert "no CUDA device" in proc.stderr
+
+
+@pytest.mark.slow
+def test_orders_benchmark_runs_every_step_in_smoke_mode(synthetic_data_dir):
+    """bench_orders.py trains each order (tiny), times the long presets and renders its table,
+    leaving results and README alone."""
+    before = _snapshot(ROOT / "benchmarks")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "bench_orders.py"),
+            "--smoke",
+            "--data-dir",
+            str(synthetic_data_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for run in ("columns", "pixels-16", "permuted-16"):
+        assert f"{run}: " in proc.stdout and f"| {run} |" in proc.stdout, run
+    assert "(seeds 0, 1, 2:" in proc.stdout  # columns: a median over three seeds
+    assert "| `--preset smnist`" in proc.stdout and "| `--preset pmnist`" in proc.stdout
+    assert _snapshot(ROOT / "benchmarks") == before
