@@ -7,6 +7,8 @@ import os
 from dataclasses import asdict
 from typing import Any
 
+from torch import nn
+
 from .config import TrainConfig
 from .data import Split, load_mnist, split_train_val
 from .engine import evaluate
@@ -32,6 +34,24 @@ def load_split(
     return val
 
 
+def score(
+    model: nn.Module, split: Split, *, normalize: bool, amp: str = "off", batch_size: int = 1000
+) -> dict[str, Any]:
+    """A trained model on a labelled split: samples, accuracy, mean loss, per-class
+    precision/recall/F1 and the confusion matrix (what summary.json and `evaluate` report)."""
+    result = evaluate(
+        model, split, batch_size=batch_size, normalize=normalize, amp=amp, return_outputs=True
+    )
+    matrix = confusion_matrix(result["predictions"], split.labels.cpu())
+    return {
+        "samples": result["samples"],
+        "accuracy": result["accuracy"],
+        "loss": result["loss"],
+        "per_class": per_class_report(matrix),
+        "confusion_matrix": matrix.tolist(),
+    }
+
+
 def evaluate_checkpoint(
     path: str | os.PathLike,
     *,
@@ -45,19 +65,8 @@ def evaluate_checkpoint(
     trained = load_trained(path, device)
     config = trained.config
     data = load_split(config, split, data_dir, download).to(trained.device)
-    result = evaluate(
-        trained.model, data, batch_size=batch_size, normalize=config.normalize, return_outputs=True
-    )
-    matrix = confusion_matrix(result["predictions"], data.labels.cpu())
-    return {
-        "checkpoint": str(trained.checkpoint),
-        "split": split,
-        "samples": result["samples"],
-        "accuracy": result["accuracy"],
-        "loss": result["loss"],
-        "per_class": per_class_report(matrix),
-        "confusion_matrix": matrix.tolist(),
-    }
+    scores = score(trained.model, data, normalize=config.normalize, batch_size=batch_size)
+    return {"checkpoint": str(trained.checkpoint), "split": split, **scores}
 
 
 def describe(path: str | os.PathLike) -> dict[str, Any]:

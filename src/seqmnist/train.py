@@ -34,7 +34,7 @@ from .console import ProgressBar, epoch_line, resume_command, start_line
 from .data import Split, derived_seed, epoch_permutation, load_mnist, split_train_val
 from .engine import evaluate, train_one_epoch
 from .errors import ConfigError, TrainingInterrupted
-from .metrics import confusion_matrix, per_class_report
+from .evaluation import score
 from .model import count_parameters, recurrent_macs_per_sample
 from .run import RunDir
 from .runtime import Runtime, all_reduce_sum, barrier, training_runtime
@@ -298,10 +298,7 @@ def _test_once(
     config = state.config
     best = load_trained(run.best_checkpoint, rt.device)
     test_split = splits.test or load_mnist(data_dir, train=False, download=download).to(rt.device)
-    test = evaluate(
-        best.model, test_split, normalize=config.normalize, amp=config.amp, return_outputs=True
-    )
-    matrix = confusion_matrix(test["predictions"], test_split.labels.cpu())
+    test = score(best.model, test_split, normalize=config.normalize, amp=config.amp)
     macs = recurrent_macs_per_sample(config.model)
     device = rt.device
     summary = {
@@ -320,8 +317,8 @@ def _test_once(
         # Recurrent matmul work: forward 2*MACs FLOPs per sample, backward about twice that.
         "train_gflops_per_s": (6 * macs * throughput / 1e9) if throughput else None,
         "parameters": count_parameters(best.model),
-        "per_class": per_class_report(matrix),
-        "confusion_matrix": matrix.tolist(),
+        "per_class": test["per_class"],
+        "confusion_matrix": test["confusion_matrix"],
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device)
         if device.type == "cuda"
