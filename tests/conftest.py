@@ -82,6 +82,18 @@ def tiny_config(**overrides):
     return apply_overrides(preset_config("default"), base)
 
 
+def cli_train(data_dir: Path, out: Path, *extra: str, epochs: int = 2) -> int:
+    """`seqmnist train` in process on the synthetic data: a tiny model, quietly; ``extra`` flags
+    go last (e.g. --no-plots). Returns the exit code."""
+    from seqmnist.cli import main
+
+    return main(
+        ["train", "--data-dir", str(data_dir), "--no-download", "--out", str(out)]
+        + ["--epochs", str(epochs), "--hidden", "8", "--batch-size", "50", "--val-size", "100"]
+        + ["--threads", "1", "--quiet", *extra]
+    )
+
+
 @pytest.fixture(scope="session")
 def tiny_run(synthetic_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished run directory trained on the synthetic data (do not modify it)."""

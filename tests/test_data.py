@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import write_idx_images, write_idx_labels
+from conftest import cli_train, write_idx_images, write_idx_labels
 from seqmnist.cli import main
 from seqmnist.data import (
     DATA_ENV_VAR,
@@ -250,29 +250,6 @@ def test_labels_out_of_range(fresh_synthetic_data_dir):
         load_mnist(fresh_synthetic_data_dir, train=False, download=False)
 
 
-def _train_cli(data_dir: Path, out: Path) -> int:
-    return main(
-        [
-            "train",
-            "--data-dir",
-            str(data_dir),
-            "--no-download",
-            "--out",
-            str(out),
-            "--epochs",
-            "1",
-            "--hidden",
-            "8",
-            "--val-size",
-            "100",
-            "--threads",
-            "1",
-            "--quiet",
-            "--no-plots",
-        ]
-    )
-
-
 def _one_error_line(capsys) -> str:
     err = capsys.readouterr().err
     lines = err.strip().splitlines()
@@ -308,7 +285,7 @@ def test_bad_data_through_the_cli(damage, expected, tmp_path, capsys):
             p.write_bytes(struct.pack(">i", 2051) + p.read_bytes()[4:])
         else:
             write_idx_labels(folder / "train-labels-idx1-ubyte", np.arange(599) % 10)
-    code = _train_cli(root, tmp_path / "run")
+    code = cli_train(root, tmp_path / "run", "--no-plots", epochs=1)
     assert code == 1
     line = _one_error_line(capsys)
     assert expected in line

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import synthetic_digits
+from conftest import cli_train, synthetic_digits
 from seqmnist import pictures, plots
 from seqmnist.cli import main
 from seqmnist.errors import SeqMnistError
@@ -373,27 +373,7 @@ def test_cli_train_draws_plots_with_its_data_dir(
         plots, "write_run_plots", lambda run_dir, **kw: calls.append((Path(run_dir), kw))
     )
     run = tmp_path / "run"
-    rc = main(
-        [
-            "train",
-            "--out",
-            str(run),
-            "--data-dir",
-            str(synthetic_data_dir),
-            "--no-download",
-            "--epochs",
-            "1",
-            "--hidden",
-            "4",
-            "--val-size",
-            "100",
-            "--batch-size",
-            "100",
-            "--threads",
-            "1",
-            "--quiet",
-        ]
-    )
+    rc = cli_train(synthetic_data_dir, run, epochs=1)
     assert rc == 0
     assert calls == [(run, {"data_dir": str(synthetic_data_dir), "download": False})]
 
@@ -407,27 +387,7 @@ def test_cli_train_warns_when_plots_fail(
         raise SeqMnistError("cannot write somewhere/curves.png")
 
     monkeypatch.setattr(plots, "write_run_plots", fail)
-    rc = main(
-        [
-            "train",
-            "--out",
-            str(tmp_path / "run"),
-            "--data-dir",
-            str(synthetic_data_dir),
-            "--no-download",
-            "--epochs",
-            "1",
-            "--hidden",
-            "4",
-            "--val-size",
-            "100",
-            "--batch-size",
-            "100",
-            "--threads",
-            "1",
-            "--quiet",
-        ]
-    )
+    rc = cli_train(synthetic_data_dir, tmp_path / "run", epochs=1)
     assert rc == 0
     err = capsys.readouterr().err
     assert "seqmnist: warning: no plots drawn (cannot write somewhere/curves.png)" in err

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import tiny_config
+from conftest import cli_train, tiny_config
 from seqmnist.checkpoint import load_checkpoint
 from seqmnist.cli import main
 from seqmnist.config import TrainConfig, apply_overrides, preset_config
@@ -321,37 +321,11 @@ def test_nan_loss_stops_with_training_diverged(synthetic_data_dir, tmp_path, mon
     assert not (tmp_path / "run" / BEST_NAME).exists()
 
 
-def _cli_train(data_dir: Path, out: Path, *extra: str) -> int:
-    return main(
-        [
-            "train",
-            "--data-dir",
-            str(data_dir),
-            "--no-download",
-            "--out",
-            str(out),
-            "--epochs",
-            "2",
-            "--hidden",
-            "8",
-            "--batch-size",
-            "50",
-            "--val-size",
-            "100",
-            "--threads",
-            "1",
-            "--quiet",
-            "--no-plots",
-            *extra,
-        ]
-    )
-
-
 def test_cli_nan_loss_exits_1_with_a_clear_message(
     synthetic_data_dir, tmp_path, capsys, monkeypatch
 ):
     poison_the_model(monkeypatch, math.inf)
-    assert _cli_train(synthetic_data_dir, tmp_path / "run") == 1
+    assert cli_train(synthetic_data_dir, tmp_path / "run", "--no-plots") == 1
     err = capsys.readouterr().err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(
@@ -370,7 +344,7 @@ def test_cli_interrupt_exits_130_and_resume_finishes(
         seqmnist.train, "fit", lambda *a, **kw: real_fit(*a, **kw, on_batch=signal_at(2, 100))
     )
     run_dir = tmp_path / "run"
-    assert _cli_train(synthetic_data_dir, run_dir) == 130
+    assert cli_train(synthetic_data_dir, run_dir, "--no-plots") == 130
     err = capsys.readouterr().err
     assert f"seqmnist train --resume {run_dir}" in err and "Traceback" not in err
     monkeypatch.setattr(seqmnist.train, "fit", real_fit)
@@ -422,7 +396,7 @@ def test_val_size_larger_than_the_data(synthetic_data_dir, tmp_path):
 
 def test_unwritable_run_directory_is_a_one_line_error(synthetic_data_dir, tmp_path, capsys):
     (tmp_path / "a-file").write_text("")
-    assert _cli_train(synthetic_data_dir, tmp_path / "a-file" / "run") == 1
+    assert cli_train(synthetic_data_dir, tmp_path / "a-file" / "run", "--no-plots") == 1
     err = capsys.readouterr().err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(
