@@ -32,6 +32,11 @@ TIMING_COLUMNS = {"epoch_seconds", "train_seconds", "samples_per_s"}
 RESUME_OVERRIDES = dict(epochs=3, layers=2, dropout=0.3, seed=3, augment_shift=2)
 
 
+def fit_tiny(data_dir: Path, config: TrainConfig, run_dir: Path, **kwargs) -> dict:
+    """``fit`` on the synthetic data, quietly."""
+    return fit(config, run_dir, data_dir=data_dir, download=False, quiet=True, **kwargs)
+
+
 def metric_rows(run_dir: Path) -> list[dict[str, str]]:
     """metrics.csv without the columns that measure time."""
     with (run_dir / "metrics.csv").open(newline="") as f:
@@ -55,13 +60,7 @@ def reference_run(synthetic_data_dir, tmp_path_factory) -> Path:
     """An uninterrupted 3-epoch run with dropout and two layers."""
     run_dir = tmp_path_factory.mktemp("train") / "reference"
     before = torch.get_num_threads()
-    fit(
-        tiny_config(**RESUME_OVERRIDES),
-        run_dir,
-        data_dir=synthetic_data_dir,
-        download=False,
-        quiet=True,
-    )
+    fit_tiny(synthetic_data_dir, tiny_config(**RESUME_OVERRIDES), run_dir)
     torch.set_num_threads(before)
     return run_dir
 
@@ -160,13 +159,7 @@ def test_train_state_round_trips_through_its_state_dict():
 
 def test_same_config_gives_identical_runs(reference_run, synthetic_data_dir, tmp_path):
     again = tmp_path / "again"
-    fit(
-        tiny_config(**RESUME_OVERRIDES),
-        again,
-        data_dir=synthetic_data_dir,
-        download=False,
-        quiet=True,
-    )
+    fit_tiny(synthetic_data_dir, tiny_config(**RESUME_OVERRIDES), again)
     assert metric_rows(again) == metric_rows(reference_run)
     assert_same_state(final_state(again), final_state(reference_run))
     a = json.loads((again / "summary.json").read_text())
@@ -198,12 +191,10 @@ def test_resume_after_interruption_equals_uninterrupted_run(
     run_dir = tmp_path / "resumed"
     config = tiny_config(**RESUME_OVERRIDES)
     with pytest.raises(TrainingInterrupted) as info:
-        fit(
+        fit_tiny(
+            synthetic_data_dir,
             config,
             run_dir,
-            data_dir=synthetic_data_dir,
-            download=False,
-            quiet=True,
             on_batch=signal_at(interrupted_epoch, images, signum),
         )
     done = (
@@ -218,9 +209,7 @@ def test_resume_after_interruption_equals_uninterrupted_run(
     # the resume drops that row.
     RunDir(run_dir).append_metrics({"epoch": interrupted_epoch, "train_loss": 9.0, "val_acc": 0.1})
 
-    summary = fit(
-        config, run_dir, data_dir=synthetic_data_dir, download=False, quiet=True, resume=True
-    )
+    summary = fit_tiny(synthetic_data_dir, config, run_dir, resume=True)
     assert metric_rows(run_dir) == metric_rows(reference_run)
     assert_same_state(final_state(run_dir), final_state(reference_run))
     assert_same_state(
@@ -244,21 +233,17 @@ def test_resume_refuses_a_changed_config_and_a_finished_run_resumes_to_its_resul
     run_dir = tmp_path / "run"
     shutil.copytree(reference_run, run_dir)
     with pytest.raises(ConfigError, match="different config"):
-        fit(
+        fit_tiny(
+            synthetic_data_dir,
             tiny_config(**{**RESUME_OVERRIDES, "epochs": 4}),
             run_dir,
-            data_dir=synthetic_data_dir,
-            download=False,
-            quiet=True,
             resume=True,
         )
     # device and threads are not part of the recipe
-    summary = fit(
+    summary = fit_tiny(
+        synthetic_data_dir,
         tiny_config(**RESUME_OVERRIDES, device="cpu", threads=1),
         run_dir,
-        data_dir=synthetic_data_dir,
-        download=False,
-        quiet=True,
         resume=True,
     )
     assert metric_rows(run_dir) == metric_rows(reference_run)
@@ -276,7 +261,7 @@ def test_seed_preset_evaluates_test_every_epoch_without_validation(
         preset_config("seed"), {"epochs": 2, "hidden": 8, "threads": 1, "batch_size": 100}
     )
     run_dir = tmp_path / "seed"
-    summary = fit(config, run_dir, data_dir=synthetic_data_dir, download=False, quiet=True)
+    summary = fit_tiny(synthetic_data_dir, config, run_dir)
     rows = read_metrics(run_dir / "metrics.csv")
     assert len(rows) == 2
     assert all(r["val_acc"] is None and r["test_acc"] is not None for r in rows)
@@ -315,9 +300,7 @@ def poison_the_model(monkeypatch, value: float) -> None:
 def test_nan_loss_stops_with_training_diverged(synthetic_data_dir, tmp_path, monkeypatch):
     poison_the_model(monkeypatch, math.nan)
     with pytest.raises(TrainingDiverged, match="nan.*--lr"):
-        fit(
-            tiny_config(), tmp_path / "run", data_dir=synthetic_data_dir, download=False, quiet=True
-        )
+        fit_tiny(synthetic_data_dir, tiny_config(), tmp_path / "run")
     assert not (tmp_path / "run" / BEST_NAME).exists()
 
 
@@ -385,13 +368,7 @@ def test_resume_of_a_folder_that_is_not_a_run(tmp_path, capsys):
 
 def test_val_size_larger_than_the_data(synthetic_data_dir, tmp_path):
     with pytest.raises(ConfigError, match="--val-size 600"):
-        fit(
-            tiny_config(val_size=600),
-            tmp_path / "run",
-            data_dir=synthetic_data_dir,
-            download=False,
-            quiet=True,
-        )
+        fit_tiny(synthetic_data_dir, tiny_config(val_size=600), tmp_path / "run")
 
 
 def test_unwritable_run_directory_is_a_one_line_error(synthetic_data_dir, tmp_path, capsys):
@@ -412,24 +389,10 @@ def test_resume_on_cuda_equals_uninterrupted_run(amp, synthetic_data_dir, tmp_pa
     """On CUDA the checkpoint's RNG states are loaded onto the GPU; restoring them must still work,
     and with fp16 the loss scale must be restored too."""
     config = tiny_config(**RESUME_OVERRIDES, device="cuda", amp=amp)
-    fit(config, tmp_path / "full", data_dir=synthetic_data_dir, download=False, quiet=True)
+    fit_tiny(synthetic_data_dir, config, tmp_path / "full")
     with pytest.raises(TrainingInterrupted):
-        fit(
-            config,
-            tmp_path / "resumed",
-            data_dir=synthetic_data_dir,
-            download=False,
-            quiet=True,
-            on_batch=signal_at(2, 100),
-        )
-    fit(
-        config,
-        tmp_path / "resumed",
-        data_dir=synthetic_data_dir,
-        download=False,
-        quiet=True,
-        resume=True,
-    )
+        fit_tiny(synthetic_data_dir, config, tmp_path / "resumed", on_batch=signal_at(2, 100))
+    fit_tiny(synthetic_data_dir, config, tmp_path / "resumed", resume=True)
     # cuDNN's RNN kernels need not be bitwise deterministic: close, not equal
     resumed, full = (
         read_metrics(tmp_path / "resumed" / "metrics.csv"),
@@ -445,12 +408,8 @@ def test_resume_on_cuda_equals_uninterrupted_run(amp, synthetic_data_dir, tmp_pa
 
 
 def test_largest_seed_trains(synthetic_data_dir, tmp_path):
-    summary = fit(
-        tiny_config(epochs=1, seed=2**63 - 1, augment_shift=1),
-        tmp_path / "run",
-        data_dir=synthetic_data_dir,
-        download=False,
-        quiet=True,
+    summary = fit_tiny(
+        synthetic_data_dir, tiny_config(epochs=1, seed=2**63 - 1, augment_shift=1), tmp_path / "run"
     )
     assert summary["epochs"] == 1
 
@@ -459,13 +418,7 @@ def test_augmentation_changes_training_but_not_evaluation(
     reference_run, synthetic_data_dir, tmp_path
 ):
     plain = tmp_path / "plain"
-    fit(
-        tiny_config(**{**RESUME_OVERRIDES, "augment_shift": 0}),
-        plain,
-        data_dir=synthetic_data_dir,
-        download=False,
-        quiet=True,
-    )
+    fit_tiny(synthetic_data_dir, tiny_config(**{**RESUME_OVERRIDES, "augment_shift": 0}), plain)
     a, b = metric_rows(plain), metric_rows(reference_run)
     assert [r["train_loss"] for r in a] != [r["train_loss"] for r in b]
 
@@ -483,26 +436,13 @@ def test_resume_with_another_number_of_processes_is_refused(
     data["world_size"] = 2  # as if written under torchrun --nproc_per_node=2
     save_checkpoint(run_dir / LAST_NAME, {k: v for k, v in data.items() if k != "path"})
     with pytest.raises(ConfigError, match="trained by 2 process.*--nproc_per_node=2"):
-        fit(
-            tiny_config(**RESUME_OVERRIDES),
-            run_dir,
-            data_dir=synthetic_data_dir,
-            download=False,
-            quiet=True,
-            resume=True,
-        )
+        fit_tiny(synthetic_data_dir, tiny_config(**RESUME_OVERRIDES), run_dir, resume=True)
 
 
 def test_checkpoints_hold_the_weight_average_and_the_trained_weights(synthetic_data_dir, tmp_path):
     """With EMA on, model_state (what evaluate/predict load) is the moving average and
     train_state the raw weights; with EMA off there is only model_state."""
-    fit(
-        tiny_config(ema_decay=0.9),
-        tmp_path / "ema",
-        data_dir=synthetic_data_dir,
-        download=False,
-        quiet=True,
-    )
+    fit_tiny(synthetic_data_dir, tiny_config(ema_decay=0.9), tmp_path / "ema")
     ckpt = load_checkpoint(tmp_path / "ema" / LAST_NAME)
     assert ckpt["ema_updates"] == 2 * 10  # 2 epochs x (600 - 100 validation) / 50 steps
     differs = [
@@ -512,12 +452,6 @@ def test_checkpoints_hold_the_weight_average_and_the_trained_weights(synthetic_d
     ]
     assert differs  # the average lags the trained weights
 
-    fit(
-        tiny_config(ema_decay=0.0),
-        tmp_path / "plain",
-        data_dir=synthetic_data_dir,
-        download=False,
-        quiet=True,
-    )
+    fit_tiny(synthetic_data_dir, tiny_config(ema_decay=0.0), tmp_path / "plain")
     plain = load_checkpoint(tmp_path / "plain" / LAST_NAME)
     assert plain["train_state"] is None and plain["ema_updates"] is None
