@@ -29,30 +29,34 @@ def _snapshot(folder: Path) -> dict[Path, int]:
     }
 
 
-@pytest.mark.slow
-def test_gpu_benchmark_runs_every_step_in_smoke_mode(synthetic_data_dir, tmp_path):
-    before = _snapshot(ROOT / "benchmarks")
-    out = tmp_path / "gpu.json"
+def run_smoke(script: str, *args: str) -> subprocess.CompletedProcess:
+    """A benchmark script with --smoke, one thread; it must exit 0."""
     proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "bench_gpu.py"),
-            "--smoke",
-            "--device",
-            "cpu",
-            "--data-dir",
-            str(synthetic_data_dir),
-            "--runs",
-            "2",
-            "--out",
-            str(out),
-        ],
+        [sys.executable, str(ROOT / "benchmarks" / script), "--smoke", *args],
         capture_output=True,
         text=True,
         timeout=600,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+@pytest.mark.slow
+def test_gpu_benchmark_runs_every_step_in_smoke_mode(synthetic_data_dir, tmp_path):
+    before = _snapshot(ROOT / "benchmarks")
+    out = tmp_path / "gpu.json"
+    proc = run_smoke(
+        "bench_gpu.py",
+        "--device",
+        "cpu",
+        "--data-dir",
+        str(synthetic_data_dir),
+        "--runs",
+        "2",
+        "--out",
+        str(out),
+    )
     for expected in (
         "throughput default:",
         "throughput default_bf16:",
@@ -116,20 +120,7 @@ def test_orders_benchmark_runs_every_step_in_smoke_mode(synthetic_data_dir):
     """bench_orders.py trains each order (tiny), times the long presets and renders its table,
     leaving results and README alone."""
     before = _snapshot(ROOT / "benchmarks")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "bench_orders.py"),
-            "--smoke",
-            "--data-dir",
-            str(synthetic_data_dir),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    proc = run_smoke("bench_orders.py", "--data-dir", str(synthetic_data_dir))
     for run in ("columns", "pixels-16", "permuted-16"):
         assert f"{run}: " in proc.stdout and f"| {run} |" in proc.stdout, run
     assert "(seeds 0, 1, 2:" in proc.stdout  # columns: a median over three seeds
