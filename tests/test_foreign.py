@@ -52,6 +52,16 @@ def mnist_accuracy(clf, images: np.ndarray, labels: np.ndarray) -> float:
     return float((clf.predict_mnist(torch.from_numpy(images)).argmax(1).numpy() == labels).mean())
 
 
+def read_test_digits_as(clf, source: str, images, labels) -> tuple[float, float, int]:
+    """MNIST test digits rendered as ``source``: (accuracy, accuracy on the same digits in MNIST
+    form, how many were rejected)."""
+    made, truth, _ = make_source(source, N, seed=0, test_images=images, test_labels=labels)
+    predicted, rejected = read(clf, made)
+    accuracy, mnist = float((predicted == truth).mean()), mnist_accuracy(clf, images, labels)
+    print(f"\n{source}: {accuracy:.1%} (MNIST form {mnist:.1%}), {rejected} rejected")
+    return accuracy, mnist, rejected
+
+
 @pytest.mark.parametrize("variant", SCAN_VARIANTS)
 def test_scans_read_as_well_as_mnist_and_none_rejected(clf, test_split, variant, torch_one_thread):
     """Upscaled, blurred MNIST test digits as dark-on-white scans: close crops touching the
@@ -59,11 +69,7 @@ def test_scans_read_as_well_as_mnist_and_none_rejected(clf, test_split, variant,
     same digits in MNIST form, and none rejected. (Rotation: 3 points. The suite's 2-epoch model
     is less tolerant of turned digits than a fully trained one, which reads them as well as MNIST
     form: see benchmarks/bench_foreign.py.)"""
-    images, labels = test_split
-    made, truth, _ = make_source(variant, N, seed=0, test_images=images, test_labels=labels)
-    predicted, rejected = read(clf, made)
-    accuracy, mnist = float((predicted == truth).mean()), mnist_accuracy(clf, images, labels)
-    print(f"\n{variant}: {accuracy:.1%} (MNIST form {mnist:.1%}), {rejected} rejected")
+    accuracy, mnist, rejected = read_test_digits_as(clf, variant, *test_split)
     assert rejected == 0
     assert accuracy >= mnist - (0.03 if variant == "scan-rotated" else 0.015)
 
@@ -91,11 +97,7 @@ def test_font_digits(clf, torch_one_thread):
 
 @pytest.mark.parametrize("source", ["thin-pen", "pencil"])
 def test_thin_pen_and_pencil(clf, test_split, source, torch_one_thread):
-    images, labels = test_split
-    made, truth, _ = make_source(source, N, seed=0, test_images=images, test_labels=labels)
-    predicted, rejected = read(clf, made)
-    accuracy, mnist = float((predicted == truth).mean()), mnist_accuracy(clf, images, labels)
-    print(f"\n{source}: {accuracy:.1%} (MNIST form {mnist:.1%}), {rejected} rejected")
+    accuracy, mnist, rejected = read_test_digits_as(clf, source, *test_split)
     assert rejected == 0
     assert accuracy >= mnist - 0.04
 
