@@ -16,10 +16,12 @@ from seqmnist.data import (
     MNIST_MEAN,
     MNIST_STD,
     RAW_FILES,
+    Augmentation,
     Split,
     epoch_permutation,
     iterate_batches,
     load_mnist,
+    random_affine,
     random_shift,
     resolve_data_dir,
     split_train_val,
@@ -177,6 +179,42 @@ def test_random_shift_moves_each_image_within_the_limit():
     again = random_shift(images, 3, torch.Generator().manual_seed(0))
     assert torch.equal(shifted, again)  # reproducible from the generator
     assert random_shift(images, 0, torch.Generator()) is images
+
+
+def _disc_and_bar() -> torch.Tensor:
+    """(2, 28, 28) uint8: a centred disc (rotation leaves it as it is) and a horizontal bar."""
+    yy, xx = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
+    disc = (((yy - 13.5) ** 2 + (xx - 13.5) ** 2) <= 36).to(torch.uint8) * 255
+    bar = torch.zeros(28, 28, dtype=torch.uint8)
+    bar[13:15, 4:24] = 255
+    return torch.stack([disc, bar])
+
+
+def test_random_affine_rotates_and_zooms_each_image_on_its_own():
+    disc, bar = _disc_and_bar()
+    generator = torch.Generator().manual_seed(0)
+    rotated = random_affine(disc.expand(32, 28, 28), 30.0, 0.0, generator)
+    assert rotated.shape == (32, 28, 28) and rotated.dtype == torch.uint8
+    ink = rotated.float().sum(dim=(1, 2)) / disc.float().sum()
+    assert ((ink - 1).abs() < 0.03).all()  # a disc turns into itself; no ink lost
+    bars = random_affine(bar.expand(32, 28, 28), 30.0, 0.0, torch.Generator().manual_seed(0))
+    rows_touched = (bars > 0).any(dim=2).sum(dim=1)  # a level bar covers 2 rows
+    assert rows_touched.max() > 6 and len(set(rows_touched.tolist())) > 4  # each its own angle
+    zoomed = random_affine(disc.expand(64, 28, 28), 0.0, 0.3, torch.Generator().manual_seed(0))
+    ink = zoomed.float().sum(dim=(1, 2)) / disc.float().sum()
+    assert ink.min() < 0.7 and ink.max() > 1.3 and (ink > 0.45).all() and (ink < 1.75).all()
+    again = random_affine(disc.expand(64, 28, 28), 0.0, 0.3, torch.Generator().manual_seed(0))
+    assert torch.equal(zoomed, again)  # reproducible from the generator
+    images = disc[None]
+    assert random_affine(images, 0.0, 0.0, torch.Generator()) is images
+
+
+def test_augmentation_with_shifts_only_draws_exactly_what_random_shift_draws():
+    """Recipes that only shift (default) augment bit for bit as before rotations existed."""
+    images = _disc_and_bar().repeat(8, 1, 1)
+    shifted = random_shift(images, 2, torch.Generator().manual_seed(5))
+    assert torch.equal(Augmentation(shift=2)(images, torch.Generator().manual_seed(5)), shifted)
+    assert not Augmentation().enabled and Augmentation(rotate=5.0).enabled
 
 
 # --- bad data -----------------------------------------------------------------------------

@@ -237,3 +237,54 @@ def random_shift(images: torch.Tensor, max_shift: int, generator: torch.Generato
     cols = offsets[1, :, None] + torch.arange(w, device=images.device)  # (B, W)
     batch = torch.arange(b, device=images.device)[:, None, None]
     return padded[batch, rows[:, :, None], cols[:, None, :]]  # (B, H, W)
+
+
+def random_affine(
+    images: torch.Tensor, max_degrees: float, max_zoom: float, generator: torch.Generator
+) -> torch.Tensor:
+    """Rotate each image about its centre by its own random angle in [-max_degrees, max_degrees]
+    and zoom it by its own factor in [1 - max_zoom, 1 + max_zoom], bilinear, filling with 0.
+
+    (B, 28, 28) uint8 -> (B, 28, 28) uint8, on the images' device; ``generator`` (CPU) makes it
+    reproducible per epoch, like ``random_shift``.
+    """
+    if max_degrees <= 0 and max_zoom <= 0:
+        return images
+    b, h, w = images.shape
+    draws = torch.rand((2, b), generator=generator, dtype=torch.float64) * 2 - 1  # (2, B)
+    angle = torch.deg2rad(draws[0] * max_degrees)
+    zoom = 1 + draws[1] * max_zoom
+    # affine_grid maps each output pixel to where it reads in the input: the inverse of the
+    # transform, i.e. rotate by -angle and scale by 1 / zoom.
+    cos, sin, zero = (
+        torch.cos(angle) / zoom,
+        torch.sin(angle) / zoom,
+        torch.zeros(b, dtype=torch.float64),
+    )
+    theta = torch.stack(
+        [torch.stack([cos, -sin, zero], dim=1), torch.stack([sin, cos, zero], dim=1)], dim=1
+    )  # (B, 2, 3)
+    theta = theta.to(device=images.device, dtype=torch.float32)
+    grid = torch.nn.functional.affine_grid(theta, [b, 1, h, w], align_corners=False)
+    moved = torch.nn.functional.grid_sample(
+        images[:, None].float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False
+    )  # (B, 1, H, W) float
+    return moved[:, 0].round().clamp(0, 255).to(torch.uint8)
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """The training-time augmentation of a recipe: affine first, then the shift."""
+
+    shift: int = 0  # pixels
+    rotate: float = 0.0  # degrees
+    scale: float = 0.0  # zoom factor in [1 - scale, 1 + scale]
+
+    def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """(B, 28, 28) uint8 -> (B, 28, 28) uint8; the same generator state gives the same batch."""
+        images = random_affine(images, self.rotate, self.scale, generator)
+        return random_shift(images, self.shift, generator)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.shift or self.rotate or self.scale)

@@ -14,8 +14,10 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from .data import Split, iterate_batches, random_shift, to_model_input
+from .data import Augmentation, Split, iterate_batches, to_model_input
 from .errors import TrainingDiverged
+
+NO_AUGMENTATION = Augmentation()
 
 # How often (in batches) the progress bar shows the running loss and the NaN check runs.
 # Each check is one host sync; at 50 batches it costs nothing measurable.
@@ -39,12 +41,16 @@ def train_one_epoch(
     batch_size: int,
     normalize: bool,
     amp: str = "off",
-    augment_shift: int = 0,
+    augment: Augmentation = NO_AUGMENTATION,
     augment_generator: torch.Generator | None = None,
     on_batch: Callable[[int, float | None], None] | None = None,
+    graphed: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+    | None = None,
 ) -> dict[str, float]:
     """One pass over ``split`` in the sample order ``order``; ``step(loss)`` is one optimisation
     step (``TrainState.step``: backward, clipping, update, schedule, moving average).
+    ``graphed(x, labels) -> (logits, loss)``, when given, does forward, loss and ``step`` in one
+    (a ``cudagraph.GraphedStep``) instead.
 
     Returns this process's sums: ``loss_sum`` (sum of per-sample losses), ``correct``, ``samples``,
     ``seconds``. ``on_batch(batch_size, running_loss_or_None)`` drives the progress bar.
@@ -58,13 +64,14 @@ def train_one_epoch(
     for batch, (images, labels) in enumerate(
         iterate_batches(split, batch_size, order=order), start=1
     ):
-        if augment_shift:
-            images = random_shift(images, augment_shift, augment_generator)
+        if augment.enabled:
+            images = augment(images, augment_generator)
         x = to_model_input(images, normalize)  # (B, 28, 28)
-        with autocast_context(device, amp):
-            logits = model(x)  # (B, 10)
-            loss = nn.functional.cross_entropy(logits.float(), labels)
-        step(loss)
+        if graphed is not None:
+            logits, loss = graphed(x, labels)
+        else:
+            logits, loss = forward_loss(model, x, labels, amp)
+            step(loss)
 
         n = labels.shape[0]
         samples += n
@@ -85,6 +92,17 @@ def train_one_epoch(
         "samples": float(samples),
         "seconds": seconds,
     }
+
+
+def forward_loss(
+    model: nn.Module, x: torch.Tensor, labels: torch.Tensor, amp: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Training forward pass: (B, 28, 28) float, (B,) -> logits (B, 10), mean loss (scalar).
+    The loss is always taken in fp32, also under autocast."""
+    with autocast_context(x.device, amp):
+        logits = model(x)  # (B, 10)
+        loss = nn.functional.cross_entropy(logits.float(), labels)
+    return logits, loss
 
 
 @torch.no_grad()

@@ -31,7 +31,8 @@ from . import __version__
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .console import ProgressBar, epoch_line, resume_command, start_line
-from .data import Split, derived_seed, epoch_permutation, load_mnist, split_train_val
+from .cudagraph import GraphedStep, graph_blocker
+from .data import Augmentation, Split, derived_seed, epoch_permutation, load_mnist, split_train_val
 from .engine import evaluate, train_one_epoch
 from .errors import ConfigError, TrainingInterrupted
 from .evaluation import score
@@ -83,7 +84,7 @@ def fit(
         primary = rt.dist.is_primary
         say = (log or print) if (primary and not quiet) else (lambda _msg: None)
         splits = _load_splits(config, rt, data_dir, download)
-        state = TrainState(config, rt, _steps_per_epoch(config, len(splits.train), rt), started)
+        state, graphed = _build_state(config, rt, len(splits.train), started)
         if resume:
             if _resume(run, state, rt, say):
                 return run.read_summary() or {}  # finished before: nothing to do
@@ -92,7 +93,9 @@ def fit(
             # Epoch 0: so that Ctrl-C during the first epoch still leaves something to resume from.
             _save(run, state, row=None, improved=False)
         say(start_line(state, rt, len(splits.train)))
-        throughput = _train_epochs(state, splits, run, rt, say, progress, quiet, on_batch)
+        if graphed is not None:
+            say("each training step runs as one CUDA graph (--no-cuda-graphs for eager steps)")
+        throughput = _train_epochs(state, splits, run, rt, say, progress, quiet, on_batch, graphed)
         if not primary:
             return {}
         summary = _test_once(run, state, rt, splits, data_dir, download, throughput)
@@ -104,6 +107,16 @@ def fit(
     if after_run is not None:
         after_run(run.path)
     return summary
+
+
+def _build_state(
+    config: TrainConfig, rt: Runtime, train_images: int, started: float
+) -> tuple[TrainState, GraphedStep | None]:
+    """A fresh TrainState, and the CUDA graph of its step where the recipe allows one."""
+    graphs = graph_blocker(config, rt.device, rt.dist.world_size, train_images) is None
+    steps = _steps_per_epoch(config, train_images, rt)
+    state = TrainState(config, rt, steps, started, capturable=graphs)
+    return state, GraphedStep(state) if graphs else None
 
 
 def _resume(run: RunDir, state: TrainState, rt: Runtime, say: Callable[[str], None]) -> bool:
@@ -163,6 +176,7 @@ def _train_epochs(
     progress: bool | None,
     quiet: bool,
     on_batch: Callable[[int, int], None] | None,
+    graphed: GraphedStep | None = None,
 ) -> float | None:
     """The epoch loop.
 
@@ -179,7 +193,7 @@ def _train_epochs(
     images, seconds = 0.0, 0.0
     try:
         for epoch in range(state.epoch + 1, config.epochs + 1):
-            row = _train_and_validate(state, splits, epoch, rt, bar, on_batch)
+            row = _train_and_validate(state, splits, epoch, rt, bar, on_batch, graphed)
             images, seconds = images + row.pop("samples"), seconds + row["epoch_seconds"]
             improved = state.finish_epoch(epoch, row["epoch_seconds"], row.get("val_acc"))
             row["train_seconds"] = state.train_seconds
@@ -205,11 +219,9 @@ def _train_and_validate(
     rt: Runtime,
     bar: ProgressBar,
     on_batch: Callable[[int, int], None] | None,
+    graphed: GraphedStep | None = None,
 ) -> dict[str, Any]:
-    """One epoch of training, then validation (and test, for the article's recipe).
-
-    Returns one metrics row.
-    """
+    """One epoch of training, then validation (and test, for the article's recipe): a row."""
     config, dist = state.config, rt.dist
     order = epoch_permutation(
         len(splits.train), seed=config.seed, epoch=epoch, rank=dist.rank, world_size=dist.world_size
@@ -224,6 +236,8 @@ def _train_and_validate(
             on_batch(epoch, done[0])
 
     lr = state.lr()
+    # Seeded per (seed, epoch, rank) so a resumed run augments exactly as an uninterrupted one.
+    generator = torch.Generator().manual_seed(derived_seed(config.seed, epoch, 1 + dist.rank))
     stats = train_one_epoch(
         state.trainable,
         splits.train,
@@ -232,12 +246,10 @@ def _train_and_validate(
         batch_size=config.batch_size,
         normalize=config.normalize,
         amp=config.amp,
-        augment_shift=config.augment_shift,
+        augment=Augmentation(config.augment_shift, config.augment_rotate, config.augment_scale),
         on_batch=after_step,
-        # Seeded per (seed, epoch, rank) so a resumed run augments exactly as an uninterrupted one.
-        augment_generator=torch.Generator().manual_seed(
-            derived_seed(config.seed, epoch, 1 + dist.rank)
-        ),
+        graphed=graphed,
+        augment_generator=generator,
     )
     bar.close()
     keys = ("loss_sum", "correct", "samples", "seconds")
