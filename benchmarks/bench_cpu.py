@@ -127,17 +127,26 @@ def article_dataloader_epoch_seconds(
     return per_batch * len(loader)
 
 
-def full_run(seed: int, data_dir: str | None, **overrides) -> dict:
+def full_run(
+    seed: int,
+    data_dir: str | None,
+    preset: str = "default",
+    run_dir: Path | None = None,
+    **overrides,
+) -> dict:
+    """One whole `fit` of ``preset`` with the test set evaluated after every epoch (for the
+    time-to-accuracy figures only), in ``run_dir`` (kept) or a temporary folder."""
     config = apply_overrides(
-        preset_config("default"), {"seed": seed, "eval_test_every_epoch": True, **overrides}
+        preset_config(preset), {"seed": seed, "eval_test_every_epoch": True, **overrides}
     )
     with tempfile.TemporaryDirectory() as tmp:
+        run = run_dir or Path(tmp) / "run"
         start = time.perf_counter()
-        summary = fit(config, Path(tmp) / "run", data_dir=data_dir, download=False, quiet=True)
+        summary = fit(config, run, data_dir=data_dir, download=False, quiet=True)
         wall = time.perf_counter() - start
         from seqmnist.run import read_metrics
 
-        rows = read_metrics(Path(tmp) / "run" / "metrics.csv")
+        rows = read_metrics(run / "metrics.csv")
     reached = next(
         (r for r in rows if r["test_acc"] is not None and r["test_acc"] >= ARTICLE_ACC), None
     )

@@ -42,6 +42,18 @@ def run_smoke(script: str, *args: str) -> subprocess.CompletedProcess:
     return proc
 
 
+GPU_RUNS = {
+    "default": 2,
+    "default_bf16": 1,
+    "default_gpu_sized": 1,
+    "best": 1,
+    "smnist": 1,
+    "pmnist": 1,
+    "seed": 1,
+    "best_shift_only": 1,
+}
+
+
 @pytest.mark.slow
 def test_gpu_benchmark_runs_every_step_in_smoke_mode(synthetic_data_dir, tmp_path):
     before = _snapshot(ROOT / "benchmarks")
@@ -57,49 +69,61 @@ def test_gpu_benchmark_runs_every_step_in_smoke_mode(synthetic_data_dir, tmp_pat
         "--out",
         str(out),
     )
-    for expected in (
-        "throughput default:",
-        "throughput default_bf16:",
-        "throughput hidden128_batch1024:",
-        "default seed 0: final",
-        "default seed 1: final",
-        "hidden128_batch1024 seed 0: final",
-        "seed preset:",
-        "article's loop:",
-        "smoke run: every step ran",
-    ):
+    steps = [f"ceiling_{name} (" for name in ("default", "seed", "seed_no_graphs", "best")]
+    steps += ["graph_parity (", "article_dataloader_epoch_seconds (", "inference ("]
+    steps += ["default_seed0 (", "default_seed1 (", "smnist (", "pmnist (", "best_seed0 ("]
+    for expected in [*steps, "smoke run: every step ran"]:
         assert expected in proc.stdout, expected
     assert _snapshot(ROOT / "benchmarks") == before  # --smoke leaves results and README alone
     result = json.loads(out.read_text())
-    assert result["failed"] == {}
-    assert [
-        len(result["runs"][name]) for name in ("default", "default_bf16", "hidden128_batch1024")
-    ] == [2, 1, 1]
-    assert result["seed_speedup_vs_article_loop"] > 0
+    assert result["failed"] == {} and result["skipped"] == {}
+    assert {name: len(runs) for name, runs in result["runs"].items()} == GPU_RUNS
+    assert result["graph_parity"]["graphed_vs_eager_capturable_max_abs_weight_diff"] == 0.0
     table = render_gpu_table(result)  # what a real run writes into benchmarks/README.md
-    assert "| default |" in table and "x faster" in table
+    assert "| default | 2 |" in table and "x faster with graphs" in table
+    assert "| seed_no_graphs | 50 |" in table and "Inference at batch 200" in table
 
 
 def test_gpu_table_reports_medians_and_failures():
-    run = {"final_test_acc": 0.99, "train_seconds_to_99.0": None}
+    run = {"final_test_acc": 0.99, "train_seconds_to_99.0": None, "epochs": 15}
     result = {
         "date": "2026-11-26 12:00",
-        "machine": {"gpu": "NVIDIA H100", "torch": "2.14.1"},
-        "throughput_default": 123456.0,
-        "runs": {"default": [{**run, "train_seconds_to_98.15": t} for t in (0.9, None, 1.1)]},
-        "seed_epoch_seconds": 2.0,
+        "command": "bench_gpu.py --budget 540",
+        "machine": {"gpu": "NVIDIA H100", "torch": "2.14.1", "cuda": "13.0", "cudnn": 91900},
+        "runs": {
+            "default": [
+                {**run, "train_seconds_to_98.15": t, "train_seconds": 20.0}
+                for t in (0.9, None, 1.1)
+            ]
+        },
+        "ceiling_seed": {
+            "lstm_samples_per_s": 20000.0,
+            "loop_samples_per_s": 60000.0,
+            "batch_size": 32,
+        },
+        "ceiling_seed_no_graphs": {
+            "lstm_samples_per_s": 20000.0,
+            "loop_samples_per_s": 10000.0,
+            "batch_size": 32,
+        },
         "article_dataloader_epoch_seconds": 9.0,
-        "seed_speedup_vs_article_loop": 4.5,
-        "failed": {"throughput_default_bf16": "RuntimeError: no bf16 LSTM"},
+        "failed": {"ceiling_default_bf16": "RuntimeError: no bf16 LSTM"},
+        "skipped": {"pmnist": "needs about 40 s, 10 s of the budget left"},
     }
     table = render_gpu_table(result)
-    assert table.startswith("## GPU (NVIDIA H100, torch 2.14.1) - 2026-11-26 12:00")
-    assert (
-        "| default | 123,456 | 1.10 s (median of 0.90, not reached, 1.10) | not reached | "
-        "99.00%, 99.00%, 99.00% |" in table
+    assert table.startswith(
+        "## GPU (NVIDIA H100, torch 2.14.1, CUDA 13.0, cuDNN 91900) - 2026-11-26 12:00"
     )
-    assert "4.5x faster" in table
-    assert "Failed: throughput_default_bf16: RuntimeError: no bf16 LSTM" in table
+    assert "Command: `bench_gpu.py --budget 540`" in table
+    assert (
+        "| default | 3 | 99.00% (99.00%, 99.00%, 99.00%) | 1.10 s (0.90, not reached, 1.10) | "
+        "not reached | 15 | 20.0 |" in table
+    )
+    assert "| seed | 32 | 20,000 | 60,000 | 300% |" in table
+    assert "1.00 s with CUDA graphs, 6.00 s eager, 9.00 s in the article's" in table
+    assert "9.0x faster with graphs (1.5x eager)" in table
+    assert "Failed: ceiling_default_bf16: RuntimeError: no bf16 LSTM" in table
+    assert "Skipped: pmnist: needs about 40 s" in table
 
 
 def test_gpu_benchmark_refuses_a_full_run_without_cuda():
