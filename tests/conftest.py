@@ -105,6 +105,20 @@ def tiny_run(synthetic_data_dir: Path, tmp_path_factory: pytest.TempPathFactory)
 
 
 @pytest.fixture(scope="session")
+def reference_run(synthetic_data_dir, tmp_path_factory) -> Path:
+    """An uninterrupted 3-epoch run with dropout and two layers."""
+    run_dir = tmp_path_factory.mktemp("train") / "reference"
+    import torch
+
+    from resume_helpers import RESUME_OVERRIDES, fit_tiny
+
+    before = torch.get_num_threads()
+    fit_tiny(synthetic_data_dir, tiny_config(**RESUME_OVERRIDES), run_dir)
+    torch.set_num_threads(before)
+    return run_dir
+
+
+@pytest.fixture(scope="session")
 def real_data_dir() -> Path:
     """The real MNIST root from $SEQMNIST_DATA.
 

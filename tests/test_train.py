@@ -5,14 +5,20 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import signal
-from pathlib import Path
 
 import pytest
 import torch
 
 from conftest import cli_train, tiny_config
+from resume_helpers import (
+    RESUME_OVERRIDES,
+    assert_same_state,
+    final_state,
+    fit_tiny,
+    metric_rows,
+    signal_at,
+)
 from seqmnist.checkpoint import load_checkpoint
 from seqmnist.cli import main
 from seqmnist.config import TrainConfig, apply_overrides, preset_config
@@ -21,48 +27,8 @@ from seqmnist.model import SeqClassifier
 from seqmnist.run import BEST_NAME, LAST_NAME, METRIC_COLUMNS, RunDir, read_metrics
 from seqmnist.runtime import DistInfo, Runtime
 from seqmnist.state import TrainState
-from seqmnist.train import fit
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
-
-TIMING_COLUMNS = {"epoch_seconds", "train_seconds", "samples_per_s"}
-
-# Dropout, two layers and augmentation: a resume must restore the RNG state to reproduce the
-# dropout masks, and re-seed the augmentation exactly as the uninterrupted run did.
-RESUME_OVERRIDES = dict(epochs=3, layers=2, dropout=0.3, seed=3, augment_shift=2)
-
-
-def fit_tiny(data_dir: Path, config: TrainConfig, run_dir: Path, **kwargs) -> dict:
-    """``fit`` on the synthetic data, quietly."""
-    return fit(config, run_dir, data_dir=data_dir, download=False, quiet=True, **kwargs)
-
-
-def metric_rows(run_dir: Path) -> list[dict[str, str]]:
-    """metrics.csv without the columns that measure time."""
-    with (run_dir / "metrics.csv").open(newline="") as f:
-        return [
-            {k: v for k, v in row.items() if k not in TIMING_COLUMNS} for row in csv.DictReader(f)
-        ]
-
-
-def final_state(run_dir: Path) -> dict[str, torch.Tensor]:
-    return load_checkpoint(run_dir / LAST_NAME)["model_state"]
-
-
-def assert_same_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
-    assert a.keys() == b.keys()
-    for name in a:
-        assert torch.equal(a[name], b[name]), name
-
-
-@pytest.fixture(scope="module")
-def reference_run(synthetic_data_dir, tmp_path_factory) -> Path:
-    """An uninterrupted 3-epoch run with dropout and two layers."""
-    run_dir = tmp_path_factory.mktemp("train") / "reference"
-    before = torch.get_num_threads()
-    fit_tiny(synthetic_data_dir, tiny_config(**RESUME_OVERRIDES), run_dir)
-    torch.set_num_threads(before)
-    return run_dir
 
 
 def test_run_directory_contents(tiny_run):
@@ -169,17 +135,6 @@ def test_same_config_gives_identical_runs(reference_run, synthetic_data_dir, tmp
         b["test_loss"],
         b["best_epoch"],
     )
-
-
-def signal_at(epoch: int, images: int, signum: int = signal.SIGINT):
-    """An ``on_batch`` hook that sends this process a real signal once ``images`` images of
-    ``epoch`` are done (what Ctrl-C or `kill` would do at that moment)."""
-
-    def hook(current_epoch: int, done: int) -> None:
-        if current_epoch == epoch and done >= images:
-            os.kill(os.getpid(), signum)
-
-    return hook
 
 
 @pytest.mark.parametrize(

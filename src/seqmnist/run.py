@@ -167,12 +167,25 @@ class RunDir:
                 self.best_checkpoint,
             ):
                 stale.unlink(missing_ok=True)
+            self.remove_temp_files()
         except OSError as exc:
             raise SeqMnistError(
                 f"cannot create the run directory {self.path} ({exc.strerror}): "
                 "choose another --out"
             ) from None
         write_json_atomic(self.config_file, config.to_dict())
+
+    def remove_temp_files(self) -> list[Path]:
+        """Delete what writes cut short by a kill left behind: ``atomic_write``'s temp files of
+        this run's own files (``checkpoint_last.pt.<random>.tmp``; up to a checkpoint each).
+        Returns the paths removed."""
+        names = (CONFIG_NAME, METRICS_NAME, LAST_NAME, BEST_NAME, SUMMARY_NAME)
+        removed = []
+        for name in names:
+            for leftover in self.path.glob(f"{name}.*.tmp"):
+                leftover.unlink(missing_ok=True)
+                removed.append(leftover)
+        return removed
 
     def check_writable(self) -> None:
         """Before resuming: a run that cannot be written to would fail only after an epoch."""

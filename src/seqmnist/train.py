@@ -127,6 +127,7 @@ def _resume(run: RunDir, state: TrainState, rt: Runtime, say: Callable[[str], No
         say(f"{run.path} finished all {epochs} epochs already; nothing to do")
         return True
     if rt.dist.is_primary:
+        run.remove_temp_files()  # half-written files of a killed session
         run.truncate_metrics_after(state.epoch)  # rows after the checkpoint's epoch are redone
     say(f"resuming {run.path} after epoch {state.epoch} of {epochs}")
     return False
