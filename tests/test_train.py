@@ -321,6 +321,17 @@ def test_resume_of_a_folder_that_is_not_a_run(tmp_path, capsys):
     assert err.startswith("seqmnist: error: ") and "config.json" in err
 
 
+def test_resume_before_the_first_checkpoint_says_to_start_again(tmp_path, capsys):
+    """A run killed before its first checkpoint has only config.json: the error comes before any
+    data is read (the data folder here does not even exist)."""
+    (tmp_path / "config.json").write_text(json.dumps(tiny_config().to_dict()))
+    argv = ["train", "--resume", str(tmp_path), "--data-dir", str(tmp_path / "nothing")]
+    assert main([*argv, "--no-download"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "has no checkpoint_last.pt to resume from" in err
+    assert "start the run again" in err
+
+
 def test_val_size_larger_than_the_data(synthetic_data_dir, tmp_path):
     with pytest.raises(ConfigError, match="--val-size 600"):
         fit_tiny(synthetic_data_dir, tiny_config(val_size=600), tmp_path / "run")

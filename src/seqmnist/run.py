@@ -187,6 +187,19 @@ class RunDir:
                 removed.append(leftover)
         return removed
 
+    def check_resumable(self) -> None:
+        """Before resuming, before any data is loaded: a checkpoint to continue from, and a
+        directory that can be written to."""
+        if not self.last_checkpoint.is_file():
+            if not self.path.is_dir():
+                raise SeqMnistError(f"no such run directory: {self.path}")
+            raise SeqMnistError(
+                f"{self.path} has no {LAST_NAME} to resume from (training stopped before its "
+                "first checkpoint, or this is not a run directory): start the run again with the "
+                "flags it was started with"
+            )
+        self.check_writable()
+
     def check_writable(self) -> None:
         """Before resuming: a run that cannot be written to would fail only after an epoch."""
         if not os.access(self.path, os.W_OK):

@@ -76,7 +76,7 @@ def fit(
     config.validate()
     run = RunDir(run_dir)
     if resume:
-        run.check_writable()
+        run.check_resumable()
     else:
         run.refuse_to_replace(overwrite)  # on every rank, before any of them starts work
     started = time.perf_counter()
