@@ -13,6 +13,7 @@ are known to fit its saved config: a crafted config cannot make us allocate a hu
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any
 
 import torch
@@ -40,7 +41,11 @@ def load_checkpoint(
     """Load and check a checkpoint (file or run directory). Never unpickles arbitrary objects."""
     path = resolve_checkpoint(path)
     try:
-        data = torch.load(path, map_location=map_location, weights_only=True)
+        # A file that is refused anyway may make the unpickler warn first (a pickle protocol
+        # it does not expect): the one-line refusal below is what the user should see.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            data = torch.load(path, map_location=map_location, weights_only=True)
     # Garbage bytes fail inside the unpickler in many ways (KeyError, IndexError,
     # UnicodeDecodeError, ...); weights_only means nothing was executed, so any failure
     # here means "not a checkpoint".
@@ -64,7 +69,9 @@ def load_checkpoint(
             f"{FORMAT_VERSION}: use the seqmnist release that wrote it, or retrain"
         )
     if data.get("arch") not in ARCHITECTURES:
-        raise CheckpointError(f"{path} holds an unknown architecture {data.get('arch')!r}")
+        raise CheckpointError(
+            f"{path} holds an unknown architecture {data.get('arch')!r}; {NOT_A_CHECKPOINT}"
+        )
     for key in ("model_config", "model_state"):
         if not isinstance(data.get(key), dict):
             raise CheckpointError(

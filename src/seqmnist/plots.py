@@ -317,6 +317,8 @@ def write_run_plots(
         )
     for name in RUN_PLOT_NAMES:  # fail on an unwritable folder before the slow test-set pass
         prepare_output(out / name)
+    # The model first: a damaged checkpoint fails the command before any picture is written.
+    errors = misclassified(run_dir, data_dir=data_dir, download=download)
     written = [curves([run_dir], out / "curves.png")]
     written.append(
         confusion(
@@ -325,7 +327,6 @@ def write_run_plots(
             title=f"Confusion matrix, {run_dir.name}, test set",
         )
     )
-    errors = misclassified(run_dir, data_dir=data_dir, download=download)
     written.append(
         error_gallery(
             errors["images"],

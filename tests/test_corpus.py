@@ -1,0 +1,233 @@
+"""A corpus of crafted and damaged checkpoints, run against every command that loads a model.
+
+Each (checkpoint, command) pair must end with exit code 1 and one line on stderr that starts with
+``seqmnist: error:``; print nothing on stdout; write nothing; execute nothing (the malicious
+pickles would create a marker file); and stay within bounded time and memory (the inflated config
+claims a model of ~18 GB).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import resource
+import shutil
+import time
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from seqmnist.cli import main
+from seqmnist.run import BEST_NAME, LAST_NAME
+
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
+MARKER = "corpus-executed-code"
+
+
+class Exploit:
+    """Unpickling this runs a shell command that creates the marker file."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.folder / MARKER}",))
+
+
+def _edited(good: dict, edit: Callable[[dict], None]) -> dict:
+    data = {k: (dict(v) if isinstance(v, dict) else v) for k, v in good.items()}
+    data["model_state"] = {k: v.clone() for k, v in good["model_state"].items()}
+    edit(data)
+    return data
+
+
+def _set(path: str, value) -> Callable[[dict], None]:
+    """An edit that sets data[a][b] (path "a.b") or data[a] (path "a")."""
+
+    def edit(data: dict) -> None:
+        *parents, last = path.split(".", 1) if "." in path else [path]
+        target = data[parents[0]] if parents else data
+        target[last] = value
+
+    return edit
+
+
+def _poison(value: float) -> Callable[[dict], None]:
+    def edit(data: dict) -> None:
+        data["model_state"]["head.bias"][3] = value
+
+    return edit
+
+
+def _drop_weight(data: dict) -> None:
+    del data["model_state"]["head.weight"]
+
+
+def _extra_weight(data: dict) -> None:
+    data["model_state"]["head.extra"] = torch.zeros(3)
+
+
+def _resize_weight(data: dict) -> None:
+    data["model_state"]["head.weight"] = torch.zeros(10, 7)
+
+
+# name -> the checkpoint as a dict to torch.save (edits of a good one)
+EDITED = {
+    "inflated config (hidden 4096 x 16 layers)": lambda d: d["model_config"].update(
+        hidden=4096, layers=16
+    ),
+    "config claims other sizes than the weights": _set("model_config.hidden", 9),
+    "weight with the wrong shape": _resize_weight,
+    "weight missing": _drop_weight,
+    "unknown weight": _extra_weight,
+    "NaN weights": _poison(float("nan")),
+    "infinite weights": _poison(float("inf")),
+    "model config is a list": _set("model_config", [1, 2, 3]),
+    "model config with a string size": _set("model_config.hidden", "many"),
+    "model config with a negative size": _set("model_config.hidden", -5),
+    "model config with an unknown order": _set("model_config.order", "spiral"),
+    "model config with an unknown field": _set("model_config.wings", 2),
+    "train config is a number": _set("train_config", 42),
+    "train config is a list": _set("train_config", [1, 2]),
+    "model state is a list": _set("model_state", [1, 2]),
+    "a weight is a string": _set("model_state.head.bias", "abc"),
+    "other format version": _set("version", 99),
+    "other format name": _set("format", "someone-elses"),
+    "unknown architecture": _set("arch", "Transformer"),
+}
+
+
+def write_corpus(folder: Path, good_path: Path) -> dict[str, Path]:
+    """Every case as a file in ``folder``; returns name -> path."""
+    good = torch.load(good_path, weights_only=True)
+    files: dict[str, Path] = {}
+
+    def put(name: str, write: Callable[[Path], None]) -> None:
+        path = folder / f"case{len(files):02d}.pt"
+        write(path)
+        files[name] = path
+
+    for name, edit in EDITED.items():
+        data = _edited(good, edit)
+        put(name, lambda p, data=data: torch.save(data, p))
+    put("legacy whole-model pickle", lambda p: torch.save(_legacy_model(good), p))
+    put("malicious pickle in a torch zip", lambda p: torch.save({"x": Exploit(folder)}, p))
+    put("malicious plain pickle", lambda p: p.write_bytes(pickle.dumps(Exploit(folder))))
+    put("truncated checkpoint", lambda p: p.write_bytes(good_path.read_bytes()[:5000]))
+    put("empty file", lambda p: p.write_bytes(b""))
+    put("random bytes", lambda p: p.write_bytes(np.random.default_rng(0).bytes(4096)))
+    put("zip that is not a torch file", lambda p: p.write_bytes(_plain_zip()))
+    put("torch file holding a list", lambda p: torch.save([1, 2, 3], p))
+    put("a PNG renamed .pt", lambda p: p.write_bytes(_png_bytes()))
+    return files
+
+
+def _legacy_model(good: dict):
+    from seqmnist.checkpoint import model_from_checkpoint
+
+    return model_from_checkpoint(good)  # a whole nn.Module, pickled as an object
+
+
+def _plain_zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as z:
+        z.writestr("notes.txt", "hello")
+    return buffer.getvalue()
+
+
+def _png_bytes() -> bytes:
+    """A PNG of a "1": a white stroke on black, as MNIST draws it."""
+    digit = np.zeros((28, 28), np.uint8)
+    digit[5:23, 13:16] = 255
+    buffer = io.BytesIO()
+    Image.fromarray(digit).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+CASES = [*EDITED, "legacy whole-model pickle", "malicious pickle in a torch zip"]
+CASES += ["malicious plain pickle", "truncated checkpoint", "empty file", "random bytes"]
+CASES += ["zip that is not a torch file", "torch file holding a list", "a PNG renamed .pt"]
+COMMANDS = ["info", "evaluate", "predict", "serve", "export", "inspect", "plot"]
+
+
+@pytest.fixture(scope="module")
+def corpus(tiny_run, tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("corpus")
+    files = write_corpus(folder, tiny_run / BEST_NAME)
+    assert list(files) == CASES
+    return files
+
+
+def _argv(command: str, checkpoint: Path, work: Path, data: Path, tiny_run: Path) -> list[str]:
+    data_flags = ["--data-dir", str(data), "--no-download"]
+    if command == "predict":
+        image = work / "digit.png"
+        image.write_bytes(_png_bytes())
+        return ["predict", str(checkpoint), str(image), "--json"]
+    if command == "serve":
+        return ["serve", str(checkpoint), "--port", "0"]
+    if command == "export":
+        return ["export", str(checkpoint), "--out", str(work / "model.onnx"), *data_flags]
+    if command == "plot":  # takes a run directory: a finished run whose checkpoints are the case
+        run = work / "run"
+        shutil.copytree(tiny_run, run)
+        for name in (BEST_NAME, LAST_NAME):
+            shutil.copyfile(checkpoint, run / name)
+        return ["plot", str(run), "--out", str(work / "plots"), *data_flags]
+    if command == "evaluate":
+        return ["evaluate", str(checkpoint), "--device", "cpu", *data_flags]
+    return [command, str(checkpoint), *(data_flags if command == "inspect" else [])]
+
+
+def _files(folder: Path) -> set[Path]:
+    return {p for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+@pytest.mark.parametrize("case", CASES)
+def test_every_command_refuses_every_crafted_checkpoint_in_one_line(
+    case, command, corpus, tiny_run, synthetic_data_dir, tmp_path, capsys, monkeypatch
+):
+    import uvicorn
+
+    def never(*args, **kwargs):
+        raise AssertionError("the server started with a crafted checkpoint")
+
+    monkeypatch.setattr(uvicorn.Server, "run", never)
+    argv = _argv(command, corpus[case], tmp_path, synthetic_data_dir, tiny_run)
+    before = _files(tmp_path)
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB
+    start = time.perf_counter()
+    code = main(argv)
+    seconds = time.perf_counter() - start
+    out, err = capsys.readouterr()
+    assert code == 1, (code, out, err)
+    assert err.startswith("seqmnist: error: ") and err.count("\n") == 1, err
+    assert "Traceback" not in err and out == "", out
+    assert str(corpus[case].name) in err or BEST_NAME in err, err  # names the file at fault
+    assert _files(tmp_path) == before  # nothing written, not even a partial picture
+    assert not (corpus[case].parent / MARKER).exists()  # nothing executed
+    assert seconds < 20
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before < 500_000
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_the_harness_accepts_the_good_checkpoint(
+    command, tiny_run, synthetic_data_dir, tmp_path, capsys, monkeypatch
+):
+    """The control: the same command lines with the checkpoint the corpus was made from work
+    (so the refusals above come from the checkpoints, not from the command lines)."""
+    import uvicorn
+
+    started = []
+    monkeypatch.setattr(uvicorn.Server, "run", lambda *a, **k: started.append(True))
+    argv = _argv(command, tiny_run / BEST_NAME, tmp_path, synthetic_data_dir, tiny_run)
+    assert main(argv) == 0, capsys.readouterr().err
+    assert started == ([True] if command == "serve" else [])
