@@ -46,9 +46,10 @@ RUNS = {
     "pixels-16": {"order": "pixels", **PIXEL_RECIPE},
     "permuted-16": {"order": "permuted", **PIXEL_RECIPE},
 }
-# Seeds per run: the default recipe's runs take ~2 min, so columns gets the median of three,
-# as bench_cpu.py gives rows; the 49-step runs take ~7 min each and get one.
-SEEDS = {"columns": (0, 1, 2), "pixels-16": (0,), "permuted-16": (0,)}
+# Seeds per run: the default recipe's runs take ~2 min, so columns gets the median of five (it
+# sits within 0.1 point of the 99.0 % target, where three seeds cannot tell noise from a gap);
+# the 49-step runs take ~7 min each and get one.
+SEEDS = {"columns": (0, 1, 2, 3, 4), "pixels-16": (0,), "permuted-16": (0,)}
 SMOKE = {"epochs": 1, "hidden": 8, "val_size": 100, "threads": 1}  # also fits synthetic data
 
 

@@ -147,6 +147,6 @@ def test_orders_benchmark_runs_every_step_in_smoke_mode(synthetic_data_dir):
     proc = run_smoke("bench_orders.py", "--data-dir", str(synthetic_data_dir))
     for run in ("columns", "pixels-16", "permuted-16"):
         assert f"{run}: " in proc.stdout and f"| {run} |" in proc.stdout, run
-    assert "(seeds 0, 1, 2:" in proc.stdout  # columns: a median over three seeds
+    assert "(seeds 0, 1, 2, 3, 4:" in proc.stdout  # columns: a median over five seeds
     assert "| `--preset smnist`" in proc.stdout and "| `--preset pmnist`" in proc.stdout
     assert _snapshot(ROOT / "benchmarks") == before
