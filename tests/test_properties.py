@@ -1,8 +1,9 @@
 """Property-based tests (Hypothesis): hostile and damaged input never breaks the library.
 
-Whatever bytes or structures arrive, the image decoder and preprocessing, the IDX reader and the
-web API's request parsing either succeed or raise the library's own error (a ``SeqMnistError``
-subclass: ``ImageError``, ``DataError``, the API's ``ClientError``), in bounded time; whole
+Whatever bytes or structures arrive, the image decoder and preprocessing, the IDX reader, the
+checkpoint loader and the web API's request parsing either succeed or raise the library's own
+error (a ``SeqMnistError`` subclass: ``ImageError``, ``DataError``, ``CheckpointError``, the API's
+``ClientError``), in bounded time; whole
 requests through the app are never answered with a 5xx.
 
 Example counts are modest so the file runs in well under a minute on two busy cores; deadlines
@@ -30,10 +31,12 @@ from hypothesis.extra import numpy as hnp
 from PIL import Image
 
 from conftest import make_synthetic_mnist
+from seqmnist.checkpoint import load_checkpoint, model_from_checkpoint, train_config_from_checkpoint
 from seqmnist.data import RAW_FILES, load_mnist
-from seqmnist.errors import DataError, SeqMnistError
+from seqmnist.errors import CheckpointError, DataError, SeqMnistError
 from seqmnist.images import ImageError, open_image
 from seqmnist.preprocess import load_mnist_image, to_mnist
+from seqmnist.runtime import DistInfo, Runtime
 
 fastapi = pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
@@ -321,7 +324,106 @@ def test_load_mnist_on_damaged_idx_files(
         assert split.labels.numel() == 0 or int(split.labels.max()) <= 9
 
 
-# --- (c) the API's request parsing ----------------------------------------------------------
+# --- (c) the checkpoint loader --------------------------------------------------------------
+
+
+def load_model(path: Path) -> Any:
+    """What every command that loads a model does: the file, then the model and train config."""
+    data = load_checkpoint(path)
+    return model_from_checkpoint(data), train_config_from_checkpoint(data)
+
+
+class Quiet(tuple):
+    """A fixture value whose repr stays short in Hypothesis's failure reports."""
+
+    def __repr__(self) -> str:
+        return "<good checkpoint>"
+
+
+@pytest.fixture(scope="module")
+def good_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, dict]:
+    """A small valid checkpoint: its bytes, and its content as loaded."""
+    import torch
+
+    from seqmnist.checkpoint import save_checkpoint
+    from seqmnist.config import apply_overrides, preset_config
+    from seqmnist.state import TrainState
+
+    config = apply_overrides(preset_config("default"), {"hidden": 4, "ema_decay": 0.0})
+    state = TrainState(config, Runtime(torch.device("cpu"), DistInfo(), 1), steps_per_epoch=1)
+    path = tmp_path_factory.mktemp("ckpt") / "good.pt"
+    save_checkpoint(path, state.state_dict())
+    return Quiet((path.read_bytes(), load_checkpoint(path)))
+
+
+@FILES
+@given(st.data())
+def test_load_checkpoint_on_damaged_checkpoint_bytes(
+    tmp_path: Path, good_checkpoint: tuple[bytes, dict], data: st.DataObject
+) -> None:
+    path = tmp_path / "damaged.pt"
+    path.write_bytes(data.draw(damaged_idx(good_checkpoint[0])))  # flips, cuts, random bytes
+    only_own_errors(CheckpointError, load_model, path)
+
+
+# Any value torch.save and the weights-only unpickler can carry: numbers, strings, None, tensors
+# of any small shape and dtype, lists and dicts of them.
+LEAVES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**40), 2**40),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=8),
+    hnp.arrays(
+        st.sampled_from([np.float32, np.float64, np.int64, np.uint8, np.bool_]),
+        hnp.array_shapes(min_dims=0, max_dims=3, max_side=4),
+    ),
+)
+VALUES = st.recursive(
+    LEAVES,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=12), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+CHECKPOINT_KEYS = ["model_config", "train_config", "model_state", "format", "version", "arch"]
+
+
+def _to_torch(value: Any) -> Any:
+    import torch
+
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(value.copy())
+    if isinstance(value, list):
+        return [_to_torch(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _to_torch(v) for k, v in value.items()}
+    return value
+
+
+@FILES
+@given(st.sampled_from(CHECKPOINT_KEYS), st.data())
+def test_load_checkpoint_on_checkpoints_with_any_value_in_any_field(
+    tmp_path: Path, good_checkpoint: tuple[bytes, dict], key: str, data: st.DataObject
+) -> None:
+    """A valid checkpoint with one field, or one entry of the configs or weights, replaced by
+    an arbitrary value: loads, or is refused with a CheckpointError."""
+    import torch
+
+    content = {k: v for k, v in good_checkpoint[1].items() if k != "path"}
+    value = _to_torch(data.draw(VALUES))
+    inner = content.get(key)
+    if isinstance(inner, dict) and inner and data.draw(st.booleans()):
+        inner = dict(inner)
+        inner[data.draw(st.sampled_from(sorted(inner)))] = value  # one entry of the dict
+        value = inner
+    content[key] = value
+    path = tmp_path / "edited.pt"
+    torch.save(content, path)
+    only_own_errors(CheckpointError, load_model, path)
+
+
+# --- (d) the API's request parsing ----------------------------------------------------------
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),

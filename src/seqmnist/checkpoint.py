@@ -35,6 +35,20 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
     atomic_write(path, lambda f: torch.save(data, f))
 
 
+def _is(value: Any, kind: type, expected: Any) -> bool:
+    """``value == expected`` for a value of any type a file may hold (a tensor compares
+    element-wise, a list never equals a string)."""
+    return isinstance(value, kind) and value == expected
+
+
+def _shown(value: Any) -> str:
+    """A file's value in one short line: small plain values as they are, others by type."""
+    text = repr(value)
+    if isinstance(value, (str, int, float, type(None))) and len(text) <= 40:
+        return text
+    return f"a {type(value).__name__}"
+
+
 def load_checkpoint(
     path: str | os.PathLike, map_location: str | torch.device = "cpu"
 ) -> dict[str, Any]:
@@ -58,19 +72,20 @@ def load_checkpoint(
         raise CheckpointError(
             f"{path} is not a seqmnist checkpoint (unreadable or damaged); {NOT_A_CHECKPOINT}"
         ) from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
+    if not isinstance(data, dict) or not _is(data.get("format"), str, FORMAT_NAME):
         raise CheckpointError(
             f"{path} is a PyTorch file but not a seqmnist checkpoint; {NOT_A_CHECKPOINT}"
         )
     version = data.get("version")
-    if version != FORMAT_VERSION:
+    if not _is(version, int, FORMAT_VERSION):
         raise CheckpointError(
-            f"{path} has checkpoint format version {version!r}, this seqmnist reads version "
-            f"{FORMAT_VERSION}: use the seqmnist release that wrote it, or retrain"
+            f"{path} has checkpoint format version {_shown(version)}, this seqmnist reads "
+            f"version {FORMAT_VERSION}: use the seqmnist release that wrote it, or retrain"
         )
-    if data.get("arch") not in ARCHITECTURES:
+    arch = data.get("arch")
+    if not (isinstance(arch, str) and arch in ARCHITECTURES):
         raise CheckpointError(
-            f"{path} holds an unknown architecture {data.get('arch')!r}; {NOT_A_CHECKPOINT}"
+            f"{path} holds an unknown architecture {_shown(arch)}; {NOT_A_CHECKPOINT}"
         )
     for key in ("model_config", "model_state"):
         if not isinstance(data.get(key), dict):
