@@ -224,8 +224,32 @@ def _train_argv(data_dir: Path, run_dir: Path, *extra: str) -> list[str]:
 
 
 @pytest.mark.slow
+def _epochs_recorded(run_dir: Path) -> int:
+    try:
+        return max(0, len((run_dir / "metrics.csv").read_text().splitlines()) - 1)
+    except OSError:
+        return -1  # no metrics.csv yet
+
+
+def _kill_after(proc: subprocess.Popen, run_dir: Path, epochs: int, delay: float) -> bool:
+    """SIGKILL ``proc`` ``delay`` s after ``run_dir`` has recorded ``epochs`` epochs (0: after
+    config.json appears). True when it died mid-run (before its summary)."""
+    deadline = time.monotonic() + 60
+    while proc.poll() is None:
+        assert time.monotonic() < deadline, "training did not get there"
+        if (run_dir / "config.json").exists() and _epochs_recorded(run_dir) >= epochs:
+            break
+        time.sleep(0.001)
+    time.sleep(delay)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return not (run_dir / "summary.json").exists()
+
+
+@pytest.mark.slow
 def test_sigkill_at_random_moments_never_loses_the_run(reference_run, synthetic_data_dir, tmp_path):
-    """A real process killed with SIGKILL (no handler runs) at random moments of its training:
+    """A real process killed with SIGKILL (no handler runs) at random moments of its training
+    (after a random number of finished epochs, plus a random fraction of the next one):
     `seqmnist train --resume` (or a fresh start, if it died before its first checkpoint) ends
     with the uninterrupted run's result."""
     rng = random.Random(11)
@@ -233,14 +257,7 @@ def test_sigkill_at_random_moments_never_loses_the_run(reference_run, synthetic_
     for attempt in range(3):
         run_dir = tmp_path / f"run{attempt}"
         proc = subprocess.Popen(_train_argv(synthetic_data_dir, run_dir))
-        deadline = time.monotonic() + 60
-        while not (run_dir / "config.json").exists() and proc.poll() is None:
-            assert time.monotonic() < deadline, "training never started"
-            time.sleep(0.01)
-        time.sleep(rng.uniform(0.0, 0.8))  # somewhere in the ~1 s of training
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        killed_mid_run += not (run_dir / "summary.json").exists()
+        killed_mid_run += _kill_after(proc, run_dir, rng.randint(0, 2), rng.uniform(0, 0.1))
         resume = ["--resume", str(run_dir)] if (run_dir / LAST_NAME).is_file() else []
         argv = _train_argv(synthetic_data_dir, run_dir, *resume)
         if resume:
