@@ -56,17 +56,20 @@ def _state(capturable: bool) -> TrainState:
 
 
 def test_a_resumed_optimiser_runs_as_this_session_needs_not_as_the_saved_one(synthetic_data_dir):
-    """A checkpoint written with graphs (capturable optimiser, on a GPU) resumes eagerly (on the
-    CPU, say) and the other way round: the flag is how a session runs, not part of the recipe."""
+    """A checkpoint written on a GPU with graphs (a capturable, unfused optimiser) resumes on the
+    CPU eagerly and fused: those flags are how a session runs, not part of the recipe."""
     graphed = _state(capturable=True)
     assert all(g["capturable"] for g in graphed.optimizer.param_groups)
     train = load_mnist(synthetic_data_dir, train=True, download=False)
     order = epoch_permutation(len(train), seed=0, epoch=1)[:100]
     train_one_epoch(graphed.model, train, order, graphed.step, batch_size=50, normalize=True)
     saved = graphed.state_dict()
+    for group in saved["optimizer_state"]["param_groups"]:
+        group["fused"] = None  # as a GPU session (foreach, not fused) would have saved it
     eager = _state(capturable=False)
     eager.load_state_dict(saved)
     assert not any(g["capturable"] for g in eager.optimizer.param_groups)
+    assert all(g["fused"] for g in eager.optimizer.param_groups)  # the CPU's implementation
     train_one_epoch(eager.model, train, order, eager.step, batch_size=50, normalize=True)
 
 

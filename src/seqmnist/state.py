@@ -87,7 +87,6 @@ class TrainState:
             ids = [device.index] if device.type == "cuda" else None
             self.trainable = DistributedDataParallel(self.model, device_ids=ids)
         self.optimizer = make_optimizer(config, self.model, device, capturable)
-        self.capturable = capturable
         self.scheduler = make_scheduler(config, self.optimizer, steps_per_epoch)
         # fp16 needs loss scaling; disabled, the scaler passes everything straight through.
         self.scaler = torch.amp.GradScaler(
@@ -184,9 +183,12 @@ class TrainState:
         if self.ema is not None:
             self.ema.module.load_state_dict(ckpt["model_state"])
             self.ema.updates = int(ckpt["ema_updates"])
+        # The saved param groups carry the implementation flags of the session that wrote them
+        # (fused on a CPU, capturable under CUDA graphs); this session keeps its own.
+        flags = {k: self.optimizer.param_groups[0][k] for k in ("fused", "capturable")}
         self.optimizer.load_state_dict(ckpt["optimizer_state"])
-        for group in self.optimizer.param_groups:  # how this session runs, not the saved one's
-            group["capturable"] = self.capturable
+        for group in self.optimizer.param_groups:
+            group.update(flags)
         if self.scheduler is not None and ckpt.get("scheduler_state"):
             self.scheduler.load_state_dict(ckpt["scheduler_state"])
         if self.scaler.is_enabled() and ckpt.get("scaler_state"):
