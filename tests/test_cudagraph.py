@@ -50,38 +50,56 @@ def test_the_default_recipe_steps_eagerly_because_its_lr_changes_every_step():
     assert "one-cycle" in graph_blocker(preset_config("default"), CUDA, 1, 55_000)
 
 
-def _state(capturable: bool) -> TrainState:
-    runtime = Runtime(torch.device("cpu"), DistInfo(), 1)
+def _state(capturable: bool, device: str = "cpu") -> TrainState:
+    runtime = Runtime(torch.device(device), DistInfo(), 1)
     return TrainState(tiny_config(), runtime, steps_per_epoch=4, capturable=capturable)
+
+
+def _train_a_little(state: TrainState, data_dir) -> None:
+    train = load_mnist(data_dir, train=True, download=False).to(state.device)
+    order = epoch_permutation(len(train), seed=0, epoch=1)[:100]
+    train_one_epoch(state.model, train, order, state.step, batch_size=50, normalize=True)
 
 
 def test_a_resumed_optimiser_runs_as_this_session_needs_not_as_the_saved_one(synthetic_data_dir):
     """A checkpoint written on a GPU with graphs (a capturable, unfused optimiser) resumes on the
-    CPU eagerly and fused: those flags are how a session runs, not part of the recipe."""
-    graphed = _state(capturable=True)
-    assert all(g["capturable"] for g in graphed.optimizer.param_groups)
-    train = load_mnist(synthetic_data_dir, train=True, download=False)
-    order = epoch_permutation(len(train), seed=0, epoch=1)[:100]
-    train_one_epoch(graphed.model, train, order, graphed.step, batch_size=50, normalize=True)
-    saved = graphed.state_dict()
+    CPU with the CPU's fused one: those flags say how a session runs, not what it computes."""
+    first = _state(capturable=False)
+    _train_a_little(first, synthetic_data_dir)
+    saved = first.state_dict()
     for group in saved["optimizer_state"]["param_groups"]:
-        group["fused"] = None  # as a GPU session (foreach, not fused) would have saved it
-    eager = _state(capturable=False)
-    eager.load_state_dict(saved)
-    assert not any(g["capturable"] for g in eager.optimizer.param_groups)
-    assert all(g["fused"] for g in eager.optimizer.param_groups)  # the CPU's implementation
-    train_one_epoch(eager.model, train, order, eager.step, batch_size=50, normalize=True)
+        group.update(fused=None, capturable=True)  # as a graphed GPU session writes them
+    resumed = _state(capturable=False)
+    resumed.load_state_dict(saved)
+    groups = resumed.optimizer.param_groups
+    assert all(g["fused"] and not g["capturable"] for g in groups)
+    steps = [s["step"] for s in resumed.optimizer.state.values()]
+    assert steps and all(t.device.type == "cpu" and t.dtype == torch.float32 for t in steps)
+    _train_a_little(resumed, synthetic_data_dir)
+
+
+# The recipes graph_blocker lets through, beyond the seed preset itself: clipping, AdamW with
+# weight decay, bf16 autocast.
+GRAPHED_RECIPES = [
+    {},
+    {"grad_clip": 1.0, "optimizer": "adamw", "weight_decay": 1e-4},
+    {"amp": "bf16"},
+]
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_graphed_steps_equal_eager_steps_with_the_same_optimiser(synthetic_data_dir):
-    config = apply_overrides(preset_config("seed"), {"hidden": 16, "batch_size": 50})
+@pytest.mark.parametrize("overrides", GRAPHED_RECIPES)
+def test_graphed_steps_equal_eager_steps_with_the_same_optimiser(overrides, synthetic_data_dir):
+    config = apply_overrides(
+        preset_config("seed"), {"hidden": 16, "batch_size": 50, "device": "cuda", **overrides}
+    )
+    assert graph_blocker(config, CUDA, 1, 500) is None
     runtime = Runtime(CUDA, DistInfo(), 1)
     train = load_mnist(synthetic_data_dir, train=True, download=False).to(CUDA)
-    order = epoch_permutation(len(train), seed=0, epoch=1)
+    order = epoch_permutation(len(train), seed=0, epoch=1)[:500]
     weights = []
     for graphs in (False, True):
-        state = TrainState(config, runtime, steps_per_epoch=12, capturable=True)
+        state = TrainState(config, runtime, steps_per_epoch=10, capturable=True)
         train_one_epoch(
             state.model,
             train,
@@ -89,7 +107,20 @@ def test_graphed_steps_equal_eager_steps_with_the_same_optimiser(synthetic_data_
             state.step,
             batch_size=50,
             normalize=False,
+            amp=config.amp,
             graphed=GraphedStep(state) if graphs else None,
         )
         weights.append(torch.cat([p.detach().flatten() for p in state.model.parameters()]))
     assert torch.equal(weights[0], weights[1])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_an_eager_cuda_session_keeps_its_step_counts_on_the_cpu(synthetic_data_dir):
+    """Resumed from a checkpoint loaded onto the GPU, PyTorch's default (foreach) Adam would read
+    a GPU step count on the host for every parameter and step; they go back to the CPU."""
+    first = _state(capturable=True, device="cuda")
+    _train_a_little(first, synthetic_data_dir)
+    resumed = _state(capturable=False, device="cuda")
+    resumed.load_state_dict(first.state_dict())
+    steps = [s["step"] for s in resumed.optimizer.state.values()]
+    assert steps and all(t.device.type == "cpu" for t in steps)

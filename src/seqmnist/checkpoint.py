@@ -35,13 +35,14 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
     atomic_write(path, lambda f: torch.save(data, f))
 
 
-def _is(value: Any, kind: type, expected: Any) -> bool:
-    """``value == expected`` for a value of any type a file may hold (a tensor compares
-    element-wise, a list never equals a string)."""
-    return isinstance(value, kind) and value == expected
+def _equals_exactly(value: Any, kind: type, expected: Any) -> bool:
+    """``value`` is of type ``kind`` (not a subclass: True is not version 1) and equals
+    ``expected``. The type is checked first because a file may hold anything there, and ``==``
+    on a tensor compares element-wise."""
+    return type(value) is kind and value == expected
 
 
-def _shown(value: Any) -> str:
+def _short_repr(value: Any) -> str:
     """A file's value in one short line: small plain values as they are, others by type."""
     text = repr(value)
     if isinstance(value, (str, int, float, type(None))) and len(text) <= 40:
@@ -72,20 +73,20 @@ def load_checkpoint(
         raise CheckpointError(
             f"{path} is not a seqmnist checkpoint (unreadable or damaged); {NOT_A_CHECKPOINT}"
         ) from None
-    if not isinstance(data, dict) or not _is(data.get("format"), str, FORMAT_NAME):
+    if not isinstance(data, dict) or not _equals_exactly(data.get("format"), str, FORMAT_NAME):
         raise CheckpointError(
             f"{path} is a PyTorch file but not a seqmnist checkpoint; {NOT_A_CHECKPOINT}"
         )
     version = data.get("version")
-    if not _is(version, int, FORMAT_VERSION):
+    if not _equals_exactly(version, int, FORMAT_VERSION):
         raise CheckpointError(
-            f"{path} has checkpoint format version {_shown(version)}, this seqmnist reads "
+            f"{path} has checkpoint format version {_short_repr(version)}, this seqmnist reads "
             f"version {FORMAT_VERSION}: use the seqmnist release that wrote it, or retrain"
         )
     arch = data.get("arch")
     if not (isinstance(arch, str) and arch in ARCHITECTURES):
         raise CheckpointError(
-            f"{path} holds an unknown architecture {_shown(arch)}; {NOT_A_CHECKPOINT}"
+            f"{path} holds an unknown architecture {_short_repr(arch)}; {NOT_A_CHECKPOINT}"
         )
     for key in ("model_config", "model_state"):
         if not isinstance(data.get(key), dict):

@@ -192,7 +192,6 @@ class TrainConfig:
         "it (constant schedule, no weight average, no dropout, no fp16, one process, batches "
         "that tile the training split, as in --preset seed): small batches are otherwise "
         "bound by Python and kernel launches",
-        resumable=True,
     )
     model: ModelConfig = field(default_factory=ModelConfig)
 

@@ -3,7 +3,10 @@
 At batch 32 (the article's recipe, ``--preset seed``) a training step is a few hundred small
 kernels - the LSTM, the loss, backward, Adam - and on a GPU launching them from Python takes
 longer than running them. A CUDA graph records the step's kernels once and replays them with one
-launch. The maths is the same kernels on the same tensors: only how they are launched changes.
+launch. The replayed kernels are those of an eager step with the same (capturable) optimiser,
+on the same tensors: measured on an H100, the weights after 20 steps are bit-identical. The
+capturable optimiser itself differs from PyTorch's default Adam in the last bits, which is why
+``--cuda-graphs`` is part of a run's recipe.
 
 A captured step replays exactly what was recorded, so the recipe must not change between steps
 in ways the graph cannot see: ``graph_blocker`` names the first reason a run cannot use one
@@ -53,6 +56,7 @@ class GraphedStep:
         self.state = state
         self.eager_steps = 0
         self.graph: torch.cuda.CUDAGraph | None = None
+        self.side_stream = torch.cuda.Stream()
 
     def __call__(self, x: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.graph is None and self.eager_steps < WARMUP_STEPS:
@@ -61,6 +65,11 @@ class GraphedStep:
         if self.graph is None:
             self._record(x, labels)  # records the step; the replay below runs it
         else:
+            if x.shape != self.static_x.shape:  # copy_ would broadcast a smaller batch
+                raise ValueError(
+                    f"a CUDA-graph step takes batches of shape {tuple(self.static_x.shape)}; "
+                    f"got {tuple(x.shape)} (graph_blocker keeps such recipes eager)"
+                )
             self.static_x.copy_(x)  # (B, 28, 28)
             self.static_labels.copy_(labels)  # (B,)
         self.graph.replay()
@@ -72,7 +81,7 @@ class GraphedStep:
         return logits, loss
 
     def _eager_on_side_stream(self, x: torch.Tensor, labels: torch.Tensor):
-        side = torch.cuda.Stream()
+        side = self.side_stream
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
             out = self._train_step(x, labels)
@@ -84,8 +93,9 @@ class GraphedStep:
         # Gradients are created inside the recording, in the graph's own memory: every replay's
         # backward then writes them afresh (the recorded zero_grad sees None and does nothing).
         self.state.optimizer.zero_grad(set_to_none=True)
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
             self.static_logits, self.static_loss = self._train_step(
                 self.static_x, self.static_labels
             )
+        self.graph = graph  # only a finished recording is ever replayed

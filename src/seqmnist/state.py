@@ -189,6 +189,7 @@ class TrainState:
         self.optimizer.load_state_dict(ckpt["optimizer_state"])
         for group in self.optimizer.param_groups:
             group.update(flags)
+        _place_step_counters(self.optimizer, on_device=bool(flags["fused"] or flags["capturable"]))
         if self.scheduler is not None and ckpt.get("scheduler_state"):
             self.scheduler.load_state_dict(ckpt["scheduler_state"])
         if self.scaler.is_enabled() and ckpt.get("scaler_state"):
@@ -200,6 +201,19 @@ class TrainState:
         self.train_seconds = float(ckpt["train_seconds"])
         # Checkpoints from before total_seconds was kept: the training time is the best lower bound.
         self.earlier_seconds = float(ckpt.get("total_seconds", self.train_seconds))
+
+
+def _place_step_counters(optimizer: torch.optim.Optimizer, on_device: bool) -> None:
+    """Put Adam's per-parameter step counts where this session's implementation reads them: on
+    the parameter's device for fused and capturable ones, else on the CPU (a count on a GPU would
+    cost the plain implementation a host sync per parameter and step). load_state_dict placed
+    them as the saved session's flags said."""
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            state = optimizer.state.get(param, {})
+            if "step" in state:
+                where = param.device if on_device else torch.device("cpu")
+                state["step"] = state["step"].to(device=where, dtype=torch.float32)
 
 
 def _rng_state(device: torch.device) -> dict[str, Any]:

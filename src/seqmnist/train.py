@@ -84,7 +84,7 @@ def fit(
         primary = rt.dist.is_primary
         say = (log or print) if (primary and not quiet) else (lambda _msg: None)
         splits = _load_splits(config, rt, data_dir, download)
-        state, graphed = _build_state(config, rt, len(splits.train), started)
+        state, graphed = _build_state(config, rt, len(splits.train), started, say)
         if resume:
             if _resume(run, state, rt, say):
                 return run.read_summary() or {}  # finished before: nothing to do
@@ -93,8 +93,6 @@ def fit(
             # Epoch 0: so that Ctrl-C during the first epoch still leaves something to resume from.
             _save(run, state, row=None, improved=False)
         say(start_line(state, rt, len(splits.train)))
-        if graphed is not None:
-            say("each training step runs as one CUDA graph (--no-cuda-graphs for eager steps)")
         throughput = _train_epochs(state, splits, run, rt, say, progress, quiet, on_batch, graphed)
         if not primary:
             return {}
@@ -110,13 +108,20 @@ def fit(
 
 
 def _build_state(
-    config: TrainConfig, rt: Runtime, train_images: int, started: float
+    config: TrainConfig, rt: Runtime, train_images: int, started: float, say: Callable[[str], None]
 ) -> tuple[TrainState, GraphedStep | None]:
     """A fresh TrainState, and the CUDA graph of its step where the recipe allows one."""
-    graphs = graph_blocker(config, rt.device, rt.dist.world_size, train_images) is None
+    blocker = graph_blocker(config, rt.device, rt.dist.world_size, train_images)
     steps = _steps_per_epoch(config, train_images, rt)
-    state = TrainState(config, rt, steps, started, capturable=graphs)
-    return state, GraphedStep(state) if graphs else None
+    # Only a graphed run builds the capturable optimiser (PyTorch's default one differs from it in
+    # the last bits), so --cuda-graphs is part of the recipe: a resume cannot switch it.
+    state = TrainState(config, rt, steps, started, capturable=blocker is None)
+    if blocker is None:
+        say("each training step runs as one CUDA graph (--no-cuda-graphs for eager steps)")
+        return state, GraphedStep(state)
+    if rt.device.type == "cuda" and config.cuda_graphs:
+        say(f"training steps run eagerly, not as CUDA graphs: {blocker}")
+    return state, None
 
 
 def _resume(run: RunDir, state: TrainState, rt: Runtime, say: Callable[[str], None]) -> bool:
