@@ -122,16 +122,20 @@ def test_refuses_torch_files_that_are_not_seqmnist_checkpoints(tmp_path, obj):
         load_checkpoint(path)
 
 
-def test_refuses_other_format_version(tmp_path):
+@pytest.mark.parametrize(
+    ("version", "shown"),
+    [(FORMAT_VERSION + 1, str(FORMAT_VERSION + 1)), (True, "True"), (1.0, "1.0")],
+)
+def test_refuses_other_format_version(tmp_path, version, shown):
+    """Another version, or the right number in another type (True == 1 in Python)."""
     _, payload = _payload()
     path = tmp_path / "c.pt"
     save_checkpoint(path, payload)
     data = torch.load(path, weights_only=True)
-    data["version"] = FORMAT_VERSION + 1
+    data["version"] = version
     torch.save(data, path)
     with pytest.raises(
-        CheckpointError,
-        match=f"format version {FORMAT_VERSION + 1}.*reads version {FORMAT_VERSION}",
+        CheckpointError, match=f"format version {shown}, this seqmnist reads version"
     ):
         load_checkpoint(path)
 
