@@ -33,10 +33,12 @@ from common import (
     matmul_peak_gflops,
     median_seconds,
     median_time_to,
+    sync,
     update_readme_section,
 )  # noqa: E402
 from seqmnist.config import apply_overrides, preset_config  # noqa: E402
-from seqmnist.data import epoch_permutation, load_mnist, split_train_val  # noqa: E402
+from seqmnist.cudagraph import GraphedStep, graph_blocker  # noqa: E402
+from seqmnist.data import Augmentation, epoch_permutation, load_mnist, split_train_val  # noqa: E402
 from seqmnist.engine import train_one_epoch  # noqa: E402
 from seqmnist.model import build_model, recurrent_macs_per_sample  # noqa: E402
 from seqmnist.runtime import DistInfo, Runtime, keep_freed_memory_for_reuse  # noqa: E402
@@ -54,17 +56,37 @@ def recurrent_gflops(model_config, samples_per_s: float) -> float:
     return 6 * recurrent_macs_per_sample(model_config) * samples_per_s / 1e9
 
 
+# What `throughput` leaves out of the loop: schedule, weight average and augmentation.
+PLAIN_LOOP = {
+    "schedule": "constant",
+    "ema_decay": 0.0,
+    "augment_shift": 0,
+    "augment_rotate": 0.0,
+    "augment_scale": 0.0,
+}
+
+
 def throughput(config, train_split, batches: int, repeats: int, device: str = "cpu") -> float:
-    """Samples/s of the training loop (forward, backward, clipping, optimiser as `fit` builds them;
-    no schedule or weight average) on real batches."""
-    plain = apply_overrides(config, {"schedule": "constant", "ema_decay": 0.0, "seed": 0})
-    state = TrainState(
-        plain,
-        Runtime(torch.device(device), DistInfo(), torch.get_num_threads()),
-        steps_per_epoch=batches,
+    """Samples/s of the bare training step (forward, backward, clipping, optimiser as `fit`
+    builds them; no schedule, weight average or augmentation) on real batches."""
+    return loop_throughput(
+        apply_overrides(config, PLAIN_LOOP), train_split, device, batches, repeats
     )
+
+
+def loop_throughput(config, train_split, device: str, batches: int, repeats: int) -> float:
+    """Samples/s of `fit`'s training loop for ``config`` on real batches: its schedule, weight
+    average, clipping and augmentation, and a CUDA graph where `fit` would use one."""
+    config = apply_overrides(config, {"seed": 0})
+    n = batches * config.batch_size
+    graphs = graph_blocker(config, torch.device(device), 1, n) is None
+    runtime = Runtime(torch.device(device), DistInfo(), torch.get_num_threads())
+    state = TrainState(config, runtime, steps_per_epoch=batches, capturable=graphs)
+    graphed = GraphedStep(state) if graphs else None
     split = train_split.to(device)
-    order = epoch_permutation(len(split), seed=0, epoch=1)[: batches * config.batch_size]
+    order = epoch_permutation(len(split), seed=0, epoch=1)[:n]
+    augment = Augmentation(config.augment_shift, config.augment_rotate, config.augment_scale)
+    generator = torch.Generator().manual_seed(0)
 
     def window() -> None:
         train_one_epoch(
@@ -75,11 +97,13 @@ def throughput(config, train_split, batches: int, repeats: int, device: str = "c
             batch_size=config.batch_size,
             normalize=config.normalize,
             amp=config.amp,
+            augment=augment,
+            augment_generator=generator,
+            graphed=graphed,
         )
-        if device != "cpu":
-            torch.cuda.synchronize()
+        sync(device)
 
-    return len(order) / median_seconds(window, repeats, warmup=1)
+    return n / median_seconds(window, repeats, warmup=1)
 
 
 def article_dataloader_epoch_seconds(
@@ -117,12 +141,10 @@ def article_dataloader_epoch_seconds(
             optimizer.step()
 
     run(5)
-    if device != "cpu":
-        torch.cuda.synchronize()
+    sync(device)
     start = time.perf_counter()
     run(batches)
-    if device != "cpu":
-        torch.cuda.synchronize()
+    sync(device)
     per_batch = (time.perf_counter() - start) / batches
     return per_batch * len(loader)
 

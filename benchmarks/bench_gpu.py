@@ -48,12 +48,11 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import torch  # noqa: E402
 
-from bench_cpu import article_dataloader_epoch_seconds, full_run  # noqa: E402
-from common import RESULTS_DIR, machine, median_seconds, update_readme_section  # noqa: E402
+from bench_cpu import article_dataloader_epoch_seconds, full_run, loop_throughput  # noqa: E402
+from common import RESULTS_DIR, machine, median_seconds, sync, update_readme_section  # noqa: E402
 from seqmnist.config import TrainConfig, apply_overrides, preset_config  # noqa: E402
-from seqmnist.cudagraph import GraphedStep, graph_blocker  # noqa: E402
+from seqmnist.cudagraph import GraphedStep  # noqa: E402
 from seqmnist.data import (  # noqa: E402
-    Augmentation,
     epoch_permutation,
     load_mnist,
     to_model_input,
@@ -94,11 +93,6 @@ def gpu_machine(device: str) -> dict:
     return info
 
 
-def sync(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
-
-
 # --- 1. ceilings and loop throughput -------------------------------------------------------------
 
 
@@ -126,38 +120,6 @@ def lstm_ceiling(config: TrainConfig, device: str, amp: str, repeats: int, calls
         sync(device)
 
     return calls * config.batch_size / median_seconds(window, repeats, warmup=1)
-
-
-def loop_throughput(config: TrainConfig, train, device: str, batches: int, repeats: int) -> float:
-    """Samples/s of `fit`'s training loop for ``config`` on real batches: the preset's schedule,
-    weight average, clipping, augmentation, and a CUDA graph where `fit` would use one."""
-    config = apply_overrides(config, {"seed": 0})
-    n = batches * config.batch_size
-    graphs = graph_blocker(config, torch.device(device), 1, n) is None
-    runtime = Runtime(torch.device(device), DistInfo(), torch.get_num_threads())
-    state = TrainState(config, runtime, steps_per_epoch=batches, capturable=graphs)
-    graphed = GraphedStep(state) if graphs else None
-    split = train.to(device)
-    order = epoch_permutation(len(split), seed=0, epoch=1)[:n]
-    augment = Augmentation(config.augment_shift, config.augment_rotate, config.augment_scale)
-    generator = torch.Generator().manual_seed(0)
-
-    def window() -> None:
-        train_one_epoch(
-            state.model,
-            split,
-            order,
-            state.step,
-            batch_size=config.batch_size,
-            normalize=config.normalize,
-            amp=config.amp,
-            augment=augment,
-            augment_generator=generator,
-            graphed=graphed,
-        )
-        sync(device)
-
-    return n / median_seconds(window, repeats, warmup=1)
 
 
 # --- 2. CUDA-graph parity ------------------------------------------------------------------------

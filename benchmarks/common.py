@@ -38,6 +38,12 @@ def machine() -> dict[str, object]:
     }
 
 
+def sync(device: str) -> None:
+    """Wait for the GPU's queued work (a timing must include it); nothing on the CPU."""
+    if device != "cpu":
+        torch.cuda.synchronize()
+
+
 def median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
     for _ in range(warmup):
         fn()
