@@ -1,4 +1,5 @@
-"""Where the process runs: device choice, CPU threads, allocator tuning, torch.distributed glue.
+"""Where the process runs: device choice, CPU threads, allocator tuning, torch.distributed glue,
+and SIGTERM handled as Ctrl-C.
 
 Launch (one machine, N processes)::
 
@@ -13,10 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
+import threading
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -178,3 +182,21 @@ def broadcast_flag(flag: bool, info: DistInfo, device: torch.device) -> bool:
 def barrier(info: DistInfo) -> None:
     if info.enabled:
         dist.barrier()
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a job scheduler, `docker stop`, `kill`) stops training as Ctrl-C does: with a
+    resumable checkpoint and the resume command. Signal handlers live in the main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

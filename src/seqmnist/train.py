@@ -12,14 +12,11 @@ metrics, and only the primary rank prints and writes (see runtime.py)::
 
 from __future__ import annotations
 
-import contextlib
 import os
 import platform
-import signal
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +35,7 @@ from .errors import ConfigError, TrainingInterrupted
 from .evaluation import score
 from .model import count_parameters, recurrent_macs_per_sample
 from .run import RunDir
-from .runtime import Runtime, all_reduce_sum, barrier, training_runtime
+from .runtime import Runtime, all_reduce_sum, barrier, sigterm_as_interrupt, training_runtime
 from .state import TrainState
 from .trained import load_trained
 
@@ -80,7 +77,7 @@ def fit(
     else:
         run.refuse_to_replace(overwrite)  # on every rank, before any of them starts work
     started = time.perf_counter()
-    with training_runtime(config.device, config.threads, config.amp) as rt, _sigterm_as_interrupt():
+    with training_runtime(config.device, config.threads, config.amp) as rt, sigterm_as_interrupt():
         primary = rt.dist.is_primary
         say = (log or print) if (primary and not quiet) else (lambda _msg: None)
         splits = _load_splits(config, rt, data_dir, download)
@@ -352,21 +349,3 @@ def _test_once(
     }
     run.write_summary(summary)
     return summary
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM (a job scheduler, `docker stop`, `kill`) stops training as Ctrl-C does: with a
-    resumable checkpoint and the resume command. Signal handlers live in the main thread only."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
