@@ -28,7 +28,9 @@ import pytest
 import seqmnist.run
 from conftest import tiny_config
 from resume_helpers import RESUME_OVERRIDES, assert_same_run, fit_tiny, signal_at
+from seqmnist.config import TrainConfig, flag_fields, preset_config
 from seqmnist.errors import TrainingInterrupted
+from seqmnist.options import flag_name
 from seqmnist.run import LAST_NAME, WriteError
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
@@ -204,23 +206,19 @@ def test_sigint_and_sigterm_at_random_points_resume_to_the_same_result(
 
 
 def _train_argv(data_dir: Path, run_dir: Path, *extra: str) -> list[str]:
-    """`seqmnist train` with exactly CONFIG's recipe."""
-    flags = {
-        "epochs": 3,
-        "layers": 2,
-        "dropout": 0.3,
-        "seed": 3,
-        "augment-shift": 2,
-        "batch-size": 50,
-        "val-size": 100,
-        "hidden": 16,
-        "threads": 1,
-        "lr": 0.01,
-        "ema-decay": 0.5,
-    }
+    """`seqmnist train` with exactly CONFIG's recipe: a flag for every field that differs from
+    the default preset."""
+    default = preset_config("default")
+    flags = []
+    for spec in flag_fields():
+        owner = (CONFIG, default) if spec.owner is TrainConfig else (CONFIG.model, default.model)
+        value, default_value = (getattr(config, spec.name) for config in owner)
+        if value != default_value:
+            assert not isinstance(value, bool), spec.name  # would need --no-...
+            flags += [flag_name(spec.name), str(value)]
     argv = [sys.executable, "-m", "seqmnist", "train", "--data-dir", str(data_dir)]
     argv += ["--no-download", "--out", str(run_dir), "--quiet", "--no-plots"]
-    return argv + [x for k, v in flags.items() for x in (f"--{k}", str(v))] + list(extra)
+    return argv + flags + list(extra)
 
 
 def _epochs_recorded(run_dir: Path) -> int:
