@@ -175,17 +175,12 @@ class RunDir:
             ) from None
         write_json_atomic(self.config_file, config.to_dict())
 
-    def remove_temp_files(self) -> list[Path]:
+    def remove_temp_files(self) -> None:
         """Delete what writes cut short by a kill left behind: ``atomic_write``'s temp files of
-        this run's own files (``checkpoint_last.pt.<random>.tmp``; up to a checkpoint each).
-        Returns the paths removed."""
-        names = (CONFIG_NAME, METRICS_NAME, LAST_NAME, BEST_NAME, SUMMARY_NAME)
-        removed = []
-        for name in names:
+        this run's own files (``checkpoint_last.pt.<random>.tmp``; up to a checkpoint each)."""
+        for name in (CONFIG_NAME, METRICS_NAME, LAST_NAME, BEST_NAME, SUMMARY_NAME):
             for leftover in self.path.glob(f"{name}.*.tmp"):
                 leftover.unlink(missing_ok=True)
-                removed.append(leftover)
-        return removed
 
     def check_resumable(self) -> None:
         """Before resuming, before any data is loaded: a checkpoint to continue from, and a
