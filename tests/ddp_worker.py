@@ -49,6 +49,10 @@ CLI_ARGS = [
     "1",
     "--augment-shift",
     "0",
+    "--augment-rotate",
+    "0",
+    "--augment-scale",
+    "0",
     "--no-plots",
 ]
 

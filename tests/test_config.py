@@ -160,6 +160,18 @@ def test_a_legacy_model_config_with_input_size_reads_rows():
         ModelConfig.from_dict({**legacy, "input_size": 14})
 
 
+def test_a_config_written_before_rotations_existed_keeps_its_shift_only_recipe():
+    """The default preset now rotates and zooms; a config.json from before those fields existed
+    ran shifts only, and a resume of it must train exactly as it did."""
+    old = {k: v for k, v in preset_config("default").to_dict().items() if "augment_" not in k}
+    old["augment_shift"] = 2
+    config = TrainConfig.from_dict(old)
+    assert (config.augment_shift, config.augment_rotate, config.augment_scale) == (2, 0.0, 0.0)
+    new = preset_config("default")
+    assert (new.augment_shift, new.augment_rotate, new.augment_scale) == (2, 10.0, 0.1)
+    assert all(PRESETS[p].augment_rotate == 0.0 for p in ("seed", "smnist", "pmnist"))
+
+
 @pytest.mark.parametrize(
     "overrides,message",
     [

@@ -210,7 +210,7 @@ def test_random_affine_rotates_and_zooms_each_image_on_its_own():
 
 
 def test_augmentation_with_shifts_only_draws_exactly_what_random_shift_draws():
-    """Recipes that only shift (default) augment bit for bit as before rotations existed."""
+    """Recipes that only shift augment bit for bit as before rotations existed."""
     images = _disc_and_bar().repeat(8, 1, 1)
     shifted = random_shift(images, 2, torch.Generator().manual_seed(5))
     assert torch.equal(Augmentation(shift=2)(images, torch.Generator().manual_seed(5)), shifted)

@@ -82,7 +82,14 @@ def assert_same_state(a: dict, b: dict) -> None:
 
 
 CLI_FLAGS = dict(
-    epochs=2, hidden=16, batch_size=25, val_size=100, threads=1, augment_shift=0
+    epochs=2,
+    hidden=16,
+    batch_size=25,
+    val_size=100,
+    threads=1,
+    augment_shift=0,
+    augment_rotate=0.0,
+    augment_scale=0.0,
 )  # = ddp_worker.CLI_ARGS
 
 
