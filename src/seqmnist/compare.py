@@ -1,6 +1,7 @@
-"""``seqmnist compare``: finished runs side by side, one row each.
+"""``seqmnist compare``: finished runs side by side, one row each, best test accuracy first.
 
-Each row is read from a run directory.
+Each row is read from a run directory. A path that is not a readable run becomes one error line
+and the other runs are still shown: one stray folder in a shell glob must not hide the table.
 """
 
 from __future__ import annotations
@@ -25,18 +26,36 @@ COLUMNS = (
 )
 
 
-def compare_runs(run_dirs: Sequence[str | os.PathLike]) -> list[dict[str, Any]]:
-    """One row per run: what it read, how big it was, how well and how fast it did."""
-    return [_row(RunDir(path)) for path in run_dirs]
+def compare_runs(
+    run_dirs: Sequence[str | os.PathLike],
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The rows of the runs that could be read, sorted by test accuracy (best first, unfinished
+    runs last, ties in the order given), and one error message per path that could not."""
+    rows, errors = [], []
+    for path in run_dirs:
+        try:
+            rows.append(_row(RunDir(path)))
+        except SeqMnistError as exc:
+            errors.append(str(exc))
+    rows.sort(key=lambda row: (row["test acc"] is None, -(row["test acc"] or 0.0)))
+    return rows, errors
 
 
 def _row(run: RunDir) -> dict[str, Any]:
+    """What a run read, how big it was, how well and how fast it did."""
     if not run.path.is_dir():
         raise SeqMnistError(
             f"no such run directory: {run.path} (pass folders made by `seqmnist train`)"
         )
     config = run.read_config()
     summary = run.read_summary() or {}
+    for key in ("parameters", "test_acc", "train_seconds"):
+        value = summary.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise SeqMnistError(
+                f"{run.summary_file}: {key} is {value!r}, not a number; "
+                "delete the file or train the run again"
+            )
     m = config.model
     directions = "bi" if m.bidirectional else "uni"
     return {

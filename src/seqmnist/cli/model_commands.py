@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from ..config import DEVICES, TrainConfig
 from ..options import require_int
-from .common import _common_data_flags, _json, _model_argument
+from .common import EXIT_ERROR, _common_data_flags, _json, _model_argument
 
 # --- evaluate -------------------------------------------------------------------------------
 
@@ -176,7 +177,13 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_compare(args: argparse.Namespace) -> int:
+    """The table of the runs that could be read; one error line per path that could not, and a
+    non-zero exit if there was any."""
     from ..compare import compare_runs, format_comparison
 
-    print(format_comparison(compare_runs(args.run_dirs), markdown=args.markdown))
-    return 0
+    rows, errors = compare_runs(args.run_dirs)
+    if rows:
+        print(format_comparison(rows, markdown=args.markdown), flush=True)
+    for message in errors:
+        print(f"seqmnist: error: {message}", file=sys.stderr)
+    return EXIT_ERROR if errors else 0
