@@ -13,6 +13,7 @@ from PIL import Image
 from conftest import cli_train, synthetic_digits
 from seqmnist import pictures, plots
 from seqmnist.cli import main
+from seqmnist.data import load_mnist
 from seqmnist.errors import SeqMnistError
 from seqmnist.run import RunDir
 
@@ -279,6 +280,55 @@ def test_cli_show(synthetic_data_dir: Path, tmp_path: Path, capsys: pytest.Captu
 
 
 @pytest.mark.parametrize(
+    ("flags", "reference"),
+    [
+        ([], lambda image: image),
+        (["--order", "columns"], lambda image: image.T),
+        (["--order", "pixels", "--pixels-per-step", "16"], lambda image: image.reshape(49, 16)),
+        (
+            ["--order", "permuted"],
+            lambda image: image.reshape(784)[np.random.RandomState(92916).permutation(784)][
+                :, None
+            ],
+        ),
+    ],
+)
+def test_cli_show_as_sequence_draws_the_orders_sequence(
+    flags, reference, synthetic_data_dir: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """The picture is drawn from the sequence the order builds: transposed for columns, the
+    raster in chunks for pixels, the literature's permutation for permuted."""
+    drawn = {}
+    real_view = pictures.sequence_view
+
+    def capture(sequence, label, out_path, order="rows"):
+        drawn.update(sequence=np.asarray(sequence), order=order)
+        return real_view(sequence, label, out_path, order=order)
+
+    monkeypatch.setattr(pictures, "sequence_view", capture)
+    data = ["--data-dir", str(synthetic_data_dir), "--no-download"]
+    out = tmp_path / "s.png"
+    assert main(["show", "--as-sequence", "--index", "3", "--out", str(out), *flags, *data]) == 0
+    image = load_mnist(synthetic_data_dir, train=True, download=False).images[3].numpy()
+    np.testing.assert_array_equal(drawn["sequence"], reference(image.astype(np.float32)))
+    long = drawn["sequence"].shape[0] > pictures.LINE_PLOT_MAX_STEPS
+    read_png(out, size=(px(12), px(5.2)) if long else (px(11), px(5.6)))
+
+
+def test_cli_show_as_sequence_takes_a_trained_models_order(
+    tiny_run: Path, synthetic_data_dir: Path, tmp_path: Path, monkeypatch
+) -> None:
+    orders = []
+    monkeypatch.setattr(
+        pictures, "sequence_view", lambda seq, label, out, order="rows": orders.append(order)
+    )
+    data = ["--data-dir", str(synthetic_data_dir), "--no-download"]
+    args = ["show", "--as-sequence", "--model", str(tiny_run), "--out", str(tmp_path / "s.png")]
+    assert main([*args, *data]) == 0
+    assert orders == ["rows"]
+
+
+@pytest.mark.parametrize(
     ("flags", "needles"),
     [
         (["--index", "600"], ["--index must be from 0 to 599", "got 600"]),
@@ -287,6 +337,15 @@ def test_cli_show(synthetic_data_dir: Path, tmp_path: Path, capsys: pytest.Captu
         (["--digit", "2", "--index", "60"], ["--index must be from 0 to 59", "digit 2"]),
         (["--count", "0"], ["--count must be an integer from 1 to 100"]),
         (["--count", "101"], ["--count must be an integer from 1 to 100"]),
+        (
+            ["--as-sequence", "--order", "pixels", "--pixels-per-step", "5"],
+            ["--pixels-per-step must divide 784", "got 5"],
+        ),
+        (["--order", "columns"], ["only shape --as-sequence", "add --as-sequence"]),
+        (
+            ["--as-sequence", "--order", "rows", "--model", "runs/x"],
+            ["--model brings its own reading order"],
+        ),
     ],
 )
 def test_cli_show_bad_input(

@@ -214,57 +214,108 @@ def sample_grid(
     return _save(_mosaic(images, captions, ncols, SAMPLE_CELL_INCHES, title, fontsize=10), out_path)
 
 
-def sequence_view(image: Any, label: int, out_path: str | os.PathLike) -> Path:
-    """One image as the network reads it: 28 time steps (rows), each a vector of 28 features.
+# How each reading order names a time step and a feature, for the sequence view's axes.
+SEQUENCE_AXES = {
+    "rows": ("time step t (row)", "feature (pixel in row)"),
+    "columns": ("time step t (column, left to right)", "feature (pixel in column, top down)"),
+    "pixels": ("time step t (pixels of the raster)", "feature (pixel in step)"),
+    "permuted": ("time step t (permuted pixels)", "feature (pixel in step)"),
+}
+# Up to this many steps each step gets its own line plot; longer sequences are drawn as a strip.
+LINE_PLOT_MAX_STEPS = 56
 
-    Left: the image as a heatmap with time on the y axis. Right: the same 28 rows drawn as 28
-    stacked line plots, one per time step, which is literally the sequence of input vectors.
+
+def sequence_view(
+    sequence: Any, label: int, out_path: str | os.PathLike, order: str = "rows"
+) -> Path:
+    """One image as the network reads it: ``sequence`` (T, F), pixel values 0-255, the output of
+    the model's ``SequenceReader`` (for rows, the image itself).
+
+    Short sequences (28 rows or columns): left, the sequence as a heatmap with time on the y
+    axis; right, one line plot per time step, literally the sequence of input vectors. Long ones
+    (784 steps of one pixel, permuted or not): a strip over time and each step's mean value.
     """
+    sequence = _as_numpy(sequence).astype(np.float64)  # (T, F)
+    if sequence.shape[0] <= LINE_PLOT_MAX_STEPS:
+        fig = _short_sequence_figure(sequence, order)
+    else:
+        fig = _long_sequence_figure(sequence, order)
+    steps, features = sequence.shape
+    fig.suptitle(
+        f"What the network reads ({order}): {steps} time steps × {features} "
+        f"feature{'s' if features != 1 else ''} (label {int(label)})",
+        fontsize=12,
+    )
+    fig.tight_layout()
+    return _save(fig, out_path)
+
+
+def _short_sequence_figure(sequence: np.ndarray, order: str) -> Any:
     plt = _pyplot()
-    image = _as_numpy(image).astype(np.float64)  # (28, 28): (time step, feature)
-    steps, features = image.shape
+    steps, features = sequence.shape
+    step_axis, feature_axis = SEQUENCE_AXES[order]
     fig, (ax_map, ax_seq) = plt.subplots(
         1, 2, figsize=(11, 5.6), gridspec_kw={"width_ratios": [1.15, 1]}
     )
-
     shown = ax_map.imshow(
-        image, cmap=DIGIT_CMAP, vmin=0, vmax=255, interpolation="nearest", aspect="equal"
+        sequence, cmap=DIGIT_CMAP, vmin=0, vmax=255, interpolation="nearest", aspect="auto"
     )
-    ax_map.set_title(f"digit {int(label)} as a heatmap", fontsize=11)
-    ax_map.set_xlabel("feature (pixel in row)")
-    ax_map.set_ylabel("time step t (row)")
-    ax_map.set_xticks([*range(0, features - 3, 4), features - 1])
-    ax_map.set_yticks([*range(0, steps - 3, 4), steps - 1])
-    bar = fig.colorbar(shown, ax=ax_map, fraction=0.046, pad=0.04)
-    bar.set_label("pixel value (0-255)")
+    ax_map.set_title("the sequence as a heatmap", fontsize=11)
+    ax_map.set(xlabel=feature_axis, ylabel=step_axis)
+    ax_map.set_xticks(_ticks(features))
+    ax_map.set_yticks(_ticks(steps))
+    fig.colorbar(shown, ax=ax_map, fraction=0.046, pad=0.04).set_label("pixel value (0-255)")
 
-    # Each time step's 28 features as a line, offset so that t = 0 is at the top.
+    # Each time step's features as a line, offset so that t = 0 is at the top.
     scale = 0.9 / 255.0  # a full-intensity pixel rises 0.9 of the gap between steps
     cmap = plt.get_cmap("viridis")
     x = np.arange(features)
     for t in range(steps):
-        base = steps - 1 - t
-        colour = cmap(t / (steps - 1))
-        ax_seq.fill_between(x, base, base + image[t] * scale, color=colour, alpha=0.35, linewidth=0)
-        ax_seq.plot(x, base + image[t] * scale, color=colour, linewidth=1.0)
-    step_ticks = [*range(0, steps - 3, 4), steps - 1]
-    ax_seq.set_yticks([steps - 1 - t for t in step_ticks], [str(t) for t in step_ticks])
-    ax_seq.set_ylim(-0.5, steps + 0.5)
-    ax_seq.set_xlim(0, features - 1)
-    ax_seq.set_xticks([*range(0, features - 3, 4), features - 1])
-    ax_seq.set_xlabel("feature (pixel in row)")
-    ax_seq.set_ylabel("time step t (row)")
+        base, colour = steps - 1 - t, cmap(t / max(steps - 1, 1))
+        ax_seq.fill_between(x, base, base + sequence[t] * scale, color=colour, alpha=0.35, lw=0)
+        ax_seq.plot(x, base + sequence[t] * scale, color=colour, linewidth=1.0)
+    ax_seq.set_yticks([steps - 1 - t for t in _ticks(steps)], [str(t) for t in _ticks(steps)])
+    ax_seq.set(ylim=(-0.5, steps + 0.5), xlim=(0, max(features - 1, 1)))
+    ax_seq.set_xticks(_ticks(features))
+    ax_seq.set(xlabel=feature_axis, ylabel=step_axis)
     ax_seq.set_title(
         f"the input sequence: one {features}-feature vector per step\n"
         f"(forward direction reads t = 0 → {steps - 1}, backward t = {steps - 1} → 0)",
         fontsize=10,
     )
-    fig.suptitle(
-        f"What the network reads: {steps} time steps × {features} features (label {int(label)})",
-        fontsize=12,
+    return fig
+
+
+def _long_sequence_figure(sequence: np.ndarray, order: str) -> Any:
+    plt = _pyplot()
+    steps, features = sequence.shape
+    step_axis, feature_axis = SEQUENCE_AXES[order]
+    fig, (ax_strip, ax_mean) = plt.subplots(
+        2, 1, figsize=(12, 5.2), sharex=True, gridspec_kw={"height_ratios": [1, 1.4]}
     )
-    fig.tight_layout()
-    return _save(fig, out_path)
+    ax_strip.imshow(
+        sequence.T,  # (F, T): time runs left to right
+        cmap=DIGIT_CMAP,
+        vmin=0,
+        vmax=255,
+        interpolation="nearest",
+        aspect="auto",
+        extent=(-0.5, steps - 0.5, features - 0.5, -0.5),
+    )
+    ax_strip.set_ylabel(feature_axis if features > 1 else "pixel")
+    ax_strip.set_yticks(_ticks(features) if features > 1 else [])
+    ax_strip.set_title(f"the input sequence as a strip, {steps} steps", fontsize=11)
+    ax_mean.plot(np.arange(steps), sequence.mean(axis=1), color="tab:blue", linewidth=0.8)
+    ax_mean.set(xlabel=step_axis, ylabel="pixel value" if features == 1 else "mean pixel value")
+    ax_mean.set(xlim=(-0.5, steps - 0.5), ylim=(-5, 260))
+    ax_mean.grid(alpha=0.3)
+    return fig
+
+
+def _ticks(n: int) -> list[int]:
+    """About eight tick positions over 0..n-1, always including both ends."""
+    step = max(1, round(n / 8 / 4) * 4) if n > 8 else 1
+    return sorted({*range(0, n - step // 2, step), n - 1})
 
 
 # --- errors -----------------------------------------------------------------------------

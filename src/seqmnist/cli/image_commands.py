@@ -7,10 +7,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..config import DEVICES
+from ..config import DEVICES, ModelConfig
 from ..errors import SeqMnistError
-from ..options import require_int
+from ..options import flag_specs, require_int
 from .common import EXIT_ERROR, _common_data_flags, _json, _model_argument
+
+# The ModelConfig fields that say how an image becomes a sequence.
+READING_ORDER_FIELDS = ("order", "pixels_per_step", "permutation_seed")
 
 # --- show -----------------------------------------------------------------------------------
 
@@ -40,27 +43,65 @@ def _add_show(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--as-sequence",
         action="store_true",
-        help="draw one image (--index, default 0) as 28 time steps x 28 features (default: off)",
+        help="draw one image (--index, default 0) as the sequence a model reads: 28 rows of 28 "
+        "pixels unless --order or --model says otherwise (default: off)",
+    )
+    defaults = ModelConfig()
+    for spec in flag_specs(ModelConfig):
+        if spec.name in READING_ORDER_FIELDS:  # declared once, in config.py, as for train
+            p.add_argument(
+                spec.flag,
+                dest=spec.name,
+                type=spec.type,
+                choices=spec.choices,
+                help=f"with --as-sequence: {spec.help} (default: {getattr(defaults, spec.name)})",
+            )
+    p.add_argument(
+        "--model",
+        metavar="RUN_DIR_OR_CHECKPOINT",
+        help="with --as-sequence: read the image in this trained model's order",
     )
     p.add_argument("--out", default="samples.png", help="PNG file to write (default: samples.png)")
     _common_data_flags(p)
 
 
+def _reading_order(args: argparse.Namespace) -> ModelConfig:
+    """The reading order ``show --as-sequence`` draws: a trained model's, or the flags'."""
+    given = {k: getattr(args, k) for k in READING_ORDER_FIELDS if getattr(args, k) is not None}
+    if args.model is not None:
+        if given:
+            raise SeqMnistError("--model brings its own reading order: drop --order and its flags")
+        from ..trained import load_trained
+
+        return load_trained(args.model).config.model
+    config = ModelConfig(**given)
+    config.validate()
+    return config
+
+
 def _run_show(args: argparse.Namespace) -> int:
+    import torch
+
     from ..data import load_mnist
     from ..pictures import prepare_output, sample_grid, select_samples, sequence_view
+    from ..sequence import SequenceReader
 
     index = 0 if args.as_sequence and args.index is None else args.index
     if args.digit is not None:  # checked before loading data
         require_int("--digit", args.digit, 0, 9)
     require_int("--count", args.count, 1, 100)
+    if not args.as_sequence and (args.model is not None or args.order is not None):
+        raise SeqMnistError("--order and --model only shape --as-sequence: add --as-sequence")
+    reading = _reading_order(args) if args.as_sequence else None
     prepare_output(args.out)  # a bad --out fails before the data is read and drawn
     split = load_mnist(args.data_dir, train=args.split == "train", download=not args.no_download)
     images, labels, indices = select_samples(
         split.images, split.labels, count=args.count, digit=args.digit, index=index
     )
     if args.as_sequence:
-        out = sequence_view(images[0], int(labels[0]), args.out)
+        reader = SequenceReader(reading)
+        sequence = reader(torch.as_tensor(images[:1]).float())[0]  # (T, F), values 0-255
+        out = sequence_view(sequence, int(labels[0]), args.out, order=reading.order)
     else:
         which = f"digit {args.digit}" if args.digit is not None else "label above each image"
         title = f"MNIST {args.split} images ({which})"
