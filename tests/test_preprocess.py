@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import struct
+import warnings
 import zlib
 from pathlib import Path
 
@@ -389,3 +390,16 @@ def test_bad_arrays_are_image_errors():
     ):
         with pytest.raises(ImageError):
             to_mnist(array)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64, np.longdouble])
+def test_float_pixels_beyond_float32s_range_are_full_ink_without_warnings(dtype):
+    """1e300 in a float64 array would overflow a cast to float32 (RuntimeWarning, then a wrong
+    "infinite values" error); any value above 255 is full ink, as 255 is."""
+    huge = np.zeros((28, 28), dtype=dtype)
+    huge[6:22, 12:16] = np.finfo(dtype).max
+    plain = np.zeros((28, 28), dtype=dtype)
+    plain[6:22, 12:16] = 255
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(to_mnist(huge), to_mnist(plain))

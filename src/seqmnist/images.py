@@ -249,9 +249,14 @@ def _scale_to_unit(arr: np.ndarray) -> np.ndarray:
         return arr.astype(np.float32) / 255.0
     if arr.dtype == np.uint16:
         return arr.astype(np.float32) / 65535.0
+    if np.issubdtype(arr.dtype, np.floating):
+        if not np.isfinite(arr).all():
+            raise ImageError("image array holds NaN or infinite values")
+        # float64 beyond float32's range would overflow the cast (a RuntimeWarning and inf); every
+        # value above 255 ends as full ink below, so clipping first changes no result.
+        if arr.dtype.itemsize > 4:
+            arr = np.clip(arr, -65535.0, 65535.0)
     x = arr.astype(np.float32)
-    if not np.isfinite(x).all():
-        raise ImageError("image array holds NaN or infinite values")
     top = float(x.max()) if x.size else 0.0
     if np.issubdtype(arr.dtype, np.integer):  # e.g. Pillow's mode "I" from a 16-bit PNG
         return np.clip(x / (65535.0 if top > 255 else 255.0), 0.0, 1.0)
