@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .errors import SeqMnistError
+from .options import is_number
 from .run import RunDir
 
 COLUMNS = (
@@ -51,7 +52,7 @@ def _row(run: RunDir) -> dict[str, Any]:
     summary = run.read_summary() or {}
     for key in ("parameters", "test_acc", "train_seconds"):
         value = summary.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+        if value is not None and not is_number(value):
             raise SeqMnistError(
                 f"{run.summary_file}: {key} is {value!r}, not a number; "
                 "delete the file or train the run again"

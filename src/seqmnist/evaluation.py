@@ -15,6 +15,7 @@ from .engine import evaluate
 from .errors import SeqMnistError
 from .metrics import confusion_matrix, per_class_report
 from .model import count_parameters
+from .options import is_number
 from .trained import load_trained
 
 
@@ -144,8 +145,7 @@ def _result_text(s: dict[str, Any]) -> str:
 
     def number(key: str, fmt: str) -> str:
         value = s.get(key)
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        return format(value, fmt) if ok else "?"
+        return format(value, fmt) if is_number(value) else "?"
 
     return (
         f"test accuracy {number('test_acc', '.2%')} "

@@ -110,7 +110,11 @@ def require_int(flag: str, value: Any, low: int, high: int) -> None:
         raise ConfigError(f"{flag} must be an integer from {low} to {high}; got {value!r}")
 
 
+def is_number(value: Any) -> bool:
+    """An int or float from JSON or a caller, not a bool (which Python counts as an int)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def require_number(flag: str, value: Any, low: float, high: float) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not ok or not (low <= float(value) <= high):
+    if not is_number(value) or not (low <= float(value) <= high):
         raise ConfigError(f"{flag} must be a number from {low:g} to {high:g}; got {value!r}")

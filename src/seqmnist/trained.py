@@ -16,6 +16,7 @@ from .checkpoint import load_checkpoint, model_from_checkpoint, train_config_fro
 from .config import TrainConfig
 from .errors import SeqMnistError
 from .model import SeqClassifier
+from .options import is_number
 from .run import RunDir
 from .runtime import select_device
 
@@ -50,11 +51,7 @@ class TrainedModel:
         except SeqMnistError:
             return None
         value = summary.get("test_acc") if summary else None
-        return (
-            float(value)
-            if isinstance(value, (int, float)) and not isinstance(value, bool)
-            else None
-        )
+        return float(value) if is_number(value) else None
 
 
 def load_trained(path: str | os.PathLike, device: str | torch.device = "cpu") -> TrainedModel:
