@@ -27,6 +27,28 @@ def _defaults_text(spec: FlagSpec) -> str:
     return text
 
 
+def _add_config_flag(parser: argparse.ArgumentParser, spec: FlagSpec, help_text: str) -> None:
+    """The flag of one config field (``batch_size`` -> ``--batch-size``); None when not given,
+    so that only the flags a user typed override a preset."""
+    if spec.type is bool:
+        parser.add_argument(
+            spec.flag,
+            dest=spec.name,
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help=help_text,
+        )
+    else:
+        parser.add_argument(
+            spec.flag,
+            dest=spec.name,
+            type=spec.type,
+            choices=spec.choices,
+            default=None,
+            help=help_text,
+        )
+
+
 def _common_data_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data-dir",

@@ -10,7 +10,13 @@ from typing import Any
 from ..config import DEVICES, ModelConfig
 from ..errors import SeqMnistError
 from ..options import flag_specs, require_int
-from .common import EXIT_ERROR, _common_data_flags, _json, _model_argument
+from .common import (
+    EXIT_ERROR,
+    _add_config_flag,
+    _common_data_flags,
+    _json,
+    _model_argument,
+)
 
 # The ModelConfig fields that say how an image becomes a sequence.
 READING_ORDER_FIELDS = ("order", "pixels_per_step", "permutation_seed")
@@ -49,13 +55,8 @@ def _add_show(sub: argparse._SubParsersAction) -> None:
     defaults = ModelConfig()
     for spec in flag_specs(ModelConfig):
         if spec.name in READING_ORDER_FIELDS:  # declared once, in config.py, as for train
-            p.add_argument(
-                spec.flag,
-                dest=spec.name,
-                type=spec.type,
-                choices=spec.choices,
-                help=f"with --as-sequence: {spec.help} (default: {getattr(defaults, spec.name)})",
-            )
+            default = getattr(defaults, spec.name)
+            _add_config_flag(p, spec, f"with --as-sequence: {spec.help} (default: {default})")
     p.add_argument(
         "--model",
         metavar="RUN_DIR_OR_CHECKPOINT",

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..config import PRESETS, apply_overrides, flag_fields, preset_config
 from ..errors import ConfigError, SeqMnistError
-from .common import _common_data_flags, _defaults_text
+from .common import _add_config_flag, _common_data_flags, _defaults_text
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -40,24 +40,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     )
     _common_data_flags(p)
     for spec in flag_fields():  # one flag per config field, declared in config.py
-        help_text = f"{spec.help} ({_defaults_text(spec)})"
-        if spec.type is bool:
-            p.add_argument(
-                spec.flag,
-                dest=spec.name,
-                action=argparse.BooleanOptionalAction,
-                default=None,
-                help=help_text,
-            )
-        else:
-            p.add_argument(
-                spec.flag,
-                dest=spec.name,
-                type=spec.type,
-                choices=spec.choices,
-                default=None,
-                help=help_text,
-            )
+        _add_config_flag(p, spec, f"{spec.help} ({_defaults_text(spec)})")
     p.add_argument(
         "--quiet", action="store_true", help="no progress bar or epoch lines (default: off)"
     )
