@@ -25,16 +25,18 @@ from PIL import Image
 from .config import TrainConfig
 from .data import to_model_input
 from .errors import SeqMnistError
-from .images import ImageError, open_image
+from .images import ImageError
+from .inputs import InputError, InputItem, item_pixels, split_images
 from .model import SeqClassifier, count_parameters
-from .preprocess import to_mnist
+from .preprocess import load_mnist_image, to_mnist
 from .trained import load_trained
 
-# One image: a PIL image, an array (H, W) / (H, W, C), a file path, raw file bytes, or a
-# tensor (28, 28).
+# One image: a file path, raw file bytes, a PIL image, an array or a tensor (the rules of
+# ``seqmnist.inputs``).
 ImageInput = Union[Image.Image, np.ndarray, str, os.PathLike, bytes, torch.Tensor]  # noqa: UP007
 
 BATCH = 1024  # images per forward pass
+LOW_CONFIDENCE = 0.5  # a top probability under this is reported as a warning
 
 
 @dataclass
@@ -51,6 +53,9 @@ class Prediction:
     """(28, 28) uint8: exactly what the model saw"""
     source: str | None = None
     """the file name, or None for in-memory images"""
+    warnings: list[str] = field(default_factory=list)
+    """things the user should know about this answer (several digits, ink at the frame, a
+    low top probability, an ambiguous input layout); each one line, empty when all is clear"""
 
     ok = True
     """a prediction (``FailedPrediction.ok`` is False)"""
@@ -64,6 +69,7 @@ class Prediction:
             "label": self.label,
             "probabilities": self.probabilities,
             "top_k": [[d, p] for d, p in self.top_k],
+            "warnings": list(self.warnings),
         }
 
 
@@ -138,22 +144,25 @@ class Classifier:
 
     # -- inputs ------------------------------------------------------------------------------
 
-    def preprocess(self, x: ImageInput) -> np.ndarray:
-        """One image of any accepted kind -> (28, 28) uint8 in MNIST form (what the model sees)."""
-        if isinstance(x, (str, os.PathLike, bytes, bytearray, memoryview)):
-            return _with_source(x, lambda: to_mnist(open_image(x)))
-        if isinstance(x, torch.Tensor):
-            x = _tensor_to_uint8(x)
-            if x.ndim != 2:
-                raise ImageError(
-                    f"a single image tensor must be (28, 28) or (H, W); got shape {tuple(x.shape)}"
-                )
-        if isinstance(x, (Image.Image, np.ndarray)):
-            return to_mnist(x)
-        raise ImageError(
-            f"cannot predict on a {type(x).__name__}: pass a file path, bytes, a PIL image, "
-            "a numpy array or a torch tensor"
-        )
+    def preprocess(
+        self,
+        x: ImageInput,
+        *,
+        layout: str | None = None,
+        value_range: Any = None,
+        notes: list[str] | None = None,
+    ) -> np.ndarray:
+        """One image of any accepted kind -> (28, 28) uint8 in MNIST form (what the model sees).
+
+        ``layout`` and ``value_range`` as for ``predict``; ``notes``, if a list, receives the
+        warnings about the image (several digits, ink at the frame). Raises ``ImageError``.
+        """
+        items, _ = split_images(x, layout)
+        if len(items) != 1:
+            raise InputError(
+                f"preprocess takes one image; got {len(items)} (use predict for several)"
+            )
+        return _preprocess_item(items[0], value_range, notes)
 
     # -- inference ---------------------------------------------------------------------------
 
@@ -185,48 +194,89 @@ class Classifier:
         images: ImageInput | Sequence[ImageInput],
         top_k: int = 3,
         errors: str | None = None,
+        *,
+        layout: str | None = None,
+        value_range: Any = None,
     ) -> list[Prediction | FailedPrediction]:
-        """Classify one image or a list of them; returns one result per image, in order.
+        """Classify one image or many; returns one result per image, in order.
 
-        A batch tensor (B, 28, 28) or array (B, 28, 28) counts as B images. ``errors`` says what
-        a bad image (unreadable, not an image, blank, a wrong type) does:
+        What ``images`` may be is the input contract of ``seqmnist.inputs`` (the README's
+        table): file paths, file bytes, PIL images, numpy arrays and torch tensors, alone or in
+        a list; arrays and tensors as (H, W), (H, W, C), (N, H, W), (N, C, H, W), (N, H, W, C)
+        or flat rows (N, 784); uint8 0..255, other integers, bool, floats in 0..1, 0..255 or
+        MNIST-normalised. Each item of a list is one image; a (3 or 4, H, W) array on its own
+        is read as a batch of grey images with an ``AmbiguousLayoutWarning``.
 
-        - ``"item"``: its result is a ``FailedPrediction`` (``ok`` False, ``error`` the
-          ``ImageError`` naming it); the other images still get their ``Prediction``.
-        - ``"raise"``: the first bad image raises its ``ImageError``.
-        - ``None`` (default): ``"item"`` for a list or batch, ``"raise"`` for a single image
-          (there is nothing else to return).
+        - ``layout``: "HW", "CHW", "HWC", "NHW", "NCHW", "NHWC" or "flat" states how an array
+          or tensor is laid out (for a list: each item's layout), where the shape alone is
+          ambiguous or read otherwise.
+        - ``value_range``: (black, white), e.g. (0, 1), (0, 255), (-1, 1), or "mnist", for
+          array and tensor pixels whose range the rules cannot tell (they then refuse).
+        - ``errors``: what a bad image (unreadable, not an image, blank) does. ``"item"``: its
+          result is a ``FailedPrediction`` (``ok`` False, ``error`` the ``ImageError`` naming
+          it) and the other images still get theirs; ``"raise"``: the first bad image raises.
+          ``None`` (default): "item" for a list or batch, "raise" for a single image.
 
-        ``top_k`` or ``errors`` of the wrong type or out of range raise ``PredictArgumentError``.
+        A call the contract refuses as a whole (a bad ``layout``, an ambiguous shape, Kaggle
+        rows with their label column) raises ``InputError`` (an ``ImageError``), whatever
+        ``errors`` says; ``top_k`` or ``errors`` of the wrong type or out of range raise
+        ``PredictArgumentError``. Each ``Prediction.warnings`` lists what the answer's reader
+        should know: several digits side by side, ink at the frame, a low top probability.
         """
         k = _check_top_k(top_k, self.model.config.num_classes)
         if errors is not None and errors not in ERROR_MODES:
             choices = ", ".join(map(repr, ERROR_MODES))
             raise PredictArgumentError(f"errors must be one of {choices}; got {errors!r}")
-        items, sources, single = _as_list(images)
+        items, single = split_images(images, layout)
         mode = errors or ("raise" if single else "item")
         results: list[Prediction | FailedPrediction | None] = [None] * len(items)
-        seen, good = [], []  # the preprocessed images (28, 28) and their places in ``items``
+        seen, good, notes = [], [], []  # images (28, 28), their places in ``items``, warnings
         for n, item in enumerate(items):
+            item_notes: list[str] = []
             try:
-                seen.append(self.preprocess(item))
+                seen.append(_preprocess_item(item, value_range, item_notes))
                 good.append(n)
+                notes.append(item_notes)
             except SeqMnistError as exc:
                 if mode == "raise":
                     raise
-                results[n] = FailedPrediction(exc, sources[n])
+                results[n] = FailedPrediction(exc, item.source)
         batch = np.stack(seen) if seen else np.zeros((0, 28, 28), np.uint8)  # (G, 28, 28)
         probs = self.predict_mnist(torch.from_numpy(batch))  # (G, 10)
-        best_p, best_i = probs.topk(k, dim=1)  # (G, k)
         for g, n in enumerate(good):
-            results[n] = Prediction(
-                label=int(best_i[g, 0]),
-                probabilities=[float(p) for p in probs[g]],
-                top_k=[(int(d), float(p)) for d, p in zip(best_i[g], best_p[g])],
-                image=batch[g],
-                source=sources[n],
-            )
+            results[n] = _prediction(probs[g], k, batch[g], items[n].source, notes[g])
         return results  # type: ignore[return-value]  # every place is filled by now
+
+
+def _prediction(
+    probs: torch.Tensor, k: int, image: np.ndarray, source: str | None, notes: list[str]
+) -> Prediction:
+    """One image's answer from its probabilities (10,), with a warning when it is unsure."""
+    best_p, best_i = probs.topk(k)  # (k,)
+    top = float(best_p[0])
+    if top < LOW_CONFIDENCE:
+        notes = [*notes, f"the model is unsure: its top answer has only {top:.0%} probability"]
+    return Prediction(
+        label=int(best_i[0]),
+        probabilities=[float(p) for p in probs],
+        top_k=[(int(d), float(p)) for d, p in zip(best_i, best_p)],
+        image=image,
+        source=source,
+        warnings=notes,
+    )
+
+
+def _preprocess_item(item: InputItem, value_range: Any, notes: list[str] | None) -> np.ndarray:
+    """One item of the contract -> (28, 28) uint8; errors name the file it came from."""
+    pixels = item_pixels(item, value_range)  # path / bytes / PIL image, or float (H, W[, C])
+    if isinstance(pixels, (str, os.PathLike, bytes, bytearray, memoryview)):
+        return load_mnist_image(pixels, notes=notes)
+    if isinstance(pixels, (Image.Image, np.ndarray)):
+        return to_mnist(pixels, notes=notes)
+    raise InputError(
+        f"cannot predict on a {type(pixels).__name__}: pass a file path, bytes, a PIL image, "
+        "a numpy array or a torch tensor"
+    )
 
 
 def load(path: str | os.PathLike, device: str = "cpu") -> Classifier:
@@ -245,31 +295,6 @@ def load(path: str | os.PathLike, device: str = "cpu") -> Classifier:
     )
 
 
-def _as_list(images: Any) -> tuple[list[Any], list[str | None], bool]:
-    """Split the input into single images, each with its source name (None for in-memory), and
-    whether it was a single image (not a list, tuple or batch)."""
-    if isinstance(images, np.ndarray) and not _numeric(images.dtype):
-        raise ImageError(
-            f"an image array must hold numbers; got dtype {images.dtype} "
-            "(for images of different sizes, pass a list of arrays)"
-        )
-    single = False
-    if isinstance(images, torch.Tensor) and images.ndim == 3 and images.shape[-1] not in (3, 4):
-        items: list[Any] = list(images)  # (B, H, W) batch
-    elif isinstance(images, np.ndarray) and images.ndim == 3 and images.shape[-1] not in (1, 3, 4):
-        items = list(images)  # (B, H, W) batch
-    elif isinstance(images, (list, tuple)):
-        items = list(images)
-    else:
-        items, single = [images], True
-    sources = [str(x) if isinstance(x, (str, os.PathLike)) else None for x in items]
-    return items, sources, single
-
-
-def _numeric(dtype: np.dtype) -> bool:
-    return dtype.kind in "buif"  # bool, unsigned, int, float
-
-
 def _check_top_k(top_k: Any, classes: int) -> int:
     """``top_k`` as an int from 1 to ``classes``, or PredictArgumentError (never a TypeError)."""
     if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)):
@@ -280,23 +305,3 @@ def _check_top_k(top_k: Any, classes: int) -> int:
     if not 1 <= top_k <= classes:
         raise PredictArgumentError(f"top_k must be from 1 to {classes}; got {top_k}")
     return int(top_k)
-
-
-def _tensor_to_uint8(x: torch.Tensor) -> np.ndarray:
-    """A tensor image, uint8 or float in [0, 1] -> uint8 numpy array."""
-    x = x.detach().cpu()
-    if x.dtype == torch.uint8:
-        return x.numpy()
-    if x.is_floating_point():
-        return (x.float().clamp(0, 1) * 255).round().to(torch.uint8).numpy()
-    raise ImageError(f"image tensors must be uint8 or float in [0, 1]; got {x.dtype}")
-
-
-def _with_source(source: Any, fn: Any) -> np.ndarray:
-    """Run ``fn`` and put the file name in front of a "no ink" error that lacks it."""
-    try:
-        return fn()
-    except ImageError as exc:
-        name = "upload" if isinstance(source, (bytes, bytearray, memoryview)) else str(source)
-        message = str(exc)
-        raise ImageError(message if message.startswith(name) else f"{name}: {message}") from None

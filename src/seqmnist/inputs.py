@@ -1,0 +1,360 @@
+"""What ``Classifier.predict`` accepts: the input contract, written and enforced in one place.
+
+The Python API, ``seqmnist predict`` and the web API all reach the model through
+``Classifier.predict``, and it hands its argument to ``split_images`` here, so every surface
+follows the same rules. The rules (the README's "What predict accepts" table says the same):
+
+Forms
+    a file path (str or PathLike), the bytes of an image file, a PIL image, a numpy array, a
+    torch tensor (any device; numpy and torch follow the same rules), or anything with
+    ``__array__``; one of them, or a list / tuple of them.
+
+Lists are images
+    each item of a list is one image. A 3-D item is channels-first when its first dimension is
+    1, 3 or 4 ((1, 28, 28) as ``dataset[i][0]`` gives, ``ToTensor()(rgb)``), channels-last when
+    its last is ((28, 28, 1), ``np.asarray(rgb_image)``); a (784,) or (1, 784) item is a flat row.
+
+One array or tensor
+    ==========================  ===================================================
+    shape                       read as
+    ==========================  ===================================================
+    (784,)                      one flat 28x28 image (a Kaggle CSV row)
+    (N, 784)                    N flat images (N Kaggle CSV rows); 785 columns: the
+                                label column is still there, so it is refused
+    (H, W)                      one grey image
+    (H, W, C), C in 1, 3, 4     one image, channels last (grey, RGB, RGBA)
+    (N, H, W)                   N grey images (MNIST's ``dataset.data``)
+    (3 or 4, H, W)              AMBIGUOUS: N = 3 or 4 grey images (the default, so
+                                that loops over batches keep working) or one RGB(A)
+                                image channels first; a warning names ``layout=``
+    (N, C, H, W)                N images, channels first (a DataLoader batch)
+    (N, H, W, C)                N images, channels last (a Keras batch)
+    ==========================  ===================================================
+
+    Shapes that fit two readings with different answers and no default (``(3, 28, 3)``,
+    ``(2, 3, 28, 3)``) are refused; ``layout=`` (one of LAYOUTS) states the reading and
+    silences the warning.
+
+Values (per image, so an image gives the same answer alone or in a batch)
+    - bool: True is ink-or-paper white, False black (as Pillow's mode "1");
+    - uint8: 0..255;
+    - uint16 and other integers: 0..255 when no value is above 255 (8-bit samples in a 16-bit
+      container, as Pillow reads such a PNG), 0..65535 when one is above 4095; in between
+      (12-bit samples, or a very dark 16-bit image) refused: say which with ``value_range``.
+      Negative integers are refused;
+    - floats (16, 32, 64 bit): 0..1 when all lie in [0, 1]; 0..255 when some are above 1 and
+      none above 255; MNIST-normalised, ``(x / 255 - 0.1307) / 0.3081``, when the smallest is
+      MNIST's black, -0.4242; anything else (``[-1, 1]``, above 255) refused: say which with
+      ``value_range``. NaN and infinity are refused.
+
+    ``value_range=(low, high)`` maps ``low`` to black and ``high`` to white for every array and
+    tensor; ``value_range="mnist"`` undoes MNIST's normalisation. Values outside the range
+    given are refused. Files and PIL images carry their own range and ignore it.
+
+A refusal that concerns the whole call (a bad ``layout``, an ambiguous shape, 785 columns, a
+nested list of numbers) raises ``InputError``; one that concerns one item of a list or batch
+(an item that is not an image) becomes that item's ``FailedPrediction``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from .data import MNIST_MEAN, MNIST_STD
+from .images import ImageError
+
+LAYOUTS = ("HW", "CHW", "HWC", "NHW", "NCHW", "NHWC", "flat")
+"""Names for ``layout=``: N images, C channels, H rows, W columns; "flat" is rows of 784 pixels
+((784,) for one image, (N, 784) for N)."""
+
+FLAT_PIXELS = 28 * 28
+CHANNELS = (1, 3, 4)  # grey, RGB, RGBA
+MNIST_BLACK = (0.0 - MNIST_MEAN) / MNIST_STD  # -0.4242: a 0 pixel after MNIST's normalisation
+MNIST_WHITE = (1.0 - MNIST_MEAN) / MNIST_STD  # 2.8215
+OVERSHOOT = 0.05  # floats this far outside [0, 1] (or 0..255) are resampling's ringing
+_FILE_TYPES = (str, os.PathLike, bytes, bytearray, memoryview)
+
+
+class InputError(ImageError):
+    """What was passed to ``predict`` is not in the input contract: the message names the form
+    and the argument or change that fixes it."""
+
+
+class AmbiguousLayoutWarning(UserWarning):
+    """A (3 or 4, H, W) array or tensor was read as a batch of grey images; ``layout=`` says
+    which reading is meant and silences this."""
+
+
+@dataclass
+class InputItem:
+    """One image to classify, as given: a path, bytes, PIL image or (H, W[, C]) array."""
+
+    image: Any
+    source: str | None  # the file name, or None for in-memory images
+    layout: str | None = None  # for arrays: "HW", "CHW", "HWC" or "flat"; None to decide
+
+
+# --- the call: one image or many ------------------------------------------------------------
+
+
+def split_images(images: Any, layout: str | None = None) -> tuple[list[InputItem], bool]:
+    """``predict``'s argument -> (its images one by one, whether it was a single image).
+
+    Raises ``InputError`` for a call the contract refuses as a whole.
+    """
+    if layout is not None and layout not in LAYOUTS:
+        choices = ", ".join(repr(name) for name in LAYOUTS)
+        raise InputError(f"layout must be one of {choices}; got {layout!r}")
+    if isinstance(images, (list, tuple)):
+        _refuse_nested_numbers(images)
+        if layout is not None and layout.startswith("N"):
+            raise InputError(
+                f"layout={layout!r} describes a batch, but a list holds one image per item: "
+                "use 'HW', 'CHW', 'HWC' or 'flat'"
+            )
+        return [_item(x, layout) for x in images], False
+    if isinstance(images, (Image.Image, *_FILE_TYPES)):
+        return [_item(images, layout)], True
+    array = as_array(images)
+    if array is None:
+        return [InputItem(images, None)], True  # not an image: its own error, when it is read
+    return _split_array(array, layout)
+
+
+def _item(x: Any, layout: str | None) -> InputItem:
+    source = str(x) if isinstance(x, (str, os.PathLike)) else None
+    array = None if isinstance(x, (Image.Image, *_FILE_TYPES)) else as_array(x)
+    return InputItem(x if array is None else array, source, layout)
+
+
+def _refuse_nested_numbers(items: Sequence[Any]) -> None:
+    """[[0, 12, ...], ...] is pixels typed as Python lists: refuse rather than guess its shape."""
+    if items and all(isinstance(x, (int, float, list, tuple)) for x in items):
+        raise InputError(
+            "a list of numbers (or of lists of numbers) is not an image: pass "
+            "np.asarray(pixels) so that its shape says what it holds"
+        )
+
+
+def as_array(x: Any) -> np.ndarray | None:
+    """A numpy array of a torch tensor (any device, detached) or array-like; None otherwise."""
+    if isinstance(x, np.ndarray):
+        return x
+    torch = sys.modules.get("torch")  # no import: a tensor can only exist if torch is loaded
+    if torch is not None and isinstance(x, torch.Tensor):
+        x = x.detach()
+        if x.dtype == torch.bfloat16:  # numpy has no bfloat16
+            x = x.float()
+        return x.cpu().resolve_conj().resolve_neg().numpy()
+    if hasattr(x, "__array__"):
+        return np.asarray(x)
+    return None
+
+
+def _split_array(a: np.ndarray, layout: str | None) -> tuple[list[InputItem], bool]:
+    """One array -> its images (each (H, W), (H, W, C), (C, H, W) or flat) and ``single``."""
+    if a.dtype.kind not in "biuf":  # before the shape: np.array of ragged images is 1-D objects
+        raise InputError(
+            f"an image array must hold numbers; got dtype {a.dtype} "
+            "(for images of different sizes, pass a list of arrays)"
+        )
+    layout = layout or _infer_layout(a.shape)
+    expected = {"HW": 2, "CHW": 3, "HWC": 3, "NHW": 3, "NCHW": 4, "NHWC": 4}
+    if layout == "flat":
+        if a.ndim not in (1, 2):
+            raise InputError(f"layout='flat' takes (784,) or (N, 784); got shape {a.shape}")
+        _check_flat_width(a.shape[-1])
+        if a.ndim == 1:
+            return [InputItem(a, None, "flat")], True
+        return [InputItem(row, None, "flat") for row in a], False
+    if a.ndim != expected[layout]:
+        raise InputError(
+            f"layout={layout!r} needs {expected[layout]} dimensions; got shape {a.shape}"
+        )
+    if not layout.startswith("N"):
+        return [InputItem(a, None, layout)], True
+    return [InputItem(image, None, layout[1:]) for image in a], False
+
+
+def _infer_layout(shape: tuple[int, ...]) -> str:
+    """The layout of one array or tensor from its shape (the module docstring's table)."""
+    ndim = len(shape)
+    if ndim == 1 or (ndim == 2 and shape[1] in (FLAT_PIXELS, FLAT_PIXELS + 1)):
+        return "flat"
+    if ndim == 2:
+        return "HW"
+    if ndim == 3:
+        first, last = shape[0], shape[2]
+        if last in CHANNELS and first in CHANNELS:
+            raise _ambiguous(shape, "HWC", "NHW", "CHW")
+        if last in CHANNELS:
+            return "HWC"
+        if first in (3, 4):  # MNIST's data[:3] and ToTensor()(rgb) share this shape
+            warnings.warn(
+                f"a {shape} array or tensor is read as {first} grey images; if it is one "
+                f"{'RGB' if first == 3 else 'RGBA'} image channels first, pass layout='CHW' "
+                "(layout='NHW' says it is a batch and silences this)",
+                AmbiguousLayoutWarning,
+                stacklevel=5,  # the line that called predict
+            )
+        return "NHW"
+    if ndim == 4:
+        first, last = shape[1], shape[3]
+        if first in CHANNELS and last in CHANNELS:
+            raise _ambiguous(shape, "NCHW", "NHWC")
+        if first in CHANNELS:
+            return "NCHW"
+        if last in CHANNELS:
+            return "NHWC"
+    raise InputError(
+        f"cannot read an array or tensor of shape {shape} as images: pass (H, W), (H, W, C), "
+        "(N, H, W), (N, C, H, W), (N, H, W, C) with C = 1, 3 or 4, or flat rows (N, 784)"
+    )
+
+
+def _ambiguous(shape: tuple[int, ...], *readings: str) -> InputError:
+    options = " or ".join(f"layout={name!r}" for name in readings)
+    return InputError(f"shape {shape} fits more than one layout: pass {options}")
+
+
+def _check_flat_width(width: int) -> None:
+    if width == FLAT_PIXELS + 1:
+        raise InputError(
+            "rows of 785 values look like Kaggle's train.csv with its label column still in: "
+            "drop the label first (rows[:, 1:], or df.drop(columns='label'))"
+        )
+    if width != FLAT_PIXELS:
+        raise InputError(f"a flat image must have 784 values (28 x 28); got {width}")
+
+
+# --- one image: layout and values -----------------------------------------------------------
+
+
+def item_pixels(item: InputItem, value_range: Any = None) -> Any:
+    """One item -> what preprocessing takes: a path, bytes or PIL image as given, or an array
+    as float32 (H, W) / (H, W, 3 | 4) in [0, 1]. Raises ``InputError`` for an item that is
+    not an image of the contract."""
+    if not isinstance(item.image, np.ndarray):
+        return item.image
+    image = _channels_last(item.image, item.layout)  # (H, W) or (H, W, 3 | 4)
+    return to_unit_range(image, value_range)
+
+
+def _channels_last(a: np.ndarray, layout: str | None) -> np.ndarray:
+    """One image array in any accepted layout -> (H, W) or (H, W, 3 | 4)."""
+    layout = layout or _item_layout(a.shape)
+    if layout == "flat":
+        if a.ndim == 2 and a.shape[0] != 1:
+            raise InputError(f"one flat image is (784,) or (1, 784); got shape {a.shape}")
+        _check_flat_width(a.shape[-1])
+        return a.reshape(28, 28)
+    if layout == "CHW":
+        a = np.moveaxis(a, 0, -1)
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[:, :, 0]
+    if a.ndim == 3 and a.shape[2] not in (3, 4):
+        raise InputError(f"an image needs 1, 3 or 4 channels; got shape {a.shape} ({layout})")
+    return a
+
+
+def _item_layout(shape: tuple[int, ...]) -> str:
+    """The layout of one image given on its own (a list item): no batches here."""
+    if len(shape) == 1 or (len(shape) == 2 and shape[0] == 1 and shape[1] in (784, 785)):
+        return "flat"
+    if len(shape) == 2:
+        return "HW"
+    if len(shape) == 3:
+        first, last = shape[0], shape[2]
+        if first in CHANNELS and last in CHANNELS:
+            raise _ambiguous(shape, "CHW", "HWC")
+        if first in CHANNELS:
+            return "CHW"
+        if last in CHANNELS:
+            return "HWC"
+        raise InputError(
+            f"a list item of shape {shape} is not one image (a batch of {shape[0]}?): "
+            "pass the batch itself, not inside a list"
+        )
+    raise InputError(
+        f"a list item of shape {shape} is not one image: each item must be (H, W), (C, H, W) "
+        "or (H, W, C); pass a batch itself, not inside a list"
+    )
+
+
+def to_unit_range(a: np.ndarray, value_range: Any = None) -> np.ndarray:
+    """Pixels of any accepted dtype -> float32 in [0, 1] by the contract's value rules."""
+    if a.dtype.kind not in "biuf":  # complex, strings, objects, dates ...
+        raise InputError(
+            f"an image array must hold numbers (bool, int or float); got dtype {a.dtype}"
+        )
+    if a.size == 0:
+        raise InputError(f"image has no pixels (shape {a.shape})")
+    if a.dtype.kind == "f" and not np.isfinite(a).all():
+        raise InputError("image array holds NaN or infinite values")
+    low, high = _value_range(a, value_range)
+    x = (a.astype(np.float64) - low) / (high - low)
+    if value_range is not None and (x.min() < -1e-3 or x.max() > 1 + 1e-3):
+        raise InputError(
+            f"pixel values {_span(a)} lie outside value_range=({low:g}, {high:g}): "
+            "give the range the values really have"
+        )
+    return np.clip(x, 0.0, 1.0).astype(np.float32)
+
+
+def _value_range(a: np.ndarray, value_range: Any) -> tuple[float, float]:
+    """(black, white) for an image array: the one given, else the contract's rule."""
+    if value_range is not None:
+        return _given_range(value_range)
+    if a.dtype == np.bool_ or a.dtype == np.uint8:
+        return (0.0, 1.0) if a.dtype == np.bool_ else (0.0, 255.0)
+    low, high = float(a.min()), float(a.max())
+    if a.dtype.kind in "iu":
+        if low < 0:
+            raise _unclear(a, "integer pixels are never negative here")
+        if high <= 255:
+            return 0.0, 255.0  # 8-bit samples, also in a 16-bit container (as Pillow reads)
+        if high > 4095:
+            return 0.0, 65535.0
+        raise _unclear(a, "12-bit samples (value_range=(0, 4095)) or a dark 16-bit image?")
+    # A little below 0 or above 1 is resampling's overshoot (Lanczos, bicubic), clipped below;
+    # an image of 0..255 whose brightest pixel is under 1.05 would be blank either way.
+    if low >= -OVERSHOOT and high <= 1 + OVERSHOOT:
+        return 0.0, 1.0
+    if low >= -OVERSHOOT and high <= 255 * (1 + OVERSHOOT):
+        return 0.0, 255.0
+    if abs(low - MNIST_BLACK) < 2e-3 and high <= MNIST_WHITE + 2e-3:
+        return MNIST_BLACK, MNIST_WHITE
+    raise _unclear(a, "not 0..1, 0..255 or MNIST-normalised ((x / 255 - 0.1307) / 0.3081)")
+
+
+def _given_range(value_range: Any) -> tuple[float, float]:
+    if isinstance(value_range, str) and value_range.lower() == "mnist":
+        return MNIST_BLACK, MNIST_WHITE
+    try:
+        low, high = (float(v) for v in value_range)
+    except (TypeError, ValueError):
+        raise InputError(
+            f"value_range must be (low, high) numbers or 'mnist'; got {value_range!r}"
+        ) from None
+    if not (np.isfinite(low) and np.isfinite(high) and low < high):
+        raise InputError(f"value_range needs finite low < high; got {value_range!r}")
+    return low, high
+
+
+def _span(a: np.ndarray) -> str:
+    return f"from {float(a.min()):g} to {float(a.max()):g}"
+
+
+def _unclear(a: np.ndarray, why: str) -> InputError:
+    return InputError(
+        f"{a.dtype} pixels {_span(a)}: {why}; pass value_range=(black, white), "
+        "e.g. (0, 1), (0, 255), (-1, 1) or 'mnist'"
+    )
