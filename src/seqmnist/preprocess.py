@@ -84,7 +84,7 @@ def is_mnist_form(grey: np.ndarray) -> bool:
 # --- the pipeline ----------------------------------------------------------------------------
 
 
-def to_mnist(image: Image.Image | np.ndarray) -> np.ndarray:
+def to_mnist(image: Image.Image | np.ndarray, notes: list[str] | None = None) -> np.ndarray:
     """Any image of one digit -> (28, 28) uint8, light ink on black, MNIST-style.
 
     Accepts a PIL image of any mode or an array (H, W), (H, W, 3) RGB or (H, W, 4) RGBA of uint8,
@@ -311,12 +311,16 @@ def _fit_and_centre(crop: np.ndarray) -> np.ndarray:
     return np.rint(field * 255.0).astype(np.uint8)  # (28, 28)
 
 
-def load_mnist_image(source: str | os.PathLike | bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+def load_mnist_image(
+    source: str | os.PathLike | bytes,
+    max_pixels: int = MAX_PIXELS,
+    notes: list[str] | None = None,
+) -> np.ndarray:
     """``open_image`` then ``to_mnist``, with the file's name in a "no ink" error: (28, 28)
-    uint8."""
+    uint8. ``notes`` as for ``to_mnist``."""
     image = open_image(source, max_pixels=max_pixels)
     try:
-        return to_mnist(image)
+        return to_mnist(image, notes=notes)
     except ImageError as exc:
         name = "upload" if isinstance(source, (bytes, bytearray, memoryview)) else str(source)
         raise ImageError(f"{name}: {exc}") from None
