@@ -30,7 +30,7 @@ from seqmnist.inputs import (
     split_images,
     to_unit_range,
 )
-from seqmnist.predict import Classifier
+from seqmnist.predict import Classifier, _prediction
 
 # --- shapes alone ----------------------------------------------------------------------------
 
@@ -401,3 +401,12 @@ def test_low_top_probability_is_a_warning(clf):
     top = p.top_k[0][1]
     assert (top < 0.5) == any("unsure" in w for w in p.warnings)
     assert p.to_dict()["warnings"] == p.warnings
+
+
+def test_a_top_probability_under_one_half_carries_a_warning():
+    image = np.zeros((28, 28), np.uint8)
+    unsure = torch.tensor([0.3, 0.25, 0.2] + [0.25 / 7] * 7)
+    sure = torch.tensor([0.02] * 9 + [0.82])
+    (note,) = _prediction(unsure, 3, image, None, []).warnings
+    assert "unsure" in note and "30%" in note
+    assert _prediction(sure, 3, image, None, ["kept"]).warnings == ["kept"]
