@@ -325,3 +325,160 @@ def test_phone_sized_screen(
         (REPO / "docs").mkdir(exist_ok=True)
         shutil.copy(screenshot, REPO / "docs" / "serve-phone.png")
     page.close()
+
+
+def phone_photo(image: np.ndarray, side: int = 3000, seed: int = 0) -> tuple[bytes, Image.Image]:
+    """A phone's photo of an MNIST digit on paper: (JPEG bytes, the upright picture).
+
+    ``side`` x ``side`` pixels: the digit upscaled dark onto unevenly lit, noisy paper, saved at
+    quality 95 (the noise keeps the file large, as a real photo's grain does) and stored sideways
+    with an EXIF Orientation tag of 6, as phones store photos taken upright.
+    """
+    rng = np.random.default_rng(seed)
+    rows, cols = np.ogrid[0:side, 0:side]
+    light = 0.9 + 0.1 * (cols / side) - 0.05 * (rows / side)  # (side, side) by broadcasting
+    paper = (235 * light + rng.normal(0, 14, (side, side))).astype(np.float32)
+    digit_side = side * 3 // 5
+    ink = np.asarray(
+        Image.fromarray(image).resize((digit_side, digit_side), Image.Resampling.BICUBIC),
+        dtype=np.float32,
+    )
+    top, left = side // 5, side // 5 + side // 50  # a little off-centre
+    paper[top : top + digit_side, left : left + digit_side] *= 1 - 0.8 * ink / 255
+    tint = np.array([1.0, 0.97, 0.9], dtype=np.float32)  # warm indoor light
+    upright = Image.fromarray((paper[:, :, None] * tint).clip(0, 255).astype(np.uint8))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: turn 90 degrees clockwise to show
+    buffer = io.BytesIO()
+    upright.transpose(Image.Transpose.ROTATE_90).save(
+        buffer, format="JPEG", quality=95, exif=exif.tobytes()
+    )
+    return buffer.getvalue(), upright
+
+
+def multipart_file(body: bytes, content_type: str) -> bytes:
+    """The bytes of the ``file`` part of a multipart/form-data body."""
+    boundary = content_type.split("boundary=", 1)[1].strip('"').encode()
+    for part in body.split(b"--" + boundary):
+        head, _, content = part.partition(b"\r\n\r\n")
+        if b'name="file"' in head:
+            return content.removesuffix(b"\r\n")
+    raise AssertionError(f"no file part in a {len(body):,}-byte body")
+
+
+def test_photo_over_the_body_limit_is_sent_shrunk(
+    browser: Any,
+    server_url: str,
+    real_run: Path,
+    digits: tuple[np.ndarray, list[int]],
+    tmp_path: Path,
+) -> None:
+    """A 3,000 x 3,000 phone photo over 2 MB is sent as an upright, shrunk copy of the photo
+    alone, under the API's limit, and the page names what `seqmnist predict` names on the file."""
+    from seqmnist.predict import load
+    from seqmnist.serve.payloads import MAX_BODY_BYTES
+
+    images, labels = digits
+    photo, upright = phone_photo(images[0])
+    assert len(photo) > MAX_BODY_BYTES, f"the test photo is only {len(photo):,} bytes"
+    path = tmp_path / "IMG_0001.jpg"
+    path.write_bytes(photo)
+    expected = load(real_run).predict(path)[0].label  # what `seqmnist predict` says on the file
+    assert expected == labels[0], "the model should read the photo; else the test proves little"
+
+    errors: list[str] = []
+    page = open_page(browser, server_url, errors, viewport={"width": 900, "height": 720})
+    assert (
+        page.evaluate("fetch('api/model').then(r => r.json())")["limits"]["max_body_bytes"]
+        == MAX_BODY_BYTES
+    )
+    sent: list[tuple[bytes, str]] = []
+
+    def record(route: Any) -> None:
+        request = route.request
+        sent.append((request.post_data_buffer or b"", request.headers.get("content-type", "")))
+        route.continue_()
+
+    page.route("**/api/predict", record)
+    before = predictions_done(page)
+    page.set_input_files(
+        "#file", files=[{"name": path.name, "mimeType": "image/jpeg", "buffer": photo}]
+    )
+    wait_for_prediction(page, before)
+    assert int(page.locator("#top1").inner_text()) == expected
+    status = page.locator("#status").inner_text()
+    assert "copy" in status and path.name in status, status
+    page.screenshot(path=str(tmp_path / "serve-photo.png"), animations="disabled")
+
+    assert len(sent) == 1
+    body, content_type = sent[0]
+    assert 0 < len(body) <= MAX_BODY_BYTES, f"the page sent {len(body):,} bytes"
+    copy = Image.open(io.BytesIO(multipart_file(body, content_type)))
+    assert copy.format in ("JPEG", "PNG")
+    assert copy.size[0] == copy.size[1] and 1024 <= copy.size[0] <= 1600, copy.size
+    # the photo alone and upright: like the upright picture, not the stored (sideways) pixels
+    small = (64, 64)
+    seen = np.asarray(copy.convert("L").resize(small), dtype=np.float32)
+    as_shown = np.asarray(upright.convert("L").resize(small), dtype=np.float32)
+    as_stored = np.asarray(
+        upright.transpose(Image.Transpose.ROTATE_90).convert("L").resize(small), dtype=np.float32
+    )
+    assert np.abs(seen - as_shown).mean() < 0.25 * np.abs(seen - as_stored).mean()
+    assert np.abs(seen - as_shown).mean() < 8, "the copy is not the photo (letterboxed?)"
+
+    # a file under the limit is still sent as it is
+    small_photo = paper_png(images[4])
+    sent.clear()
+    before = predictions_done(page)
+    page.set_input_files(
+        "#file", files=[{"name": "four.png", "mimeType": "image/png", "buffer": small_photo}]
+    )
+    wait_for_prediction(page, before)
+    assert int(page.locator("#top1").inner_text()) == labels[4]
+    assert multipart_file(*sent[0]) == small_photo
+    assert "copy" not in page.locator("#status").inner_text()
+    assert not errors, f"browser console errors: {errors}"
+    page.close()
+
+
+def test_answer_warnings_are_shown(
+    browser: Any, server_url: str, digits: tuple[np.ndarray, list[int]], tmp_path: Path
+) -> None:
+    """Each of the answer's ``warnings`` is a visible line near the answer, as text (not markup),
+    gone with the next answer that has none."""
+    images, labels = digits
+    said = [
+        "Two digits side by side? <b>Crop</b> to one & try again.",
+        "Low confidence: the top digit has 41 %.",
+    ]
+
+    def add_warnings(route: Any) -> None:  # the server's real answer, plus two warnings
+        response = route.fetch()
+        route.fulfill(response=response, json={**response.json(), "warnings": said})
+
+    errors: list[str] = []
+    page = open_page(browser, server_url, errors, viewport={"width": 900, "height": 720})
+    assert page.locator("#warnings li").count() == 0
+    page.route("**/api/predict", add_warnings)
+    before = predictions_done(page)
+    draw_digit(page, images[2])
+    wait_for_prediction(page, before)
+    lines = page.locator("#warnings li")
+    assert lines.all_inner_texts() == said
+    assert all(line.is_visible() for line in lines.all())
+    assert page.locator("#warnings b").count() == 0, "a warning was read as HTML"
+    answer, first = page.locator("#top1").bounding_box(), lines.first.bounding_box()
+    card = page.locator("#result").bounding_box()
+    assert 0 <= first["y"] - (answer["y"] + answer["height"]) < 60, "the warning is near the answer"
+    assert first["x"] + first["width"] <= card["x"] + card["width"]
+    page.screenshot(path=str(tmp_path / "serve-warnings.png"), animations="disabled")
+
+    page.unroute("**/api/predict")
+    before = predictions_done(page)  # the same strokes again: the same digit, no warnings now
+    draw_digit(page, images[2])
+    wait_for_prediction(page, before)
+    assert int(page.locator("#top1").inner_text()) == labels[2]
+    assert page.locator("#warnings li").count() == 0
+    assert not page.locator("#warnings").is_visible()
+    assert not errors, f"browser console errors: {errors}"
+    page.close()

@@ -663,3 +663,29 @@ def test_uvicorn_limits_slow_and_oversized_request_heads() -> None:
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+# --- warnings in the answer (issue 19) --------------------------------------------------------
+
+
+def test_answer_carries_the_predictions_warnings(
+    client: TestClient, tiny_classifier: Classifier, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``warnings`` is always there, a list of strings: ``Prediction.warnings`` as it is."""
+    upload = {"file": ("bar.png", a_digit_png(), "image/png")}
+    plain = client.post("/api/predict", files=upload).json()
+    assert isinstance(plain["warnings"], list)
+    assert all(isinstance(w, str) for w in plain["warnings"])
+
+    said = ["two digits side by side? <crop> to one & try again", "low confidence"]
+    real_predict = tiny_classifier.predict
+
+    def predict_with_warnings(images: Any, **kwargs: Any) -> Any:
+        predictions = real_predict(images, **kwargs)
+        predictions[0].warnings = list(said)
+        return predictions
+
+    monkeypatch.setattr(tiny_classifier, "predict", predict_with_warnings)
+    warned = client.post("/api/predict", files=upload).json()
+    assert warned["warnings"] == said
+    assert warned["label"] == plain["label"]

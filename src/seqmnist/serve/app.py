@@ -2,7 +2,8 @@
 
 Routes:
     GET  /             the draw-a-digit page (static/index.html: inline CSS and JS, self-contained)
-    POST /api/predict  an image in, the top-k digits and the 28x28 image the model saw out
+    POST /api/predict  an image in, the top-k digits, the 28x28 image the model saw and the
+                       answer's warnings out
     GET  /api/model    model config, parameter count, recorded test accuracy
     GET  /healthz      {"status": "ok"}
     (HEAD works wherever GET does: the same headers, no body.)
@@ -173,14 +174,21 @@ def _add_error_handlers(app: FastAPI) -> None:
 
 
 def classify(classifier: Any, data: bytes, top_k: int) -> dict[str, Any]:
-    """Decode, preprocess and classify one image; runs in a worker thread."""
+    """Decode, preprocess and classify one image; runs in a worker thread.
+
+    ``warnings`` is ``Prediction.warnings`` (each one line the page shows under the answer);
+    always a list, empty when all is clear.
+    """
     image = open_image(data)
     prediction = classifier.predict([image], top_k=top_k)[0]
+    # A duck-typed classifier (a test's stub) may give predictions without warnings.
+    warnings = getattr(prediction, "warnings", None) or []
     return {
         "label": int(prediction.label),
         "top_k": [{"digit": int(d), "probability": float(p)} for d, p in prediction.top_k],
         "probabilities": [float(p) for p in prediction.probabilities],
         "preprocessed_png": png_base64(prediction.image),
+        "warnings": [str(w) for w in warnings],
         "model": classifier.name,
     }
 
