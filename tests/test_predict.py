@@ -224,7 +224,7 @@ def test_cli_predict_files_and_folders(real_run, photo_files, tmp_path, capsys):
     )
     (result,) = json.loads(capsys.readouterr().out)
     assert result["label"] == photo_files["digit0.png"][1] and len(result["top_k"]) == 2
-    saved = Image.open(out_dir / "digit0.png")
+    saved = Image.open(out_dir / "digit0.png.png")  # the name keeps the extension
     assert saved.size == (28, 28) and saved.mode == "L"
 
 

@@ -12,13 +12,13 @@ cores against ~1 s, and prints progress; it is used only if the classic exporter
 
 After writing, the file is loaded back (onnxruntime / ``torch.jit.load``) and run on real test
 images next to the PyTorch model; the export fails unless the logits agree to 1e-4 and every
-predicted label matches. The file appears only after it passes (temp file + rename).
+predicted label matches. The file appears only after it passes (``run.atomic_write``: temp file +
+rename, with the umask's mode).
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -30,7 +30,7 @@ from .config import TrainConfig
 from .data import MNIST_MEAN, MNIST_STD, load_mnist, to_model_input
 from .errors import SeqMnistError
 from .model import SeqClassifier
-from .run import write_failure
+from .run import atomic_write
 from .trained import load_trained
 
 FORMATS = ("onnx", "torchscript")
@@ -109,24 +109,14 @@ def _write_verified(
     out_path: Path,
 ) -> tuple[str, float, float]:
     """Export into a temp file beside ``out_path``, check it against ``model`` on ``inputs`` and
-    only then rename it to ``out_path``; returns (exporter, max |difference|, label agreement)."""
-    try:
-        fd, tmp_name = tempfile.mkstemp(
-            prefix=out_path.name + ".", suffix=".tmp", dir=out_path.parent
-        )
-    except OSError as exc:
-        raise write_failure(out_path, exc) from None
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    only then rename it to ``out_path`` (``atomic_write``, so the file gets the umask's mode like
+    every other file seqmnist writes); returns (exporter, max |difference|, label agreement)."""
+
+    def export_and_check(tmp: Path) -> tuple[str, float, float]:
         exporter, exported = _export_and_run(model, config, fmt, output_kind, tmp, inputs)
-        max_diff, agreement = _check_parity(model, exported, inputs, fmt)
-        os.replace(tmp, out_path)
-    except OSError as exc:  # a full disk while writing, or a target that cannot be replaced
-        raise write_failure(out_path, exc) from None
-    finally:
-        tmp.unlink(missing_ok=True)
-    return exporter, max_diff, agreement
+        return (exporter, *_check_parity(model, exported, inputs, fmt))
+
+    return atomic_write(out_path, export_and_check, to_path=True)
 
 
 def _export_and_run(

@@ -23,11 +23,33 @@ from .errors import SeqMnistError, first_line
 MAX_PIXELS = 40_000_000
 """Images with more pixels than this are refused before decoding (40 MP is ~160 MB of RGBA)."""
 
-PILLOW_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP")
+
+def _reads_avif() -> bool:
+    """Whether this Pillow decodes AVIF (Pillow >= 11.2 built with libavif)."""
+    from PIL import features
+
+    try:
+        return bool(features.check_module("avif"))
+    except ValueError:  # a Pillow that knows no AVIF module
+        return False
+
+
+PILLOW_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP") + (
+    ("AVIF",) if _reads_avif() else ()
+)
 """The formats ``open_image`` decodes (Pillow's JPEG reader also takes cameras' MPO files)."""
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
-"""File name endings ``seqmnist predict`` picks up when it walks a folder."""
+
+def _image_extensions() -> tuple[str, ...]:
+    """Every file name ending Pillow registers for PILLOW_FORMATS, plus MPO's (cameras' JPEGs,
+    which the JPEG reader opens): .jpg .jpeg .jpe .jfif .mpo, .png .apng, .tif .tiff, ..."""
+    formats = {*PILLOW_FORMATS, "MPO"}
+    return tuple(sorted(e for e, f in Image.registered_extensions().items() if f in formats))
+
+
+IMAGE_EXTENSIONS = _image_extensions()
+"""File name endings (lower case) ``seqmnist predict`` picks up when it walks a folder; it
+compares them case-insensitively."""
 
 WORK_MAX_SIDE = 1024  # larger images are box-reduced to about this first: plenty for a 20 px digit
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601, as Pillow's convert("L")

@@ -21,9 +21,10 @@ import json
 import math
 import os
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, TypeVar
 
 from .config import TrainConfig
 from .errors import CheckpointError, ConfigError, SeqMnistError, first_line
@@ -68,24 +69,66 @@ def write_failure(path: str | os.PathLike, exc: OSError) -> WriteError:
     )
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> None:
-    """Call ``write(f)`` on a temp file beside ``path``, fsync, then rename it over ``path``.
+_UMASK_LOCK = threading.Lock()
 
-    Readers see the old file or the new one, never a part. Any failure (including Ctrl-C)
-    removes the temp file; an ``OSError`` becomes a one-line ``WriteError``.
+
+def current_umask() -> int:
+    """The process's umask, read without changing it.
+
+    ``os.umask`` can only be read by setting it, which for a moment changes the mode of every file
+    any other thread creates (the web server has threads). Linux shows it in /proc/self/status;
+    elsewhere the set-and-restore runs under a lock, with the stricter 077 meanwhile, so that a file
+    another thread creates in that moment is at worst private, never more open than meant.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:
+        mask = os.umask(0o077)
+        os.umask(mask)
+    return mask
+
+
+T = TypeVar("T")
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[Any], T], *, to_path: bool = False) -> T:
+    """Call ``write(f)`` on a temp file beside ``path``, fsync, then rename it over ``path``;
+    returns what ``write`` returns. Every file seqmnist writes in one piece goes through here.
+
+    Readers see the old file or the new one, never a part, and the file gets the mode a plain
+    ``open()`` would give (0644 under umask 022). With ``to_path=True``, ``write`` gets the temp
+    file's path instead, for writers that only take a file name (``torch.onnx.export``,
+    ``torch.jit.save``); it may rewrite that file and check it before the rename. Any failure
+    (including Ctrl-C, or an exception from ``write``) removes the temp file; an ``OSError``
+    becomes a one-line ``WriteError``.
     """
     path = Path(path)
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-        umask = os.umask(0)  # mkstemp makes the file private (0600); give it a plain open()'s mode
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
+        mode = 0o666 & ~current_umask()  # mkstemp makes the file private (0600)
+        if to_path:
+            os.close(fd)
+            result = write(Path(tmp))
+            os.chmod(tmp, mode)  # after the writer: it may have made the file anew
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        else:
+            os.fchmod(fd, mode)
+            with os.fdopen(fd, "wb") as f:
+                result = write(f)
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
+        return result
     except OSError as exc:
         raise write_failure(path, _root_os_error(exc)) from None
     except RuntimeError as exc:

@@ -79,7 +79,7 @@ def fit(
     started = time.perf_counter()
     with training_runtime(config.device, config.threads, config.amp) as rt, sigterm_as_interrupt():
         primary = rt.dist.is_primary
-        say = (log or print) if (primary and not quiet) else (lambda _msg: None)
+        say = (log or _print_line) if (primary and not quiet) else (lambda _msg: None)
         splits = _load_splits(config, rt, data_dir, download)
         state, graphed = _build_state(config, rt, len(splits.train), started, say)
         if resume:
@@ -89,8 +89,18 @@ def fit(
             run.create(config, overwrite=True)
             # Epoch 0: so that Ctrl-C during the first epoch still leaves something to resume from.
             _save(run, state, row=None, improved=False)
-        say(start_line(state, rt, len(splits.train)))
-        throughput = _train_epochs(state, splits, run, rt, say, progress, quiet, on_batch, graphed)
+        throughput = _train_epochs(
+            state,
+            splits,
+            run,
+            rt,
+            say,
+            progress,
+            quiet,
+            on_batch,
+            graphed,
+            first_line=start_line(state, rt, len(splits.train)),
+        )
         if not primary:
             return {}
         summary = _test_once(run, state, rt, splits, data_dir, download, throughput)
@@ -102,6 +112,12 @@ def fit(
     if after_run is not None:
         after_run(run.path)
     return summary
+
+
+def _print_line(message: str) -> None:
+    """Progress lines, flushed one by one: `| tee log` shows them as they come, and a closed
+    stdout stops training at its next line rather than when a buffer fills, epochs later."""
+    print(message, flush=True)
 
 
 def _build_state(
@@ -180,10 +196,13 @@ def _train_epochs(
     quiet: bool,
     on_batch: Callable[[int, int], None] | None,
     graphed: GraphedStep | None = None,
+    first_line: str | None = None,
 ) -> float | None:
-    """The epoch loop.
+    """The epoch loop, after ``say(first_line)``.
 
-    Returns this session's training throughput (images/s), None if no epoch ran.
+    Returns this session's training throughput (images/s), None if no epoch ran. Ctrl-C, SIGTERM
+    and a closed stdout (`seqmnist train | head -3`: the first failed line) stop it alike: with
+    the last epoch's checkpoint and the command that resumes.
     """
     config = state.config
     show_bar = (
@@ -195,6 +214,8 @@ def _train_epochs(
     saved_epoch, epoch = state.epoch, state.epoch
     images, seconds = 0.0, 0.0
     try:
+        if first_line is not None:
+            say(first_line)
         for epoch in range(state.epoch + 1, config.epochs + 1):
             row = _train_and_validate(state, splits, epoch, rt, bar, on_batch, graphed)
             images, seconds = images + row.pop("samples"), seconds + row["epoch_seconds"]
@@ -204,14 +225,18 @@ def _train_epochs(
                 _save(run, state, row, improved)
             saved_epoch = epoch
             say(epoch_line(row, config.epochs))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, BrokenPipeError) as exc:
         bar.close()
-        raise TrainingInterrupted(
-            f"interrupted during epoch {epoch}; {run.last_checkpoint} holds epoch {saved_epoch}. "
+        closed = isinstance(exc, BrokenPipeError)
+        stopped = TrainingInterrupted(
+            f"{'output closed' if closed else 'interrupted'} during epoch {epoch}; "
+            f"{run.last_checkpoint} holds epoch {saved_epoch}. "
             f"Resume with: {resume_command(run.path, rt)}",
             str(run.path),
             saved_epoch,
-        ) from None
+        )
+        # The cause tells the CLI which exit code to give (a closed pipe's, or Ctrl-C's).
+        raise stopped from (exc if closed else None)
     return images / seconds if seconds else None
 
 
@@ -249,7 +274,14 @@ def _train_and_validate(
         batch_size=config.batch_size,
         normalize=config.normalize,
         amp=config.amp,
-        augment=Augmentation(config.augment_shift, config.augment_rotate, config.augment_scale),
+        augment=Augmentation(
+            shift=config.augment_shift,
+            rotate=config.augment_rotate,
+            scale=config.augment_scale,
+            shear=config.augment_shear,
+            elastic=config.augment_elastic,
+            stroke=config.augment_stroke,
+        ),
         on_batch=after_step,
         graphed=graphed,
         augment_generator=generator,

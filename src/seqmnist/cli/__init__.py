@@ -2,7 +2,8 @@
 
 Each subcommand is a pair of functions, ``_add_<name>(subparsers)`` and ``_run_<name>(args)``,
 registered in ``COMMANDS``. Library errors (``SeqMnistError``) become one line on stderr,
-``seqmnist: error: ...``, and a non-zero exit; ``--debug`` shows the traceback instead.
+``seqmnist: error: ...``, and a non-zero exit; ``--debug`` shows the traceback instead. Output
+into a closed pipe (``| head -1``) ends every command quietly with ``EXIT_OUTPUT_CLOSED``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 from .. import __version__
 from ..errors import ConfigError, SeqMnistError, TrainingInterrupted
-from .common import EXIT_ERROR, EXIT_INTERRUPTED
+from .common import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OUTPUT_CLOSED
 from .image_commands import (
     _add_plot,
     _add_predict,
@@ -110,6 +111,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    try:
+        code = _dispatch(args)
+    except BrokenPipeError:
+        # stdout or stderr is a pipe whose reader has gone (`| head -1`, `| grep -m1`): the first
+        # failed write stops the work and nothing more is said (there is no one to say it to;
+        # even with --debug: it is not a fault). The per-file loops let this through to here.
+        code = EXIT_OUTPUT_CLOSED
+    if _silence_closed_output():
+        code = EXIT_OUTPUT_CLOSED
+    return code
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     _, run = COMMANDS[args.command]
     # Under torchrun every process runs this. Ctrl-C reaches all of them and a bad flag fails on all
     # of them alike, so only rank 0 reports those; any other error is reported by the rank it hit,
@@ -123,7 +137,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TrainingInterrupted as exc:
         if rank == 0:
             print(f"seqmnist: {exc}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        # train stops on a closed stdout as on Ctrl-C (resumable), but says which it was
+        closed = isinstance(exc.__cause__, BrokenPipeError)
+        return EXIT_OUTPUT_CLOSED if closed else EXIT_INTERRUPTED
     except KeyboardInterrupt:
         if rank == 0:
             print("seqmnist: interrupted", file=sys.stderr)
@@ -134,3 +150,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         if rank == 0 or not isinstance(exc, ConfigError):
             print(f"{who}: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
+
+
+def _silence_closed_output() -> bool:
+    """Flush stdout and stderr now; True if either is a closed pipe, which then points at
+    os.devnull.
+
+    Output that is still buffered when the interpreter exits is flushed there, and into a closed
+    pipe that prints "Exception ignored ... BrokenPipeError" and exits 120. Python's documentation
+    (the signal module's note on SIGPIPE) recommends this: flush where the error can be handled,
+    and redirect the stream to devnull so that the flush at exit has nowhere to fail. A stream
+    that flushes fine (a terminal, a file, pytest's capture) is left alone.
+    """
+    closed = False
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BrokenPipeError:
+            closed = True
+            try:
+                fd = stream.fileno()
+            except (AttributeError, OSError, ValueError):  # not a real file: nothing at exit
+                continue
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, fd)
+            os.close(devnull)
+        except (AttributeError, OSError, ValueError):  # None, closed or odd streams
+            continue
+    return closed

@@ -11,6 +11,11 @@ from ..errors import SeqMnistError
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
+# stdout (or stderr) is a pipe whose reader has gone (`| head -1`): the work stops, quietly, with
+# the status a shell shows for coreutils killed by SIGPIPE (128 + 13). Not 0: the command did not
+# finish its work (under `set -o pipefail`, `seqmnist ... | head` then fails as `cat ... | head`
+# does). Not a real death by SIGPIPE: main() is also called in process (tests, notebooks).
+EXIT_OUTPUT_CLOSED = 141
 
 
 def _defaults_text(spec: FlagSpec) -> str:

@@ -209,15 +209,20 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
         description="Classify image files. Each image is made MNIST-like first (grey, light ink "
         "on black, cropped, fitted to 20x20, centred by mass in 28x28). A file that cannot be "
         "used gets an error line on stderr; the others are still classified; the exit code is 1 "
-        "if any failed.",
+        "if any failed. Output into a closed pipe (| head -1) stops the work quietly with exit "
+        "code 141, as coreutils do.",
     )
     _model_argument(p)
     p.add_argument(
         "images",
         metavar="IMAGE_OR_DIR",
         nargs="+",
-        help="image files, or folders searched (recursively, sorted) for "
-        ".png .jpg .jpeg .bmp .gif .tif .tiff .webp files",
+        help="image files, or folders searched (recursively, sorted) for every file name ending "
+        "Pillow registers for PNG, JPEG, BMP, GIF, TIFF, WebP and, where Pillow reads it, AVIF "
+        "(.png .apng .jpg .jpeg .jpe .jfif .mpo .bmp .gif .tif .tiff .webp .avif ...), in any "
+        "letter case; files without an extension are read if their content is such an image; "
+        "hidden files and folders (.git, .venv) are skipped. One stderr line per folder counts "
+        "what was skipped and why",
     )
     p.add_argument(
         "--top-k",
@@ -234,7 +239,25 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--save-preprocessed",
         metavar="DIR",
-        help="write the 28x28 image the model saw as DIR/<stem>.png (default: write nothing)",
+        help="write the 28x28 image the model saw as DIR/<name>.png, where <name> keeps the "
+        "source's file name, extension and subfolders within a walked folder (four.jpg -> "
+        "DIR/four.jpg.png, a/1.png -> DIR/a/1.png.png); a name met twice in one run gets -2, -3 "
+        "(four.jpg-2.png). Refuses a DIR that holds images being read, or files already there, "
+        "unless --overwrite; a DIR inside a walked folder is left out of the walk "
+        "(default: write nothing)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="with --save-preprocessed: write into a folder that holds the images being read, "
+        "and replace files already there; the images being read are never written over "
+        "(default: refuse)",
+    )
+    p.add_argument(
+        "--verbose",
+        action="store_true",
+        help="name every file or folder a folder walk skipped, and why (default: one line per "
+        "folder with the counts)",
     )
     p.add_argument(
         "--device", choices=DEVICES, default="cpu", help="device to run the model on (default: cpu)"
@@ -245,10 +268,18 @@ def _run_predict(args: argparse.Namespace) -> int:
     import torch
 
     from ..predict import load
-    from ..predict_files import image_files, predict_files, prepare_save_dir
+    from ..predict_files import find_images, plan_saves, predict_files, prepare_save_dir
 
     require_int("--top-k", args.top_k, 1, 10)
-    save_dir = prepare_save_dir(args.save_preprocessed)
+    if args.overwrite and args.save_preprocessed is None:
+        raise SeqMnistError("--overwrite only matters with --save-preprocessed: add it or drop it")
+    walk = find_images(args.images, exclude=args.save_preprocessed)
+    for line in walk.skip_lines(args.verbose):
+        print(line, file=sys.stderr)
+    save_to = None
+    if args.save_preprocessed is not None:  # refusals come before any work
+        save_to = plan_saves(walk.inputs, args.save_preprocessed, overwrite=args.overwrite)
+        prepare_save_dir(args.save_preprocessed)
     classifier = load(args.model, device=args.device)
     # One image at a time: a batch of 1 gains nothing from intra-op threads, and idle threads
     # spin-waiting between images cost CPU (measured: 3x the time per image on a busy 2-core
@@ -258,9 +289,9 @@ def _run_predict(args: argparse.Namespace) -> int:
     try:
         results = predict_files(
             classifier,
-            image_files(args.images),
+            walk.inputs,
             top_k=args.top_k,
-            save_dir=save_dir,
+            save_to=save_to,
             debug=args.debug,
             on_error=lambda message: print(f"seqmnist: error: {message}", file=sys.stderr),
             on_result=None if args.json else _print_prediction,
@@ -274,4 +305,6 @@ def _run_predict(args: argparse.Namespace) -> int:
 
 def _print_prediction(prediction: Any) -> None:
     top = ", ".join(f"{digit}: {p:.1%}" for digit, p in prediction.top_k)
-    print(f"{prediction.source}  {prediction.label}  ({top})")
+    # Flushed per line: `| head -1` or `| grep -m1` ends the work at the next image, not after
+    # a buffer's worth of them, and `| tee` shows progress as it comes.
+    print(f"{prediction.source}  {prediction.label}  ({top})", flush=True)
