@@ -170,6 +170,25 @@ class TrainConfig:
         low=0.0,
         high=0.5,
     )
+    augment_shear: float = option(
+        0.0,
+        "random shear (slant) of training images by up to this many degrees (0 = off)",
+        low=0.0,
+        high=45.0,
+    )
+    augment_elastic: float = option(
+        0.0,
+        "random smooth elastic distortion of training images, about this many pixels (0 = off)",
+        low=0.0,
+        high=4.0,
+    )
+    augment_stroke: float = option(
+        0.0,
+        "random thickening or thinning of training images' strokes, up to this fraction of a "
+        "pixel on each side (0 = off)",
+        low=0.0,
+        high=1.0,
+    )
     normalize: bool = option(
         True, "standardise pixels with MNIST's mean and std (off: ToTensor scaling to [0, 1] only)"
     )
