@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from pathlib import Path
 from typing import Any
@@ -294,7 +295,7 @@ def _run_predict(args: argparse.Namespace) -> int:
             save_to=save_to,
             debug=args.debug,
             on_error=lambda message: print(f"seqmnist: error: {message}", file=sys.stderr),
-            on_result=None if args.json else _print_prediction,
+            on_result=functools.partial(_report_prediction, quiet_stdout=args.json),
         )
     finally:
         torch.set_num_threads(threads)  # main() may be called in-process (tests, notebooks)
@@ -303,8 +304,13 @@ def _run_predict(args: argparse.Namespace) -> int:
     return EXIT_ERROR if any("error" in r for r in results) else 0
 
 
-def _print_prediction(prediction: Any) -> None:
-    top = ", ".join(f"{digit}: {p:.1%}" for digit, p in prediction.top_k)
-    # Flushed per line: `| head -1` or `| grep -m1` ends the work at the next image, not after
-    # a buffer's worth of them, and `| tee` shows progress as it comes.
-    print(f"{prediction.source}  {prediction.label}  ({top})", flush=True)
+def _report_prediction(prediction: Any, quiet_stdout: bool) -> None:
+    """One image's answer on stdout (unless --json prints them all at the end), and each of its
+    warnings as a line on stderr (--json carries them too)."""
+    if not quiet_stdout:
+        top = ", ".join(f"{digit}: {p:.1%}" for digit, p in prediction.top_k)
+        # Flushed per line: `| head -1` or `| grep -m1` ends the work at the next image, not
+        # after a buffer's worth of them, and `| tee` shows progress as it comes.
+        print(f"{prediction.source}  {prediction.label}  ({top})", flush=True)
+    for warning in prediction.warnings:
+        print(f"seqmnist: warning: {prediction.source}: {warning}", file=sys.stderr)
