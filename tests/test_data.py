@@ -23,6 +23,7 @@ from seqmnist.data import (
     load_mnist,
     random_affine,
     random_shift,
+    random_stroke,
     resolve_data_dir,
     sampling_grid,
     split_train_val,
@@ -235,6 +236,63 @@ def test_augmentation_with_shifts_only_draws_exactly_what_random_shift_draws():
     shifted = random_shift(images, 2, torch.Generator().manual_seed(5))
     assert torch.equal(Augmentation(shift=2)(images, torch.Generator().manual_seed(5)), shifted)
     assert not Augmentation().enabled and Augmentation(rotate=5.0).enabled
+
+
+def test_shear_slants_a_vertical_bar_by_its_own_angle():
+    bar = torch.zeros(28, 28, dtype=torch.uint8)
+    bar[4:24, 13:15] = 255  # vertical
+    generator = torch.Generator().manual_seed(0)
+    slanted = random_affine(bar.expand(32, 28, 28), 0.0, 0.0, generator, max_shear=30.0)
+    cols_touched = (slanted > 0).any(dim=1).sum(dim=1)  # a vertical bar covers 2 columns
+    assert cols_touched.max() > 8 and len(set(cols_touched.tolist())) > 4
+    rows_touched = (slanted > 0).any(dim=2).sum(dim=1)
+    assert (rows_touched >= 19).all()  # a shear keeps the height
+
+
+def test_elastic_distortion_moves_ink_smoothly_and_reproducibly():
+    disc, _ = _disc_and_bar()
+    images = disc.expand(16, 28, 28)
+    warped = random_affine(images, 0.0, 0.0, torch.Generator().manual_seed(1), elastic=1.5)
+    again = random_affine(images, 0.0, 0.0, torch.Generator().manual_seed(1), elastic=1.5)
+    assert torch.equal(warped, again)
+    changed = (warped.int() - images.int()).abs().sum(dim=(1, 2))
+    assert (changed > 0).all()  # every image its own field
+    # A smooth field stretches and squeezes the disc (its area changes) but keeps it whole and
+    # in place: it does not tear it or throw it across the image.
+    ink = warped.float().sum(dim=(1, 2)) / disc.float().sum()
+    assert ((ink > 0.4) & (ink < 1.8)).all()
+    rows = torch.arange(28.0)[None, :, None]
+    centre_y = (warped.float() * rows).sum(dim=(1, 2)) / warped.float().sum(dim=(1, 2))
+    assert ((centre_y - 13.5).abs() < 3).all()
+
+
+def test_stroke_width_thickens_and_thins_each_image_on_its_own():
+    _, bar = _disc_and_bar()
+    bar = bar.clone()
+    bar[12:16, 4:24] = 255  # 4 px thick
+    images = bar.expand(64, 28, 28)
+    out = random_stroke(images, 1.0, torch.Generator().manual_seed(0))
+    ink = out.float().sum(dim=(1, 2)) / bar.float().sum()
+    assert ink.min() < 0.7 and ink.max() > 1.3  # some thinner, some thicker
+    assert torch.equal(out, random_stroke(images, 1.0, torch.Generator().manual_seed(0)))
+    assert random_stroke(images, 0.0, torch.Generator()) is images
+
+
+def test_new_augmentations_off_draw_what_the_rotating_recipe_drew():
+    """A config without shear, elastic or stroke (every existing one) augments bit for bit as
+    before those fields existed."""
+    images = _disc_and_bar().repeat(8, 1, 1)
+    old = random_shift(
+        random_affine(images, 10.0, 0.1, torch.Generator().manual_seed(5)),
+        2,
+        torch.Generator().manual_seed(5),
+    )
+    generator = torch.Generator().manual_seed(5)
+    affine = random_affine(images, 10.0, 0.1, generator)
+    expected = random_shift(affine, 2, generator)
+    got = Augmentation(shift=2, rotate=10.0, scale=0.1)(images, torch.Generator().manual_seed(5))
+    assert torch.equal(got, expected) and old.shape == got.shape
+    assert Augmentation(stroke=0.3).enabled and Augmentation(shear=5.0).enabled
 
 
 # --- bad data -----------------------------------------------------------------------------
