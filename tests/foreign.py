@@ -17,6 +17,9 @@ Every source is small and deterministic (a seeded ``numpy.random.Generator``), s
 
 - ``font``: the digits 0-9 in the fonts installed on this machine (``fc-list``: DejaVu ...), at
   40-120 px, dark on white or light paper, close or wide margins, a few degrees of rotation.
+- ``font-noisy``: the same faces harder: the digit off-centre on a sheet 2-4 times its size,
+  paper with grain and strong sensor noise, often JPEG (the printed digits of issue 19, which
+  moved by several points between models).
 - ``thin-pen``: MNIST test digits redrawn with a thin pen: the digit's skeleton (the centre line
   of its strokes) drawn 1.5-4 px wide on a 200-330 px sheet, dark on white.
 - ``pencil``: MNIST test digits in grey, grainy pencil on off-white paper with low contrast
@@ -44,7 +47,8 @@ SCAN_VARIANTS = (
     "scan-rotated",
     "scan-shaded",
 )
-SOURCES = (*SCAN_VARIANTS, "font", "thin-pen", "pencil")
+SOURCES = (*SCAN_VARIANTS, "font", "font-noisy", "thin-pen", "pencil")
+FONT_SOURCES = ("font", "font-noisy")  # printed digits: no MNIST test digit behind them
 FROM_MNIST_TEST = (*SCAN_VARIANTS, "thin-pen", "pencil")  # sources made from MNIST test digits
 
 
@@ -182,6 +186,29 @@ def font_digit(label: int, font_path: str, rng: np.random.Generator) -> Image.Im
     )
 
 
+def font_digit_noisy(label: int, font_path: str, rng: np.random.Generator) -> Image.Image:
+    """The digit ``label`` in a font, off-centre on noisy paper: the sheet is 2-4 times the
+    glyph's size and the glyph sits anywhere on it; paper grain, sensor noise, JPEG half the
+    time."""
+    size = int(rng.integers(40, 101))
+    font = ImageFont.truetype(font_path, size)
+    canvas = Image.new("L", (size * 3, size * 3), 0)
+    ImageDraw.Draw(canvas).text((size, size // 2), str(label), fill=255, font=font)
+    canvas = canvas.rotate(rng.uniform(-4, 4), resample=Image.Resampling.BICUBIC)
+    glyph = _crop(np.asarray(canvas, dtype=np.float32) / 255.0, rng, tight=True, level=0.3)
+    h, w = glyph.shape
+    side = int(max(h, w) * rng.uniform(2.0, 4.0))  # a square sheet around the glyph
+    top, left = int(rng.integers(0, side - h + 1)), int(rng.integers(0, side - w + 1))
+    coverage = np.zeros((side, side), np.float32)
+    coverage[top : top + h, left : left + w] = glyph
+    paper = rng.uniform(190, 245) * _shading(coverage.shape, rng, rng.uniform(0.0, 0.2))
+    paper = paper + rng.uniform(3, 8) * _grain(coverage.shape, rng, rng.uniform(0.7, 2.0))
+    grey = _render(coverage, paper, ink=rng.uniform(0, 70), rng=rng, noise=rng.uniform(4, 12))
+    return (
+        _as_jpeg(grey, int(rng.integers(60, 91))) if rng.random() < 0.5 else Image.fromarray(grey)
+    )
+
+
 def thin_pen(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
     """One MNIST test digit redrawn along its centre line with a thin pen, dark on white."""
     from scipy import ndimage
@@ -228,14 +255,13 @@ def make_source(
     if name not in SOURCES:
         raise ValueError(f"unknown source {name!r}; choose from {', '.join(SOURCES)}")
     rng = np.random.default_rng([seed, SOURCES.index(name)])
-    if name == "font":
+    if name in FONT_SOURCES:
         fonts = font_files()
         if not fonts:
             raise RuntimeError("no fonts found by fc-list: apt-get install fonts-dejavu-core")
+        draw = font_digit if name == "font" else font_digit_noisy
         labels = np.arange(n) % 10
-        images = [
-            font_digit(int(d), fonts[(i // 10) % len(fonts)], rng) for i, d in enumerate(labels)
-        ]
+        images = [draw(int(d), fonts[(i // 10) % len(fonts)], rng) for i, d in enumerate(labels)]
         return images, labels, None
     indices = np.arange(n)
     digits, labels = test_images[indices], np.asarray(test_labels)[indices]
