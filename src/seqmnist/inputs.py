@@ -299,6 +299,8 @@ def to_unit_range(a: np.ndarray, value_range: Any = None) -> np.ndarray:
         raise InputError(f"image has no pixels (shape {a.shape})")
     if a.dtype.kind == "f" and not np.isfinite(a).all():
         raise InputError("image array holds NaN or infinite values")
+    if value_range is None and a.dtype == np.uint8:  # the common case, kept cheap
+        return a.astype(np.float32) / 255.0
     low, high = _value_range(a, value_range)
     x = (a.astype(np.float64) - low) / (high - low)
     if value_range is not None and (x.min() < -1e-3 or x.max() > 1 + 1e-3):
