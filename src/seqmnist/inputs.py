@@ -206,18 +206,24 @@ def _infer_layout(shape: tuple[int, ...]) -> str:
                 stacklevel=5,  # the line that called predict
             )
         return "NHW"
-    if ndim == 4:
-        first, last = shape[1], shape[3]
-        if first in CHANNELS and last in CHANNELS:
-            raise _ambiguous(shape, "NCHW", "NHWC")
-        if first in CHANNELS:
-            return "NCHW"
-        if last in CHANNELS:
-            return "NHWC"
+    if ndim == 4 and (layout := _channels_side(shape, shape[1], shape[3], "NCHW", "NHWC")):
+        return layout
     raise InputError(
         f"cannot read an array or tensor of shape {shape} as images: pass (H, W), (H, W, C), "
         "(N, H, W), (N, C, H, W), (N, H, W, C) with C = 1, 3 or 4, or flat rows (N, 784)"
     )
+
+
+def _channels_side(
+    shape: tuple[int, ...], first: int, last: int, channels_first: str, channels_last: str
+) -> str | None:
+    """Which end of an image's shape holds its 1, 3 or 4 channels: the layout named for that
+    end, None for neither, or an ``InputError`` when both ends could."""
+    if first in CHANNELS and last in CHANNELS:
+        raise _ambiguous(shape, channels_first, channels_last)
+    if first in CHANNELS:
+        return channels_first
+    return channels_last if last in CHANNELS else None
 
 
 def _ambiguous(shape: tuple[int, ...], *readings: str) -> InputError:
@@ -272,13 +278,8 @@ def _item_layout(shape: tuple[int, ...]) -> str:
     if len(shape) == 2:
         return "HW"
     if len(shape) == 3:
-        first, last = shape[0], shape[2]
-        if first in CHANNELS and last in CHANNELS:
-            raise _ambiguous(shape, "CHW", "HWC")
-        if first in CHANNELS:
-            return "CHW"
-        if last in CHANNELS:
-            return "HWC"
+        if layout := _channels_side(shape, shape[0], shape[2], "CHW", "HWC"):
+            return layout
         raise InputError(
             f"a list item of shape {shape} is not one image (a batch of {shape[0]}?): "
             "pass the batch itself, not inside a list"
