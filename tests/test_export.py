@@ -71,6 +71,37 @@ def test_default_output_path_is_beside_the_checkpoint(tiny_run, synthetic_data_d
     assert report["path"] == str(run / "model.pt") and (run / "model.pt").is_file()
 
 
+@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+def test_export_never_writes_over_a_file_it_did_not_write(
+    tiny_run, synthetic_data_dir, tmp_path, fmt
+):
+    """--out onto the run's checkpoint, its config.json or a user's file is refused (issue 19:
+    the checkpoint was replaced and the run broken); redoing an export replaces it."""
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    kept = {p: p.read_bytes() for p in (run / "checkpoint_best.pt", run / "config.json", notes)}
+
+    def export(out, **kw):
+        return export_model(run, fmt, out=out, data_dir=synthetic_data_dir, download=False, **kw)
+
+    with pytest.raises(ExportError, match="the checkpoint being exported"):
+        export(run / "checkpoint_best.pt", overwrite=True)
+    for out in (run / "config.json", notes):
+        with pytest.raises(ExportError, match="not an earlier .* export.*--overwrite"):
+            export(out)
+    assert all(p.read_bytes() == data for p, data in kept.items())
+    model = tmp_path / f"model.{fmt}"
+    export(model)
+    export(model)  # an export of the same format is redone
+    other = "onnx" if fmt == "torchscript" else "torchscript"
+    with pytest.raises(ExportError, match=f"not an earlier {other} export"):
+        export_model(run, other, out=model, data_dir=synthetic_data_dir, download=False)
+    export(notes, overwrite=True)
+    assert notes.read_bytes() != b"mine"
+
+
 def test_failed_parity_check_is_an_error_and_writes_nothing(
     real_run, real_data_dir, tmp_path, monkeypatch
 ):

@@ -51,9 +51,13 @@ def export_model(
     data_dir: str | os.PathLike | None = None,
     download: bool = True,
     samples: int = PARITY_SAMPLES,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Export, check parity on ``samples`` real test images, and return a report:
-    path, bytes, format, output kind, max_abs_diff, agreement, samples, seconds."""
+    path, bytes, format, output kind, max_abs_diff, agreement, samples, seconds.
+
+    An existing ``out`` is replaced only when it is an earlier export of the same format (or
+    ``overwrite``); the checkpoint being exported is never replaced."""
     if fmt not in FORMATS:
         raise ExportError(f"--format must be one of {', '.join(FORMATS)}; got {fmt!r}")
     if fmt == "onnx":
@@ -61,6 +65,7 @@ def export_model(
     trained = load_trained(path_or_run_dir, "cpu")
     model, config = trained.model, trained.config
     out_path = _checked_out_path(out, trained.checkpoint.parent / DEFAULT_NAMES[fmt], fmt)
+    _refuse_foreign_file(out_path, fmt, trained.checkpoint, overwrite)
 
     # Real test images, normalised exactly as in training: (N, 28, 28) float32.
     test = load_mnist(data_dir, train=False, download=download)
@@ -98,6 +103,42 @@ def _checked_out_path(out: str | os.PathLike | None, default: Path, fmt: str) ->
     if not out_path.parent.is_dir():
         raise ExportError(f"--out {out_path}: the folder {out_path.parent} does not exist")
     return out_path
+
+
+def _refuse_foreign_file(out_path: Path, fmt: str, checkpoint: Path, overwrite: bool) -> None:
+    """Never write over the model's own checkpoint; over another existing file only if it is
+    an earlier export of this format (redoing an export) or the user said ``--overwrite``."""
+    if not out_path.exists():
+        return
+    if out_path.resolve() == checkpoint.resolve():
+        raise ExportError(f"--out {out_path} is the checkpoint being exported: choose another file")
+    if overwrite or _is_export(out_path, fmt):
+        return
+    raise ExportError(
+        f"--out {out_path} already exists and is not an earlier {fmt} export: "
+        "choose another file, or add --overwrite to replace it"
+    )
+
+
+def _is_export(path: Path, fmt: str) -> bool:
+    """Is ``path`` a file an earlier ``seqmnist export --format fmt`` wrote? ONNX: its
+    metadata names seqmnist as producer; TorchScript: a zip holding compiled code (a checkpoint
+    from torch.save is a zip too, but without code)."""
+    if fmt == "torchscript":
+        import zipfile
+
+        try:
+            with zipfile.ZipFile(path) as archive:
+                return any("/code/" in name for name in archive.namelist())
+        except (OSError, zipfile.BadZipFile):
+            return False
+    import onnx
+
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception:  # not ONNX at all: protobuf raises its own errors
+        return False
+    return any(p.key == "producer" and p.value == "seqmnist" for p in proto.metadata_props)
 
 
 def _write_verified(

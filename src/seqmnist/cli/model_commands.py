@@ -143,7 +143,14 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--out",
         metavar="FILE",
-        help="file to write (default: model.onnx / model.pt beside the checkpoint)",
+        help="file to write (default: model.onnx / model.pt beside the checkpoint); an existing "
+        "file is replaced only if it is an earlier export of the same format",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace --out even if it is some other file (never the checkpoint itself) "
+        "(default: off)",
     )
     p.add_argument(
         "--json", action="store_true", help="print the export report as JSON (default: off)"
@@ -155,7 +162,12 @@ def _run_export(args: argparse.Namespace) -> int:
     from ..export import export_model, format_export_report
 
     report = export_model(
-        args.model, args.fmt, out=args.out, data_dir=args.data_dir, download=not args.no_download
+        args.model,
+        args.fmt,
+        out=args.out,
+        data_dir=args.data_dir,
+        download=not args.no_download,
+        overwrite=args.overwrite,
     )
     print(_json(report) if args.json else format_export_report(report))
     return 0
