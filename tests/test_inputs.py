@@ -410,3 +410,64 @@ def test_a_top_probability_under_one_half_carries_a_warning():
     (note,) = _prediction(unsure, 3, image, None, []).warnings
     assert "unsure" in note and "30%" in note
     assert _prediction(sure, 3, image, None, ["kept"]).warnings == ["kept"]
+
+
+# --- found by review: each failed before its fix ---------------------------------------------
+
+
+def test_a_grey_alpha_array_is_one_image(clf, digits, reference, tmp_path):
+    """np.array(Image.open(la_png)) is (H, W, 2): it was read as H images of width 2."""
+    path = tmp_path / "la.png"
+    grey = Image.fromarray(255 - digits[0][7]).resize((112, 112))
+    Image.merge("LA", [grey, Image.new("L", grey.size, 255)]).save(path)
+    array = np.array(Image.open(path))
+    assert array.shape == (112, 112, 2)
+    (from_array,) = clf.predict(array)
+    (from_path,) = clf.predict(path)
+    assert from_array.label == from_path.label == reference[7][1]
+    assert np.array_equal(from_array.image, from_path.image)
+    with pytest.warns(AmbiguousLayoutWarning, match="grey \\+ alpha"):
+        split_images(np.zeros((2, 28, 28)))
+
+
+def test_a_picture_784_pixels_wide_is_not_read_as_kaggle_rows(clf, digits):
+    wide = np.array(Image.fromarray(255 - digits[0][0]).resize((784, 600)))
+    with pytest.raises(InputError, match="layout='HW'"):
+        clf.predict(wide)
+    (p,) = clf.predict(wide, layout="HW")
+    assert p.ok
+    rows = digits[0][:40].reshape(40, 784)  # 40 real Kaggle-style rows are still rows
+    assert len(clf.predict(rows)) == 40
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int64])
+def test_a_0_1_integer_mask_is_refused_not_read_as_blank(clf, digits, reference, dtype):
+    mask = (digits[0][:3] > 128).astype(dtype)
+    with pytest.raises(InputError, match="mask"):
+        clf.predict(mask[0])
+    got = clf.predict(list(mask), value_range=(0, 1), errors="raise")
+    assert [p.label for p in got] == [label for _, label in reference[:3]]
+
+
+def test_bfloat16_mnist_normalised_tensors(clf, digits, reference):
+    x = torch.from_numpy((digits[0][:8] / 255 - MNIST_MEAN) / MNIST_STD).to(torch.bfloat16)
+    got = clf.predict(x, errors="raise")
+    assert [p.label for p in got] == [label for _, label in reference[:8]]
+
+
+def test_bicubic_overshoot_is_clipped_when_the_range_is_given(clf, digits, reference):
+    x = torch.from_numpy(digits[0][:4]).float()[:, None] / 255
+    up = torch.nn.functional.interpolate(x, scale_factor=3, mode="bicubic")  # -0.2 .. 1.2
+    assert up.min() < -0.05 and up.max() > 1.05  # was read as 0..255 (blank) or refused
+    labels = [label for _, label in reference[:4]]
+    assert [p.label for p in clf.predict(up, errors="raise")] == labels
+    assert [p.label for p in clf.predict(up, value_range=(0, 1), errors="raise")] == labels
+    with pytest.raises(InputError, match="far outside value_range"):
+        clf.predict(up * 255, value_range=(0, 1), errors="raise")
+
+
+def test_integers_above_16_bits_and_meta_tensors_are_refused():
+    with pytest.raises(InputError, match="65535"):
+        to_unit_range(np.full((8, 8), 2**40, np.int64))
+    with pytest.raises(InputError, match="meta"):
+        split_images(torch.zeros(28, 28, device="meta"))

@@ -11,8 +11,9 @@ Forms
 
 Lists are images
     each item of a list is one image. A 3-D item is channels-first when its first dimension is
-    1, 3 or 4 ((1, 28, 28) as ``dataset[i][0]`` gives, ``ToTensor()(rgb)``), channels-last when
-    its last is ((28, 28, 1), ``np.asarray(rgb_image)``); a (784,) or (1, 784) item is a flat row.
+    1 to 4 ((1, 28, 28) as ``dataset[i][0]`` gives, ``ToTensor()(rgb)``), channels-last when its
+    last is ((28, 28, 1), ``np.asarray(rgb_image)``); a (784,) or (1, 784) item is a flat row.
+    Channels: 1 grey, 2 grey + alpha (Pillow's "LA"), 3 RGB, 4 RGBA.
 
 One array or tensor
     ==========================  ===================================================
@@ -20,13 +21,15 @@ One array or tensor
     ==========================  ===================================================
     (784,)                      one flat 28x28 image (a Kaggle CSV row)
     (N, 784)                    N flat images (N Kaggle CSV rows); 785 columns: the
-                                label column is still there, so it is refused
+                                label column is still there, so it is refused; rows
+                                that change smoothly like one 784-px-wide picture
+                                are refused too (``layout="HW"`` reads the picture)
     (H, W)                      one grey image
-    (H, W, C), C in 1, 3, 4     one image, channels last (grey, RGB, RGBA)
+    (H, W, C), C in 1..4        one image, channels last
     (N, H, W)                   N grey images (MNIST's ``dataset.data``)
-    (3 or 4, H, W)              AMBIGUOUS: N = 3 or 4 grey images (the default, so
-                                that loops over batches keep working) or one RGB(A)
-                                image channels first; a warning names ``layout=``
+    (2, 3 or 4, H, W)           AMBIGUOUS: N = 2, 3 or 4 grey images (the default, so
+                                that loops over batches keep working) or one image
+                                channels first; a warning names ``layout=``
     (N, C, H, W)                N images, channels first (a DataLoader batch)
     (N, H, W, C)                N images, channels last (a Keras batch)
     ==========================  ===================================================
@@ -36,20 +39,23 @@ One array or tensor
     silences the warning.
 
 Values (per image, so an image gives the same answer alone or in a batch)
-    - bool: True is ink-or-paper white, False black (as Pillow's mode "1");
-    - uint8: 0..255;
-    - uint16 and other integers: 0..255 when no value is above 255 (8-bit samples in a 16-bit
-      container, as Pillow reads such a PNG), 0..65535 when one is above 4095; in between
-      (12-bit samples, or a very dark 16-bit image) refused: say which with ``value_range``.
-      Negative integers are refused;
-    - floats (16, 32, 64 bit): 0..1 when all lie in [0, 1]; 0..255 when some are above 1 and
-      none above 255; MNIST-normalised, ``(x / 255 - 0.1307) / 0.3081``, when the smallest is
-      MNIST's black, -0.4242; anything else (``[-1, 1]``, above 255) refused: say which with
+    - bool: True white, False black (as Pillow's mode "1");
+    - uint8, uint16 and other integers: 0..255 when no value is above 255 (also 8-bit samples
+      in a 16-bit container, as Pillow reads such a PNG), 0..65535 when one is above 4095.
+      Refused, to be said with ``value_range``: values from 256 to 4095 (12-bit samples, or a
+      very dark 16-bit image?), only 0 and 1 (a mask: as 0..255 it would be blank), negative
+      values, values above 65535;
+    - floats (16, 32, 64 bit; bfloat16 tensors): MNIST-normalised, ``(x / 255 - 0.1307) /
+      0.3081``, when the smallest is MNIST's black, -0.4242, and the largest at most its white,
+      2.8215 (both to bfloat16's precision); else 0..1 when all lie in [-0.25, 1.25] (outside
+      [0, 1] is the overshoot of bicubic or Lanczos resampling, clipped); else 0..255 when all
+      lie in [-64, 319] and the largest is above 1.25; anything else (``[-1, 1]``, larger values) refused: say which with
       ``value_range``. NaN and infinity are refused.
 
     ``value_range=(low, high)`` maps ``low`` to black and ``high`` to white for every array and
-    tensor; ``value_range="mnist"`` undoes MNIST's normalisation. Values outside the range
-    given are refused. Files and PIL images carry their own range and ignore it.
+    tensor; ``value_range="mnist"`` undoes MNIST's normalisation. Values up to a quarter of the
+    range outside it are clipped (resampling's overshoot); further out, the range is wrong and
+    refused. Files and PIL images carry their own range and ignore it.
 
 A refusal that concerns the whole call (a bad ``layout``, an ambiguous shape, 785 columns, a
 nested list of numbers) raises ``InputError``; one that concerns one item of a list or batch
@@ -76,10 +82,13 @@ LAYOUTS = ("HW", "CHW", "HWC", "NHW", "NCHW", "NHWC", "flat")
 ((784,) for one image, (N, 784) for N)."""
 
 FLAT_PIXELS = 28 * 28
-CHANNELS = (1, 3, 4)  # grey, RGB, RGBA
+CHANNELS = (1, 2, 3, 4)  # grey, grey + alpha (Pillow's "LA" as an array), RGB, RGBA
+COLOUR_NAMES = {2: "grey + alpha", 3: "RGB", 4: "RGBA"}
+ROWS_SAMPLE = 8  # (N, 784) with at least this many rows is checked for being one wide image
 MNIST_BLACK = (0.0 - MNIST_MEAN) / MNIST_STD  # -0.4242: a 0 pixel after MNIST's normalisation
 MNIST_WHITE = (1.0 - MNIST_MEAN) / MNIST_STD  # 2.8215
-OVERSHOOT = 0.05  # floats this far outside [0, 1] (or 0..255) are resampling's ringing
+OVERSHOOT = 0.25  # floats this far outside their range are resampling's overshoot: clipped
+BFLOAT16_TOLERANCE = 2**-7  # relative: bfloat16 keeps 8 significant bits
 _FILE_TYPES = (str, os.PathLike, bytes, bytearray, memoryview)
 
 
@@ -153,7 +162,13 @@ def as_array(x: Any) -> np.ndarray | None:
         x = x.detach()
         if x.dtype == torch.bfloat16:  # numpy has no bfloat16
             x = x.float()
-        return x.cpu().resolve_conj().resolve_neg().numpy()
+        try:
+            return x.cpu().resolve_conj().resolve_neg().numpy()
+        except (RuntimeError, NotImplementedError, TypeError) as exc:  # meta, sparse, quantised
+            raise InputError(
+                f"cannot read the pixels of a {x.dtype} tensor on {x.device} "
+                f"({type(exc).__name__}): pass a dense tensor with real values"
+            ) from None
     if hasattr(x, "__array__"):
         return np.asarray(x)
     return None
@@ -166,7 +181,7 @@ def _split_array(a: np.ndarray, layout: str | None) -> tuple[list[InputItem], bo
             f"an image array must hold numbers; got dtype {a.dtype} "
             "(for images of different sizes, pass a list of arrays)"
         )
-    layout = layout or _infer_layout(a.shape)
+    given, layout = layout, layout or _infer_layout(a.shape)
     expected = {"HW": 2, "CHW": 3, "HWC": 3, "NHW": 3, "NCHW": 4, "NHWC": 4}
     if layout == "flat":
         if a.ndim not in (1, 2):
@@ -174,6 +189,12 @@ def _split_array(a: np.ndarray, layout: str | None) -> tuple[list[InputItem], bo
         _check_flat_width(a.shape[-1])
         if a.ndim == 1:
             return [InputItem(a, None, "flat")], True
+        if given is None and _rows_look_like_one_image(a):
+            raise InputError(
+                f"a {a.shape} array is read as {a.shape[0]} flat 28x28 images, but its rows "
+                "change smoothly like one picture 784 pixels wide: pass layout='HW' for one "
+                "image (or layout='flat' if these are rows)"
+            )
         return [InputItem(row, None, "flat") for row in a], False
     if a.ndim != expected[layout]:
         raise InputError(
@@ -182,6 +203,18 @@ def _split_array(a: np.ndarray, layout: str | None) -> tuple[list[InputItem], bo
     if not layout.startswith("N"):
         return [InputItem(a, None, layout)], True
     return [InputItem(image, None, layout[1:]) for image in a], False
+
+
+def _rows_look_like_one_image(rows: np.ndarray) -> bool:
+    """(N, 784): are the rows neighbouring lines of one picture rather than N flat digits?
+    Neighbouring lines of a picture differ far less than lines half the picture apart;
+    separate digits (Kaggle rows) differ from their neighbours as much as from any other."""
+    if rows.shape[0] < ROWS_SAMPLE:
+        return False
+    x = rows.astype(np.float32)
+    near = float(np.abs(np.diff(x, axis=0)).mean())
+    far = float(np.abs(x - np.roll(x, x.shape[0] // 2, axis=0)).mean())
+    return far > 0 and near < 0.25 * far
 
 
 def _infer_layout(shape: tuple[int, ...]) -> str:
@@ -197,10 +230,10 @@ def _infer_layout(shape: tuple[int, ...]) -> str:
             raise _ambiguous(shape, "HWC", "NHW", "CHW")
         if last in CHANNELS:
             return "HWC"
-        if first in (3, 4):  # MNIST's data[:3] and ToTensor()(rgb) share this shape
+        if first in COLOUR_NAMES:  # MNIST's data[:3] and ToTensor()(rgb) share this shape
             warnings.warn(
                 f"a {shape} array or tensor is read as {first} grey images; if it is one "
-                f"{'RGB' if first == 3 else 'RGBA'} image channels first, pass layout='CHW' "
+                f"{COLOUR_NAMES[first]} image channels first, pass layout='CHW' "
                 "(layout='NHW' says it is a batch and silences this)",
                 AmbiguousLayoutWarning,
                 stacklevel=5,  # the line that called predict
@@ -266,8 +299,10 @@ def _channels_last(a: np.ndarray, layout: str | None) -> np.ndarray:
         a = np.moveaxis(a, 0, -1)
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[:, :, 0]
+    if a.ndim == 3 and a.shape[2] == 2:  # grey + alpha -> RGBA, which preprocessing composites
+        a = a[:, :, [0, 0, 0, 1]]
     if a.ndim == 3 and a.shape[2] not in (3, 4):
-        raise InputError(f"an image needs 1, 3 or 4 channels; got shape {a.shape} ({layout})")
+        raise InputError(f"an image needs 1 to 4 channels; got shape {a.shape} ({layout})")
     return a
 
 
@@ -300,13 +335,15 @@ def to_unit_range(a: np.ndarray, value_range: Any = None) -> np.ndarray:
         raise InputError(f"image has no pixels (shape {a.shape})")
     if a.dtype.kind == "f" and not np.isfinite(a).all():
         raise InputError("image array holds NaN or infinite values")
-    if value_range is None and a.dtype == np.uint8:  # the common case, kept cheap
+    if value_range is None and a.dtype == np.uint8 and a.max() > 1:  # common, kept cheap
         return a.astype(np.float32) / 255.0
     low, high = _value_range(a, value_range)
     x = (a.astype(np.float64) - low) / (high - low)
-    if value_range is not None and (x.min() < -1e-3 or x.max() > 1 + 1e-3):
+    # With a range given, a little outside it is resampling's overshoot (bicubic, Lanczos) and
+    # is clipped; far outside, the range is wrong (0..255 pixels given as (0, 1)).
+    if value_range is not None and (x.min() < -OVERSHOOT or x.max() > 1 + OVERSHOOT):
         raise InputError(
-            f"pixel values {_span(a)} lie outside value_range=({low:g}, {high:g}): "
+            f"pixel values {_span(a)} lie far outside value_range=({low:g}, {high:g}): "
             "give the range the values really have"
         )
     return np.clip(x, 0.0, 1.0).astype(np.float32)
@@ -316,25 +353,31 @@ def _value_range(a: np.ndarray, value_range: Any) -> tuple[float, float]:
     """(black, white) for an image array: the one given, else the contract's rule."""
     if value_range is not None:
         return _given_range(value_range)
-    if a.dtype == np.bool_ or a.dtype == np.uint8:
-        return (0.0, 1.0) if a.dtype == np.bool_ else (0.0, 255.0)
+    if a.dtype == np.bool_:
+        return 0.0, 1.0
     low, high = float(a.min()), float(a.max())
     if a.dtype.kind in "iu":
         if low < 0:
             raise _unclear(a, "integer pixels are never negative here")
+        if high == 1:  # 0..255 would make it blank: say what it is instead of guessing
+            raise _unclear(a, "only 0 and 1, a mask? (value_range=(0, 1), or .astype(bool))")
+        if high > 65535:
+            raise _unclear(a, "integer pixels above 65535 (16 bits)")
         if high <= 255:
             return 0.0, 255.0  # 8-bit samples, also in a 16-bit container (as Pillow reads)
         if high > 4095:
             return 0.0, 65535.0
         raise _unclear(a, "12-bit samples (value_range=(0, 4095)) or a dark 16-bit image?")
-    # A little below 0 or above 1 is resampling's overshoot (Lanczos, bicubic), clipped below;
-    # an image of 0..255 whose brightest pixel is under 1.05 would be blank either way.
+    # MNIST's normalisation first: its black, -0.4242, is exact (to bfloat16's precision).
+    near_black = abs(low - MNIST_BLACK) <= abs(MNIST_BLACK) * BFLOAT16_TOLERANCE
+    if near_black and high <= MNIST_WHITE * (1 + BFLOAT16_TOLERANCE):
+        return MNIST_BLACK, MNIST_WHITE
+    # Bicubic or Lanczos resampling overshoots its range by up to ~20 %: clipped below. An image
+    # of 0..255 whose brightest pixel is under 1.25 would be blank either way.
     if low >= -OVERSHOOT and high <= 1 + OVERSHOOT:
         return 0.0, 1.0
-    if low >= -OVERSHOOT and high <= 255 * (1 + OVERSHOOT):
+    if low >= -OVERSHOOT * 255 and 1 + OVERSHOOT < high <= 255 * (1 + OVERSHOOT):
         return 0.0, 255.0
-    if abs(low - MNIST_BLACK) < 2e-3 and high <= MNIST_WHITE + 2e-3:
-        return MNIST_BLACK, MNIST_WHITE
     raise _unclear(a, "not 0..1, 0..255 or MNIST-normalised ((x / 255 - 0.1307) / 0.3081)")
 
 
