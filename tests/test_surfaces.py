@@ -90,3 +90,24 @@ def test_cli_and_api_give_the_python_api_answer(fmt, files, digits_and_labels, r
         assert cli == want
     else:
         assert _agreement(cli, want) >= MIN_LOSSY_AGREEMENT, (fmt, _agreement(cli, want))
+
+
+def test_warnings_reach_the_cli_the_json_and_the_api(digits_and_labels, real_run, tmp_path, capsys):
+    """Two digits side by side ("73") still get an answer, and its warning is a stderr line in
+    the CLI, a field in --json and in the API's answer."""
+    from seqmnist.preprocess import SEVERAL_DIGITS
+
+    digits, _ = digits_and_labels
+    pair = np.concatenate([digits[0], np.zeros((28, 8), np.uint8), digits[1]], axis=1)
+    path = tmp_path / "73.png"
+    Image.fromarray(255 - pair).resize((pair.shape[1] * 4, 112)).save(path)
+    assert main(["predict", str(real_run), str(path)]) == 0
+    out, err = capsys.readouterr()
+    warning = SEVERAL_DIGITS.format(2)
+    assert out.startswith(f"{path}  ") and f"seqmnist: warning: {path}: {warning}" in err
+    assert main(["predict", str(real_run), str(path), "--json"]) == 0
+    (result,) = json.loads(capsys.readouterr().out)
+    assert warning in result["warnings"]
+    client = TestClient(create_app(seqmnist.load(real_run)))
+    answer = client.post("/api/predict", files={"file": ("73.png", path.read_bytes())}).json()
+    assert warning in answer["warnings"]

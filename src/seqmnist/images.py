@@ -112,6 +112,12 @@ def _unreadable(name: str, exc: OSError | ValueError) -> str:
     return f"{name}: {what}"
 
 
+def _format_names() -> str:
+    """'PNG, JPEG, ... or WebP': the formats of PILLOW_FORMATS, as people name them."""
+    names = [{"WEBP": "WebP"}.get(f, f) for f in PILLOW_FORMATS]
+    return ", ".join(names[:-1]) + " or " + names[-1]
+
+
 def _decode(fp: BinaryIO, name: str, max_pixels: int) -> Image.Image:
     """Open lazily (header only), check the size, then decode the first frame."""
     try:
@@ -125,7 +131,7 @@ def _decode(fp: BinaryIO, name: str, max_pixels: int) -> Image.Image:
         ) from None
     except UnidentifiedImageError:
         raise ImageError(
-            f"{name} is not an image in a format this reads (PNG, JPEG, BMP, GIF, TIFF or WebP)"
+            f"{name} is not an image in a format this reads ({_format_names()})"
         ) from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"{name} cannot be read as an image ({first_line(exc)})") from None
