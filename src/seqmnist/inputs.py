@@ -49,8 +49,8 @@ Values (per image, so an image gives the same answer alone or in a batch)
       0.3081``, when the smallest is MNIST's black, -0.4242, and the largest at most its white,
       2.8215 (both to bfloat16's precision); else 0..1 when all lie in [-0.25, 1.25] (outside
       [0, 1] is the overshoot of bicubic or Lanczos resampling, clipped); else 0..255 when all
-      lie in [-64, 319] and the largest is above 1.25; anything else (``[-1, 1]``, larger values) refused: say which with
-      ``value_range``. NaN and infinity are refused.
+      lie in [-64, 319] and the largest is above 1.25; anything else (``[-1, 1]``, larger
+      values) refused: say which with ``value_range``. NaN and infinity are refused.
 
     ``value_range=(low, high)`` maps ``low`` to black and ``high`` to white for every array and
     tensor; ``value_range="mnist"`` undoes MNIST's normalisation. Values up to a quarter of the
