@@ -13,6 +13,7 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -363,6 +364,18 @@ class Augmentation:
     shear: float = 0.0  # degrees
     elastic: float = 0.0  # pixels of smooth displacement
     stroke: float = 0.0  # fraction of a 3 x 3 dilation / erosion
+
+    @classmethod
+    def of(cls, config: Any) -> Augmentation:
+        """The augmentation a ``TrainConfig`` asks for (its ``augment_*`` fields)."""
+        return cls(
+            shift=config.augment_shift,
+            rotate=config.augment_rotate,
+            scale=config.augment_scale,
+            shear=config.augment_shear,
+            elastic=config.augment_elastic,
+            stroke=config.augment_stroke,
+        )
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """(B, 28, 28) uint8 -> (B, 28, 28) uint8; the same generator state gives the same batch."""

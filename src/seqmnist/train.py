@@ -89,18 +89,7 @@ def fit(
             run.create(config, overwrite=True)
             # Epoch 0: so that Ctrl-C during the first epoch still leaves something to resume from.
             _save(run, state, row=None, improved=False)
-        throughput = _train_epochs(
-            state,
-            splits,
-            run,
-            rt,
-            say,
-            progress,
-            quiet,
-            on_batch,
-            graphed,
-            first_line=start_line(state, rt, len(splits.train)),
-        )
+        throughput = _train_epochs(state, splits, run, rt, say, progress, quiet, on_batch, graphed)
         if not primary:
             return {}
         summary = _test_once(run, state, rt, splits, data_dir, download, throughput)
@@ -196,9 +185,8 @@ def _train_epochs(
     quiet: bool,
     on_batch: Callable[[int, int], None] | None,
     graphed: GraphedStep | None = None,
-    first_line: str | None = None,
 ) -> float | None:
-    """The epoch loop, after ``say(first_line)``.
+    """The epoch loop, after the run's first line (``start_line``).
 
     Returns this session's training throughput (images/s), None if no epoch ran. Ctrl-C, SIGTERM
     and a closed stdout (`seqmnist train | head -3`: the first failed line) stop it alike: with
@@ -214,8 +202,7 @@ def _train_epochs(
     saved_epoch, epoch = state.epoch, state.epoch
     images, seconds = 0.0, 0.0
     try:
-        if first_line is not None:
-            say(first_line)
+        say(start_line(state, rt, len(splits.train)))  # inside: a closed stdout stops here too
         for epoch in range(state.epoch + 1, config.epochs + 1):
             row = _train_and_validate(state, splits, epoch, rt, bar, on_batch, graphed)
             images, seconds = images + row.pop("samples"), seconds + row["epoch_seconds"]
@@ -274,14 +261,7 @@ def _train_and_validate(
         batch_size=config.batch_size,
         normalize=config.normalize,
         amp=config.amp,
-        augment=Augmentation(
-            shift=config.augment_shift,
-            rotate=config.augment_rotate,
-            scale=config.augment_scale,
-            shear=config.augment_shear,
-            elastic=config.augment_elastic,
-            stroke=config.augment_stroke,
-        ),
+        augment=Augmentation.of(config),
         on_batch=after_step,
         graphed=graphed,
         augment_generator=generator,
