@@ -405,11 +405,11 @@ def test_low_top_probability_is_a_warning(clf):
 
 def test_a_top_probability_under_one_half_carries_a_warning():
     image = np.zeros((28, 28), np.uint8)
-    unsure = torch.tensor([0.3, 0.25, 0.2] + [0.25 / 7] * 7)
-    sure = torch.tensor([0.02] * 9 + [0.82])
-    (note,) = _prediction(unsure, 3, image, None, []).warnings
+    unsure = [0.3, 0.25, 0.2] + [0.25 / 7] * 7
+    sure = [0.02] * 9 + [0.82]
+    (note,) = _prediction(unsure, [(0, 0.3), (1, 0.25)], image, None, []).warnings
     assert "unsure" in note and "30%" in note
-    assert _prediction(sure, 3, image, None, ["kept"]).warnings == ["kept"]
+    assert _prediction(sure, [(9, 0.82)], image, None, ["kept"]).warnings == ["kept"]
 
 
 # --- found by review: each failed before its fix ---------------------------------------------

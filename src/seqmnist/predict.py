@@ -243,27 +243,26 @@ class Classifier:
                 results[n] = FailedPrediction(exc, item.source)
         batch = np.stack(seen) if seen else np.zeros((0, 28, 28), np.uint8)  # (G, 28, 28)
         probs = self.predict_mnist(torch.from_numpy(batch))  # (G, 10)
-        for g, n in enumerate(good):
-            results[n] = _prediction(probs[g], k, batch[g], items[n].source, notes[g])
+        best_p, best_i = probs.topk(k, dim=1)  # (G, k): once for the batch, then plain lists
+        rows = zip(probs.tolist(), best_p.tolist(), best_i.tolist())
+        for g, (n, (p, top_p, top_i)) in enumerate(zip(good, rows)):
+            top_k = list(zip(top_i, top_p))
+            results[n] = _prediction(p, top_k, batch[g], items[n].source, notes[g])
         return results  # type: ignore[return-value]  # every place is filled by now
 
 
 def _prediction(
-    probs: torch.Tensor, k: int, image: np.ndarray, source: str | None, notes: list[str]
+    probabilities: list[float],
+    top_k: list[tuple[int, float]],
+    image: np.ndarray,
+    source: str | None,
+    notes: list[str],
 ) -> Prediction:
-    """One image's answer from its probabilities (10,), with a warning when it is unsure."""
-    best_p, best_i = probs.topk(k)  # (k,)
-    top = float(best_p[0])
+    """One image's answer, with a warning when its top probability is low."""
+    top = top_k[0][1]
     if top < LOW_CONFIDENCE:
         notes = [*notes, f"the model is unsure: its top answer has only {top:.0%} probability"]
-    return Prediction(
-        label=int(best_i[0]),
-        probabilities=[float(p) for p in probs],
-        top_k=[(int(d), float(p)) for d, p in zip(best_i, best_p)],
-        image=image,
-        source=source,
-        warnings=notes,
-    )
+    return Prediction(top_k[0][0], probabilities, top_k, image, source, warnings=notes)
 
 
 def _preprocess_item(item: InputItem, value_range: Any, notes: list[str] | None) -> np.ndarray:
