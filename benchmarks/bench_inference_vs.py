@@ -14,8 +14,8 @@ round measures, on the same model and the same inputs:
   per-image checks plus preprocessing of MNIST-form digits plus the forward;
 - ``forward``: ``clf.predict_mnist`` on the same batch (the model alone), images/s.
 
-Prints a Markdown table (medians over rounds, and the new/old ratio) naming the machine, and
-writes benchmarks/results/inference_vs.json.
+Prints a Markdown table (medians and best rounds, and the new/old ratio) naming the machine,
+and writes benchmarks/results/inference_vs.json.
 """
 
 from __future__ import annotations
@@ -122,15 +122,30 @@ def main() -> None:
         side: {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
         for side, rounds in sides.items()
     }
-    report = {"against": args.against, "machine": machine(), "rounds": sides, "medians": medians}
+    # This machine switches between a fast and a slow state for minutes at a time; each side's
+    # best round is its speed in the fast state, the steadier comparison when medians straddle.
+    best = {
+        side: {
+            key: (min if key.endswith("_ms") else max)(r[key] for r in rounds) for key in rounds[0]
+        }
+        for side, rounds in sides.items()
+    }
+    report = {
+        "against": args.against,
+        "machine": machine(),
+        "rounds": sides,
+        "medians": medians,
+        "best": best,
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     m = report["machine"]
     print(f"{m['cpu']}, {m['cores']} cores, 1 torch thread; medians of {args.rounds} rounds\n")
     print(f"| measure | {args.against} | this checkout | new / old |\n| --- | ---: | ---: | ---: |")
-    for key, unit in (("photo_ms", "ms"), ("batch_per_s", "img/s"), ("forward_per_s", "img/s")):
-        old, new = medians["old"][key], medians["new"][key]
-        print(f"| {key} | {old:,.1f} {unit} | {new:,.1f} {unit} | {new / old:.2f} |")
+    for stat, values in (("median", medians), ("best", best)):
+        for key, unit in (("photo_ms", "ms"), ("batch_per_s", "img/s"), ("forward_per_s", "img/s")):
+            old, new = values["old"][key], values["new"][key]
+            print(f"| {key}, {stat} | {old:,.1f} {unit} | {new:,.1f} {unit} | {new / old:.2f} |")
 
 
 if __name__ == "__main__":
