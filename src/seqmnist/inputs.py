@@ -89,7 +89,7 @@ MNIST_BLACK = (0.0 - MNIST_MEAN) / MNIST_STD  # -0.4242: a 0 pixel after MNIST's
 MNIST_WHITE = (1.0 - MNIST_MEAN) / MNIST_STD  # 2.8215
 OVERSHOOT = 0.25  # floats this far outside their range are resampling's overshoot: clipped
 BFLOAT16_TOLERANCE = 2**-7  # relative: bfloat16 keeps 8 significant bits
-_FILE_TYPES = (str, os.PathLike, bytes, bytearray, memoryview)
+FILE_TYPES = (str, os.PathLike, bytes, bytearray, memoryview)  # a path or an image file's bytes
 
 
 class InputError(ImageError):
@@ -130,7 +130,7 @@ def split_images(images: Any, layout: str | None = None) -> tuple[list[InputItem
                 "use 'HW', 'CHW', 'HWC' or 'flat'"
             )
         return [_item(x, layout) for x in images], False
-    if isinstance(images, (Image.Image, *_FILE_TYPES)):
+    if isinstance(images, (Image.Image, *FILE_TYPES)):
         return [_item(images, layout)], True
     array = as_array(images)
     if array is None:
@@ -140,7 +140,7 @@ def split_images(images: Any, layout: str | None = None) -> tuple[list[InputItem
 
 def _item(x: Any, layout: str | None) -> InputItem:
     source = str(x) if isinstance(x, (str, os.PathLike)) else None
-    array = None if isinstance(x, (Image.Image, *_FILE_TYPES)) else as_array(x)
+    array = None if isinstance(x, (Image.Image, *FILE_TYPES)) else as_array(x)
     return InputItem(x if array is None else array, source, layout)
 
 
@@ -176,11 +176,8 @@ def as_array(x: Any) -> np.ndarray | None:
 
 def _split_array(a: np.ndarray, layout: str | None) -> tuple[list[InputItem], bool]:
     """One array -> its images (each (H, W), (H, W, C), (C, H, W) or flat) and ``single``."""
-    if a.dtype.kind not in "biuf":  # before the shape: np.array of ragged images is 1-D objects
-        raise InputError(
-            f"an image array must hold numbers; got dtype {a.dtype} "
-            "(for images of different sizes, pass a list of arrays)"
-        )
+    # Before the shape: np.array of images of different sizes is a 1-D array of objects.
+    _require_numbers(a, " (for images of different sizes, pass a list of arrays)")
     given, layout = layout, layout or _infer_layout(a.shape)
     expected = {"HW": 2, "CHW": 3, "HWC": 3, "NHW": 3, "NCHW": 4, "NHWC": 4}
     if layout == "flat":
@@ -325,12 +322,17 @@ def _item_layout(shape: tuple[int, ...]) -> str:
     )
 
 
+def _require_numbers(a: np.ndarray, hint: str = "") -> None:
+    """Refuse complex, strings, objects, dates ...: pixels are bool, int or float."""
+    if a.dtype.kind not in "biuf":
+        raise InputError(
+            f"an image array must hold numbers (bool, int or float); got dtype {a.dtype}{hint}"
+        )
+
+
 def to_unit_range(a: np.ndarray, value_range: Any = None) -> np.ndarray:
     """Pixels of any accepted dtype -> float32 in [0, 1] by the contract's value rules."""
-    if a.dtype.kind not in "biuf":  # complex, strings, objects, dates ...
-        raise InputError(
-            f"an image array must hold numbers (bool, int or float); got dtype {a.dtype}"
-        )
+    _require_numbers(a)
     if a.size == 0:
         raise InputError(f"image has no pixels (shape {a.shape})")
     if a.dtype.kind == "f" and not np.isfinite(a).all():

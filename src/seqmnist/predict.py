@@ -26,7 +26,7 @@ from .config import TrainConfig
 from .data import to_model_input
 from .errors import SeqMnistError
 from .images import ImageError
-from .inputs import InputError, InputItem, item_pixels, split_images
+from .inputs import FILE_TYPES, InputError, InputItem, item_pixels, split_images
 from .model import SeqClassifier, count_parameters
 from .preprocess import load_mnist_image, to_mnist
 from .trained import load_trained
@@ -268,7 +268,7 @@ def _prediction(
 def _preprocess_item(item: InputItem, value_range: Any, notes: list[str] | None) -> np.ndarray:
     """One item of the contract -> (28, 28) uint8; errors name the file it came from."""
     pixels = item_pixels(item, value_range)  # path / bytes / PIL image, or float (H, W[, C])
-    if isinstance(pixels, (str, os.PathLike, bytes, bytearray, memoryview)):
+    if isinstance(pixels, FILE_TYPES):
         return load_mnist_image(pixels, notes=notes)
     if isinstance(pixels, (Image.Image, np.ndarray)):
         return to_mnist(pixels, notes=notes)

@@ -37,7 +37,7 @@ SAVE_FOLDER = ("--save-preprocessed folder", "--save-preprocessed folders")
 
 
 @dataclass(frozen=True)
-class ImageInput:
+class FileInput:
     """One file to classify: its path, its name under ``--save-preprocessed`` before ".png" is
     added (its path inside the folder it was found in, else its file name), or an error."""
 
@@ -50,7 +50,7 @@ class ImageInput:
 class Walk:
     """What the arguments name: the files to classify, and what folder walks skipped."""
 
-    inputs: list[ImageInput] = field(default_factory=list)
+    inputs: list[FileInput] = field(default_factory=list)
     skipped: list[tuple[str, str, tuple[str, str]]] = field(default_factory=list)
     """(folder argument, skipped path, reason)"""
 
@@ -78,19 +78,19 @@ def find_images(inputs: Sequence[str], exclude: str | os.PathLike | None = None)
     for arg in inputs:
         path = Path(arg)
         if not path.is_dir():  # a missing or bad file is reported when it is opened
-            walk.inputs.append(ImageInput(arg, path.name))
+            walk.inputs.append(FileInput(arg, path.name))
             continue
         found = _walk_folder(arg, excluded, walk.skipped)
         if not found:
             walk.inputs.append(
-                ImageInput(
+                FileInput(
                     arg,
                     path.name,
                     f"{arg}: no image files in this folder "
                     f"(looked for {' '.join(IMAGE_EXTENSIONS)}, in any letter case)",
                 )
             )
-        walk.inputs.extend(ImageInput(str(f), f.relative_to(path).as_posix()) for f in found)
+        walk.inputs.extend(FileInput(str(f), f.relative_to(path).as_posix()) for f in found)
     return walk
 
 
@@ -158,7 +158,7 @@ def _is_image(path: str) -> bool:
 
 
 def plan_saves(
-    inputs: Sequence[ImageInput], folder: str | os.PathLike, overwrite: bool
+    inputs: Sequence[FileInput], folder: str | os.PathLike, overwrite: bool
 ) -> list[Path | None]:
     """Where ``--save-preprocessed`` writes each input's 28x28 image: FOLDER/<name>.png.
 
@@ -166,7 +166,8 @@ def plan_saves(
     four.jpg.png, a/1.png -> a/1.png.png), so different files get different names; a name met
     twice in one run (the same file name in two arguments) becomes <name>-2.png, -3 ... No target
     is ever an image this run reads. Unless ``overwrite``, a folder that holds images this run
-    reads, or a target that exists already, is refused before any work is done.
+    reads, or a target that exists already, is refused before any work is done; then the
+    folder is created (an unusable one fails here too, before any image is classified).
     """
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
@@ -207,6 +208,7 @@ def plan_saves(
                 f"({_first_and_count(existing)}); pass --overwrite to replace them, or choose "
                 "another folder"
             )
+    _create_save_dir(folder)
     return targets
 
 
@@ -220,28 +222,19 @@ def _first_and_count(paths: Sequence[str]) -> str:
     return paths[0] if len(paths) == 1 else f"{paths[0]} and {len(paths) - 1} more"
 
 
-def prepare_save_dir(folder: str | os.PathLike | None) -> Path | None:
-    """Create ``--save-preprocessed``'s folder up front.
-
-    That way an unusable folder fails before any work is done.
-    """
-    if folder is None:
-        return None
-    folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise SeqMnistError(f"--save-preprocessed {folder} is a file, not a folder")
+def _create_save_dir(folder: Path) -> None:
+    """Create ``--save-preprocessed``'s folder (``plan_saves`` refused a file of that name)."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise write_failure(folder, exc) from None
     if not os.access(folder, os.W_OK):
         raise SeqMnistError(f"--save-preprocessed {folder} is not writable: choose another folder")
-    return folder
 
 
 def predict_files(
     classifier: Any,
-    inputs: Sequence[ImageInput],
+    inputs: Sequence[FileInput],
     *,
     top_k: int,
     save_to: Sequence[Path | None] | None = None,

@@ -269,7 +269,7 @@ def _run_predict(args: argparse.Namespace) -> int:
     import torch
 
     from ..predict import load
-    from ..predict_files import find_images, plan_saves, predict_files, prepare_save_dir
+    from ..predict_files import find_images, plan_saves, predict_files
 
     require_int("--top-k", args.top_k, 1, 10)
     if args.overwrite and args.save_preprocessed is None:
@@ -280,7 +280,6 @@ def _run_predict(args: argparse.Namespace) -> int:
     save_to = None
     if args.save_preprocessed is not None:  # refusals come before any work
         save_to = plan_saves(walk.inputs, args.save_preprocessed, overwrite=args.overwrite)
-        prepare_save_dir(args.save_preprocessed)
     classifier = load(args.model, device=args.device)
     # One image at a time: a batch of 1 gains nothing from intra-op threads, and idle threads
     # spin-waiting between images cost CPU (measured: 3x the time per image on a busy 2-core
