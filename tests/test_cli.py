@@ -90,6 +90,14 @@ def test_out_of_range_flags(flag, value, tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
+def under_torchrun(monkeypatch, rank: int) -> None:
+    """The variables torchrun's agent sets for a worker (its marker among them)."""
+    for key, value in dict(
+        TORCHELASTIC_RUN_ID="test", RANK=str(rank), WORLD_SIZE="2", LOCAL_WORLD_SIZE="2"
+    ).items():
+        monkeypatch.setenv(key, value)
+
+
 def test_under_torchrun_only_rank_0_reports_a_flag_error(tmp_path, capsys, monkeypatch):
     argv = [
         "train",
@@ -101,16 +109,26 @@ def test_under_torchrun_only_rank_0_reports_a_flag_error(tmp_path, capsys, monke
         str(tmp_path),
         "--no-download",
     ]
-    monkeypatch.setenv("RANK", "1")
+    under_torchrun(monkeypatch, rank=1)
     assert main(argv) == 1
     assert capsys.readouterr().err == ""  # every rank fails alike; rank 0 says it once
-    monkeypatch.setenv("RANK", "0")
+    under_torchrun(monkeypatch, rank=0)
+    assert main(argv) == 1
+    assert one_error_line(capsys).startswith("seqmnist: error: --epochs must be")
+
+
+def test_a_rank_left_in_the_shell_does_not_silence_errors(tmp_path, capsys, monkeypatch):
+    # RANK=1 without torchrun (no TORCHELASTIC_RUN_ID): a plain command, which reports its error
+    monkeypatch.delenv("TORCHELASTIC_RUN_ID", raising=False)
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    argv = ["train", "--epochs", "0", "--out", str(tmp_path / "run"), "--no-download"]
     assert main(argv) == 1
     assert one_error_line(capsys).startswith("seqmnist: error: --epochs must be")
 
 
 def test_under_torchrun_other_errors_are_tagged_with_the_rank(tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv("RANK", "1")
+    under_torchrun(monkeypatch, rank=1)
     assert (
         main(["evaluate", str(tmp_path / "missing"), "--data-dir", str(tmp_path), "--no-download"])
         == 1
@@ -384,9 +402,10 @@ def test_train_flags_map_one_to_one_to_config_fields(tmp_path, monkeypatch):
 
 
 def test_more_threads_than_cores_is_a_one_line_warning(tmp_path, capsys):
-    import os
+    from seqmnist.launch import usable_cpus
 
-    threads = str((os.cpu_count() or 1) + 1)
+    cpus = usable_cpus()
+    threads = str(cpus + 1)
     argv = [
         "train",
         "--threads",
@@ -399,7 +418,7 @@ def test_more_threads_than_cores_is_a_one_line_warning(tmp_path, capsys):
     assert main([*argv, "--no-download"]) == 1  # no data here: it stops right after the warning
     lines = capsys.readouterr().err.strip().splitlines()
     assert lines[0] == (
-        f"seqmnist: warning: --threads {threads} exceeds the {os.cpu_count()} cores here; "
+        f"seqmnist: warning: --threads {threads} exceeds the {cpus} CPUs this process may use; "
         "training will be slower"
     )
     assert lines[1].startswith("seqmnist: error: MNIST not found") and len(lines) == 2

@@ -32,6 +32,19 @@ class TrainingInterrupted(SeqMnistError):
         self.epoch = epoch
 
 
+class ProcessLost(SeqMnistError):
+    """Another process of a distributed run died, hung or closed its connection. Every survivor
+    raises it; only ``reporter`` (the lowest surviving rank) prints it, so the run says it once."""
+
+    def __init__(self, message: str, reporter: bool) -> None:
+        super().__init__(message)
+        self.reporter = reporter
+
+
+class OutOfMemory(SeqMnistError):
+    """The batch or the model does not fit in the memory this process may use."""
+
+
 class TrainingDiverged(SeqMnistError):
     """The training loss became NaN or infinite."""
 

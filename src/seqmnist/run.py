@@ -189,13 +189,24 @@ class RunDir:
         """Made by ``seqmnist train`` (as opposed to a folder that only holds a checkpoint)."""
         return self.config_file.is_file() or self.summary_file.is_file()
 
-    def refuse_to_replace(self, overwrite: bool) -> None:
-        """A fresh run must not silently replace one that is here, unless ``overwrite``."""
+    def unfinished(self) -> bool:
+        """A run whose first epoch never finished (stopped by Ctrl-C, a lost process, out of
+        memory): config.json and the epoch-0 checkpoint at most, nothing worth keeping."""
+        finished_something = (self.metrics_file, self.best_checkpoint, self.summary_file)
+        return self.holds_run() and not any(p.exists() for p in finished_something)
+
+    def refuse_to_replace(self, overwrite: bool) -> bool:
+        """A fresh run must not silently replace one that is here, unless ``overwrite``; a run
+        whose first epoch never finished is replaced anyway. True when it replaces one (the
+        caller says so)."""
+        if self.unfinished():
+            return True
         if self.holds_run() and not overwrite:
             raise SeqMnistError(
                 f"{self.path} already holds a run: continue it with --resume {self.path}, "
                 "replace it with --overwrite, or choose another --out"
             )
+        return False
 
     def create(self, config: TrainConfig, overwrite: bool) -> None:
         """Start a fresh run here: refuse to replace a run unless ``overwrite``, clear stale files,

@@ -5,27 +5,46 @@ Launch (one machine, N processes)::
 
     torchrun --standalone --nproc_per_node=N -m seqmnist train ...
 
-torchrun sets RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT; a plain
-``seqmnist train`` has none of them and runs as a single process (rank 0 of 1).
-Only the primary rank (0) prints, writes files or plots.
+torchrun sets RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT (and its own
+TORCHELASTIC_RUN_ID, by which launch.py tells a real launch from variables left in a shell); a
+plain ``seqmnist train`` runs as a single process (rank 0 of 1). Only the primary rank (0)
+prints, writes files or plots.
+
+Collectives wait at most ``COLLECTIVE_TIMEOUT`` for the other processes (PyTorch's default is 30
+minutes); a process that is lost (killed, crashed, timed out) ends the others with
+``ProcessLost``, one line naming it and the command that resumes.
+
+Teardown order matters: a DistributedDataParallel wrapper still alive when its process group is
+destroyed (or when the interpreter exits) can abort the process ("terminate called without an
+active exception"). ``end_distributed`` releases the wrapper first, waits for every rank at a
+last barrier, then destroys the group.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
 import signal
+import socket
 import sys
 import threading
 import warnings
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.distributed as dist
 
 from .errors import ConfigError
+from .launch import local_processes, stray_torchrun_variables, under_torchrun, usable_cpus
+
+# How long a collective (all-reduce, barrier, DDP's gradient sync) waits for the other processes.
+# Ranks do the same work between collectives, so they normally wait milliseconds; the longest
+# legitimate wait is the others waiting while rank 0 downloads MNIST (11 MB) at the start.
+COLLECTIVE_TIMEOUT = datetime.timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -33,6 +52,9 @@ class DistInfo:
     rank: int = 0
     local_rank: int = 0
     world_size: int = 1
+    # (host name, process id) of every rank, gathered once when the group starts: to tell which
+    # process was lost when a collective fails or torchrun stops this one.
+    peers: tuple[tuple[str, int], ...] = ()
 
     @property
     def enabled(self) -> bool:
@@ -91,6 +113,8 @@ def training_runtime(device_name: str, threads: int, amp: str) -> Iterator[Runti
         if device.type == "cuda":
             # NCCL collectives without device ids (barrier) use the current device: this rank's.
             torch.cuda.set_device(device)
+        if info.enabled:
+            info = replace(info, peers=_gather_peers(info))
         if device.type == "cpu":
             keep_freed_memory_for_reuse()
         yield Runtime(device, info, configure_threads(threads))
@@ -99,15 +123,17 @@ def training_runtime(device_name: str, threads: int, amp: str) -> Iterator[Runti
 
 
 def configure_threads(threads: int) -> int:
-    """Use the cores present: by default one thread per core, shared among local processes.
-    More threads than cores only slows PyTorch down, so that is allowed but warned about."""
-    cores = os.cpu_count() or 1
+    """By default one thread per CPU this process may use (launch.usable_cpus: its affinity
+    mask and cgroup quota, not the machine's core count), shared among the processes torchrun
+    started on this machine. More threads than that only slows PyTorch down, so that is allowed
+    but warned about."""
+    cpus = usable_cpus()
     if threads <= 0:
-        local_procs = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-        threads = max(1, cores // local_procs)
-    elif threads > cores:
+        threads = max(1, cpus // local_processes())
+    elif threads > cpus:
         warnings.warn(
-            f"--threads {threads} exceeds the {cores} cores here; training will be slower",
+            f"--threads {threads} exceeds the {cpus} CPUs this process may use; "
+            "training will be slower",
             stacklevel=2,
         )
     torch.set_num_threads(threads)
@@ -137,13 +163,18 @@ def keep_freed_memory_for_reuse() -> bool:
         return False
 
 
-def launched_by_torchrun() -> bool:
-    return "RANK" in os.environ and "WORLD_SIZE" in os.environ
-
-
 def init_distributed(device_type: str) -> DistInfo:
-    """Join the process group torchrun prepared (gloo on CPU, nccl on CUDA); no-op otherwise."""
-    if not launched_by_torchrun():
+    """Join the process group torchrun prepared (gloo on CPU, nccl on CUDA); no-op otherwise.
+
+    Outside torchrun, its variables left in the environment are ignored with one warning."""
+    stray = stray_torchrun_variables()
+    if stray:
+        warnings.warn(
+            f"ignoring {', '.join(stray)} in the environment: this process was not started by "
+            "torchrun, so it trains alone (unset them to silence this)",
+            stacklevel=2,
+        )
+    if not under_torchrun():
         return DistInfo()
     info = DistInfo(
         rank=int(os.environ["RANK"]),
@@ -152,13 +183,31 @@ def init_distributed(device_type: str) -> DistInfo:
     )
     if info.enabled and not dist.is_initialized():
         backend = "nccl" if device_type == "cuda" else "gloo"
-        dist.init_process_group(backend=backend)
+        dist.init_process_group(backend=backend, timeout=COLLECTIVE_TIMEOUT)
     return info
+
+
+def _gather_peers(info: DistInfo) -> tuple[tuple[str, int], ...]:
+    """Every rank's (host, pid), in rank order (one collective at start-up)."""
+    peers: list[Any] = [None] * info.world_size
+    dist.all_gather_object(peers, (socket.gethostname(), os.getpid()))
+    return tuple(tuple(p) for p in peers)
 
 
 def shutdown(info: DistInfo) -> None:
     if info.enabled and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def end_distributed(info: DistInfo, release: Callable[[], None]) -> None:
+    """The end of a distributed run, in the order that does not abort: ``release()`` drops the
+    DistributedDataParallel wrapper (and anything else holding the group), a last barrier lets
+    every rank finish its collectives, then the group is destroyed. Work after this (rank 0's
+    test, summary.json) needs no other process."""
+    release()
+    if info.enabled and dist.is_initialized():
+        barrier(info)
+        shutdown(info)
 
 
 def all_reduce_sum(values: list[float], info: DistInfo, device: torch.device) -> list[float]:
@@ -184,10 +233,63 @@ def barrier(info: DistInfo) -> None:
         dist.barrier()
 
 
+# --- a lost process ---------------------------------------------------------------------------
+
+# How a collective reports that another process went away (gloo, NCCL, the TCP store).
+LOST_PEER_SIGNS = (
+    "Connection reset",
+    "Connection closed",
+    "Connection refused",
+    "Broken pipe",
+    "Timed out",
+    "timed out",
+    "Socket Timeout",
+    "NCCL communicator was aborted",
+    "remote process exited",
+)
+
+
+def is_lost_peer_error(exc: BaseException) -> bool:
+    """A collective failed because another process died, hung or closed its connection."""
+    if isinstance(exc, dist.DistError):
+        return True
+    return isinstance(exc, RuntimeError) and any(sign in str(exc) for sign in LOST_PEER_SIGNS)
+
+
+def lost_ranks(info: DistInfo) -> list[int]:
+    """The ranks on this machine whose process has exited (or is a zombie torchrun has not yet
+    reaped); ranks on other machines cannot be seen from here and count as alive."""
+    host = socket.gethostname()
+    return [
+        rank
+        for rank, (peer_host, pid) in enumerate(info.peers)
+        if rank != info.rank and peer_host == host and not _process_alive(pid)
+    ]
+
+
+def _process_alive(pid: int) -> bool:
+    # Linux: a zombie (dead, not yet reaped by torchrun) still answers os.kill; read its state.
+    if Path("/proc/self/stat").is_file():
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return False
+        return state not in ("Z", "X")
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
+
+
 @contextlib.contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM (a job scheduler, `docker stop`, `kill`) stops training as Ctrl-C does: with a
-    resumable checkpoint and the resume command. Signal handlers live in the main thread only."""
+    """SIGTERM (a job scheduler, `docker stop`, `kill`, torchrun stopping its other workers)
+    stops training as Ctrl-C does: with a resumable checkpoint and the resume command. Signal
+    handlers live in the main thread only. ``ignore_sigterm()`` inside the block (the run is
+    already stopping with its one line) keeps SIGTERM ignored after it."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -199,4 +301,12 @@ def sigterm_as_interrupt() -> Iterator[None]:
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if signal.getsignal(signal.SIGTERM) is interrupt:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def ignore_sigterm() -> None:
+    """From now on SIGTERM is ignored (main thread only): a process that is already ending with
+    its one-line report is not cut short by torchrun stopping the rest of the run."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)

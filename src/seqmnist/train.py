@@ -33,9 +33,17 @@ from .data import Augmentation, Split, derived_seed, epoch_permutation, load_mni
 from .engine import evaluate, train_one_epoch
 from .errors import ConfigError, TrainingInterrupted
 from .evaluation import score
+from .failures import one_line_failures, release_ddp
 from .model import count_parameters, recurrent_macs_per_sample
 from .run import RunDir
-from .runtime import Runtime, all_reduce_sum, barrier, sigterm_as_interrupt, training_runtime
+from .runtime import (
+    Runtime,
+    all_reduce_sum,
+    barrier,
+    end_distributed,
+    sigterm_as_interrupt,
+    training_runtime,
+)
 from .state import TrainState
 from .trained import load_trained
 
@@ -65,34 +73,38 @@ def fit(
 
     ``resume`` continues from ``run_dir/checkpoint_last.pt``; the result equals that of an
     uninterrupted run (same seed, same device type). A fresh run refuses a ``run_dir`` that
-    already holds a run unless ``overwrite``. ``after_run(run_dir)`` runs on the primary rank once
-    summary.json exists (the CLI draws the plots there); ``on_batch(epoch, images_done)`` after
-    every optimisation step. Ctrl-C or SIGTERM raise ``TrainingInterrupted`` once a resumable
-    checkpoint exists.
+    already holds a run unless ``overwrite`` (one whose first epoch never finished is replaced).
+    ``after_run(run_dir)`` runs on the primary rank once summary.json exists (the CLI draws the
+    plots there); ``on_batch(epoch, images_done)`` after every optimisation step. Ctrl-C or
+    SIGTERM raise ``TrainingInterrupted`` once a resumable checkpoint exists; a lost process of a
+    distributed run raises ``ProcessLost``, an exhausted allocator ``OutOfMemory``.
     """
     config.validate()
     run = RunDir(run_dir)
+    # On every rank, before any of them starts work:
     if resume:
         run.check_resumable()
-    else:
-        run.refuse_to_replace(overwrite)  # on every rank, before any of them starts work
+    replacing = False if resume else run.refuse_to_replace(overwrite)
     started = time.perf_counter()
     with training_runtime(config.device, config.threads, config.amp) as rt, sigterm_as_interrupt():
         primary = rt.dist.is_primary
         say = (log or _print_line) if (primary and not quiet) else (lambda _msg: None)
-        splits = _load_splits(config, rt, data_dir, download)
-        state, graphed = _build_state(config, rt, len(splits.train), started, say)
-        if resume:
-            if _resume(run, state, rt, say):
+        with one_line_failures(run, rt, config) as watch:
+            splits = _load_splits(config, rt, data_dir, download)
+            state, graphed = _build_state(config, rt, len(splits.train), started, say)
+            watch.state = state
+            if _resume(run, state, rt, say) if resume else _create(run, state, rt, say, replacing):
+                end_distributed(rt.dist, lambda: release_ddp(state))
                 return run.read_summary() or {}  # finished before: nothing to do
-        elif primary:
-            run.create(config, overwrite=True)
-            # Epoch 0: so that Ctrl-C during the first epoch still leaves something to resume from.
-            _save(run, state, row=None, improved=False)
-        throughput = _train_epochs(state, splits, run, rt, say, progress, quiet, on_batch, graphed)
-        if not primary:
-            return {}
-        summary = _test_once(run, state, rt, splits, data_dir, download, throughput)
+            throughput = _train_epochs(
+                state, splits, run, rt, say, progress, quiet, on_batch, graphed
+            )
+            watch.stage = "the end of training"
+            end_distributed(rt.dist, lambda: release_ddp(state))
+            if not primary:
+                return {}
+            watch.stage = "the test"
+            summary = _test_once(run, state, rt, splits, data_dir, download, throughput)
         say(
             f"test accuracy {summary['test_acc']:.2%} (loss {summary['test_loss']:.4f}) with the "
             f"best checkpoint (epoch {state.best_epoch}); training {state.train_seconds:.1f}s, "
@@ -124,6 +136,19 @@ def _build_state(
     if rt.device.type == "cuda" and config.cuda_graphs:
         say(f"training steps run eagerly, not as CUDA graphs: {blocker}")
     return state, None
+
+
+def _create(
+    run: RunDir, state: TrainState, rt: Runtime, say: Callable[[str], None], replacing: bool
+) -> bool:
+    """A fresh run: rank 0 writes config.json and the epoch-0 checkpoint (so that Ctrl-C during
+    the first epoch still leaves something to resume from). False: there is training to do."""
+    if rt.dist.is_primary:
+        if replacing:
+            say(f"replacing {run.path}: its first epoch never finished")
+        run.create(state.config, overwrite=True)
+        _save(run, state, row=None, improved=False)
+    return False
 
 
 def _resume(run: RunDir, state: TrainState, rt: Runtime, say: Callable[[str], None]) -> bool:
@@ -347,6 +372,7 @@ def _test_once(
         "per_class": test["per_class"],
         "confusion_matrix": test["confusion_matrix"],
         "device": str(device),
+        "device_type": device.type,
         "device_name": torch.cuda.get_device_name(device)
         if device.type == "cuda"
         else platform.processor() or platform.machine(),

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..errors import ConfigError, SeqMnistError, TrainingInterrupted
+from ..errors import ConfigError, ProcessLost, SeqMnistError, TrainingInterrupted
+from ..launch import torchrun_rank
 from .common import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OUTPUT_CLOSED
 from .image_commands import (
     _add_plot,
@@ -81,13 +82,6 @@ def build_parser() -> argparse.ArgumentParser:
 _PACKAGE = Path(__file__).resolve().parents[1]  # src/seqmnist
 
 
-def _torchrun_rank() -> int:
-    """This process's rank under torchrun (which sets RANK), else 0. Read from the environment
-    so that commands other than train need not import torch.distributed."""
-    value = os.environ.get("RANK", "0")
-    return int(value) if value.isdigit() else 0
-
-
 def _show_warning(
     who: str,
     message: Warning | str,
@@ -127,8 +121,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     _, run = COMMANDS[args.command]
     # Under torchrun every process runs this. Ctrl-C reaches all of them and a bad flag fails on all
     # of them alike, so only rank 0 reports those; any other error is reported by the rank it hit,
-    # tagged with that rank.
-    rank = _torchrun_rank()
+    # tagged with that rank (a lost process: the lowest surviving rank). Only a real torchrun
+    # launch has ranks: a RANK left in a shell does not silence a plain command's errors.
+    rank = torchrun_rank()
     who = "seqmnist" if rank == 0 else f"seqmnist [rank {rank}]"
     try:
         with warnings.catch_warnings():
@@ -147,9 +142,16 @@ def _dispatch(args: argparse.Namespace) -> int:
     except SeqMnistError as exc:
         if args.debug:
             raise
-        if rank == 0 or not isinstance(exc, ConfigError):
+        if _reports(exc, rank):
             print(f"{who}: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
+
+
+def _reports(exc: SeqMnistError, rank: int) -> bool:
+    """Whether this process prints ``exc``: errors every rank hits alike once (rank 0)."""
+    if isinstance(exc, ProcessLost):
+        return exc.reporter
+    return rank == 0 or not isinstance(exc, ConfigError)
 
 
 def _silence_closed_output() -> bool:

@@ -19,7 +19,6 @@ included, carries ``SECURITY_HEADERS``; every 405 names the allowed methods in `
 from __future__ import annotations
 
 import logging
-import os
 from importlib import resources
 from typing import Any
 
@@ -34,6 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import SeqMnistError
 from ..images import ImageError, open_image
+from ..launch import usable_cpus
 from .payloads import (
     BODY_TIMEOUT_S,
     DEFAULT_TOP_K,
@@ -125,13 +125,6 @@ def load_page() -> str:
         raise SeqMnistError(
             f"the web page is missing from the installed package ({exc}); reinstall seqmnist"
         ) from None
-
-
-def _usable_cores() -> int:
-    """Cores this process may run on (a container's CPU set, not the host's count)."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return os.cpu_count() or 1
 
 
 # --- error handlers: every error is {"error": "..."} with its status ---------------------------
@@ -277,7 +270,7 @@ def create_app(
     page = load_page()
     # At most one prediction per core at a time; other requests wait their turn (in order) instead
     # of piling dozens of threads onto a few cores, which only makes every answer slower.
-    workers = anyio.CapacityLimiter(max_workers or _usable_cores())
+    workers = anyio.CapacityLimiter(max_workers or usable_cpus())
     app = _App(
         title="seqmnist",
         summary="Draw a digit; a recurrent network reads it row by row.",
