@@ -689,3 +689,80 @@ def test_answer_carries_the_predictions_warnings(
     warned = client.post("/api/predict", files=upload).json()
     assert warned["warnings"] == said
     assert warned["label"] == plain["label"]
+
+
+# --- CORS (--cors-origin) ---------------------------------------------------------------------
+
+FRONT_END = "https://digits.example.org"
+
+
+@pytest.fixture(scope="module")
+def cors_client(tiny_classifier: Classifier) -> TestClient:
+    return TestClient(
+        create_app(tiny_classifier, cors_origins=[FRONT_END, "http://localhost:3000"])
+    )
+
+
+def preflight(client: TestClient, origin: str) -> Any:
+    return client.options(
+        "/api/predict",
+        headers={
+            "Origin": origin,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type",
+        },
+    )
+
+
+def test_cors_preflight_is_answered_for_a_listed_origin(cors_client: TestClient) -> None:
+    response = preflight(cors_client, FRONT_END)
+    assert response.status_code == 200
+    assert response.headers["access-control-allow-origin"] == FRONT_END
+    assert "POST" in response.headers["access-control-allow-methods"]
+    assert "content-type" in response.headers["access-control-allow-headers"].lower()
+    assert response.headers["x-content-type-options"] == "nosniff"  # security headers stay
+
+
+def test_cors_header_on_every_response_for_a_listed_origin(cors_client: TestClient) -> None:
+    origin = {"Origin": FRONT_END}
+    responses = [
+        cors_client.post("/api/predict", **_upload(a_digit_png()), headers=origin),
+        cors_client.get("/api/model", headers=origin),
+        cors_client.get("/healthz", headers=origin),
+        cors_client.post("/api/predict", content=b"not an image", headers=origin),  # a 4xx
+        cors_client.get("/nowhere", headers=origin),  # a 404
+    ]
+    assert [r.status_code for r in responses][:3] == [200, 200, 200]
+    assert all(r.status_code >= 400 for r in responses[3:])
+    for response in responses:
+        assert response.headers["access-control-allow-origin"] == FRONT_END
+
+
+def test_cors_other_origins_get_no_grant(cors_client: TestClient) -> None:
+    assert preflight(cors_client, "https://evil.example").status_code == 400
+    response = cors_client.get("/healthz", headers={"Origin": "https://evil.example"})
+    assert response.status_code == 200
+    assert "access-control-allow-origin" not in response.headers
+
+
+def test_without_cors_origins_nothing_changes(client: TestClient) -> None:
+    response = preflight(client, FRONT_END)
+    assert response.status_code == 405  # as before: no OPTIONS route, no CORS layer
+    assert "access-control-allow-origin" not in response.headers
+    response = client.get("/healthz", headers={"Origin": FRONT_END})
+    assert "access-control-allow-origin" not in response.headers
+
+
+@pytest.mark.parametrize(
+    "origin", ["digits.example.org", "https://digits.example.org/", "ftp://x.org", "https://"]
+)
+def test_a_bad_cors_origin_is_one_line(tiny_classifier: Classifier, origin: str) -> None:
+    with pytest.raises(SeqMnistError, match="is not an origin: give scheme://host"):
+        create_app(tiny_classifier, cors_origins=[origin])
+
+
+def test_serve_refuses_a_bad_cors_origin_before_listening(tiny_run: Path, capsys) -> None:
+    code = main(["serve", str(tiny_run), "--port", "0", "--cors-origin", "example.org"])
+    assert code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("seqmnist: error: --cors-origin 'example.org'")

@@ -186,6 +186,14 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
         help="PyTorch threads per prediction, 1 to 256; requests run in parallel anyway "
         "(default: 1)",
     )
+    p.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="let web pages from ORIGIN (scheme://host[:port], or * for any) call the API from a "
+        "browser; repeatable (default: none, same-origin only)",
+    )
 
 
 def _run_serve(args: argparse.Namespace) -> int:
@@ -196,7 +204,14 @@ def _run_serve(args: argparse.Namespace) -> int:
             f"--port must be an integer from 1 to 65535 (or 0: any free port); got {args.port}"
         )
     require_int("--threads", args.threads, 1, 256)
-    serve(args.model, host=args.host, port=args.port, device=args.device, threads=args.threads)
+    serve(
+        args.model,
+        host=args.host,
+        port=args.port,
+        device=args.device,
+        threads=args.threads,
+        cors_origins=args.cors_origin,
+    )
     return 0
 
 

@@ -163,13 +163,14 @@ def serve(
     device: str = "cpu",
     threads: int = 1,
     log_level: str = "info",
+    cors_origins: tuple[str, ...] | list[str] = (),
 ) -> None:
     """Load the model once, then serve it with uvicorn until Ctrl-C.
 
     ``threads`` is PyTorch's intra-op thread count for each prediction. One image is far too small
     to split across cores; concurrent requests already run in parallel worker threads, and extra
     intra-op threads only fight them (measured on 2 busy cores: 150 ms per image with 2 threads,
-    1.2 ms with 1).
+    1.2 ms with 1). ``cors_origins``: browser pages of these origins may call the API.
     """
     require_serve_extra()
     import torch
@@ -177,11 +178,14 @@ def serve(
 
     from ..predict import load
 
+    from .app import check_cors_origin
+
+    cors_origins = [check_cors_origin(o) for o in cors_origins]  # a bad one: before anything
     torch.set_num_threads(threads)
     sock = bind_socket(host, port)  # first: a taken port is reported before the model loads
     try:
         classifier = load(model_path, device=device)
-        app = create_app(classifier)
+        app = create_app(classifier, cors_origins=cors_origins)
         shown_host = f"[{host}]" if ":" in host else host
         print(
             f"seqmnist: serving {classifier.name} on http://{shown_host}:{sock.getsockname()[1]}/ "

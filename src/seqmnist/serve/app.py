@@ -55,6 +55,7 @@ __all__ = [
     "MAX_TOP_K",
     "SECURITY_HEADERS",
     "ClientError",
+    "check_cors_origin",
     "create_app",
     "decode_base64_image",
     "load_page",
@@ -113,8 +114,49 @@ class _EveryResponse:
 
 
 class _App(FastAPI):
+    cors_origins: tuple[str, ...] = ()
+
     def build_middleware_stack(self) -> ASGIApp:
-        return _EveryResponse(super().build_middleware_stack())
+        stack = super().build_middleware_stack()
+        if self.cors_origins:
+            # Outside Starlette's error middleware, so that a 500 carries the header too.
+            stack = _cors(stack, self.cors_origins)
+        return _EveryResponse(stack)
+
+
+def _cors(app: ASGIApp, origins: tuple[str, ...]) -> ASGIApp:
+    """Starlette's CORS layer: a browser page from one of ``origins`` may call the API. It answers
+    preflights (OPTIONS with Access-Control-Request-Method) itself and adds
+    Access-Control-Allow-Origin to every response for a listed origin; other origins get no CORS
+    headers (and a 400 to their preflight), so their browsers keep the answers from them."""
+    from starlette.middleware.cors import CORSMiddleware
+
+    return CORSMiddleware(
+        app,
+        allow_origins=list(origins),
+        allow_methods=["GET", "HEAD", "POST"],
+        allow_headers=["Content-Type"],
+        max_age=600,
+    )
+
+
+def check_cors_origin(origin: str) -> str:
+    """An origin as browsers send it: ``scheme://host[:port]``, no path; or ``*`` (any)."""
+    from urllib.parse import urlsplit
+
+    if origin == "*":
+        return origin
+    parts = urlsplit(origin)
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.netloc
+        or origin != (f"{parts.scheme}://{parts.netloc}")
+    ):
+        raise SeqMnistError(
+            f"--cors-origin {origin!r} is not an origin: give scheme://host[:port] with no path "
+            "or trailing slash (e.g. https://example.org or http://localhost:3000), or *"
+        )
+    return origin
 
 
 def load_page() -> str:
@@ -260,13 +302,16 @@ def create_app(
     max_body_bytes: int = MAX_BODY_BYTES,
     max_workers: int | None = None,
     body_timeout: float = BODY_TIMEOUT_S,
+    cors_origins: tuple[str, ...] | list[str] = (),
 ) -> FastAPI:
     """The app serving ``classifier``, a loaded ``seqmnist.predict.Classifier``.
 
     The model is loaded once by the caller (the CLI, or a test) and shared by every request.
-    ``max_workers`` caps the predictions running at once (default: one per CPU core);
-    ``body_timeout`` is the time a request body may take to arrive.
+    ``max_workers`` caps the predictions running at once (default: one per CPU the process may
+    use); ``body_timeout`` is the time a request body may take to arrive; ``cors_origins``: web
+    pages of these origins may call the API from a browser (none by default).
     """
+    origins = tuple(check_cors_origin(o) for o in cors_origins)
     page = load_page()
     # At most one prediction per core at a time; other requests wait their turn (in order) instead
     # of piling dozens of threads onto a few cores, which only makes every answer slower.
@@ -278,6 +323,7 @@ def create_app(
         redoc_url=None,
         openapi_url=None,
     )
+    app.cors_origins = origins
     _add_error_handlers(app)
     _add_info_routes(app, classifier, page, max_body_bytes)
     _add_predict_route(app, classifier, workers, max_body_bytes, body_timeout)
