@@ -177,7 +177,6 @@ def serve(
     import uvicorn
 
     from ..predict import load
-
     from .app import check_cors_origin
 
     cors_origins = [check_cors_origin(o) for o in cors_origins]  # a bad one: before anything
