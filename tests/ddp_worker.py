@@ -13,12 +13,19 @@ for all three, and saves what the test compares:
 - ``resumed/``: the same config, interrupted (KeyboardInterrupt on every rank) at the start of
   epoch 2, then ``fit(..., resume=True)``; weights in ``resumed_rank{R}.pt``;
 - ``ddp_rank{R}.txt``: how many epochs went through DistributedDataParallel, how many ran, and
-  the epoch the interrupted run reported; ``interrupt_rank{R}.txt``: the interruption's message.
+  the epoch the interrupted run reported; ``interrupt_rank{R}.txt``: the interruption's message;
+- ``teardown_rank{R}.txt``: the most DistributedDataParallel wrappers alive when a run reached
+  the process group's destruction (must be 0: a live wrapper there can abort the process).
+
+With ``kill`` as its first argument it instead runs one `seqmnist train` in which rank 1 kills
+itself (SIGKILL) in epoch 2, for the survivor's one-line report.
 """
 
 from __future__ import annotations
 
+import gc
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -61,8 +68,16 @@ def main() -> None:
     data_dir, out = Path(sys.argv[1]), Path(sys.argv[2])
     rank = int(os.environ["RANK"])
 
-    # One process group for every run in this launch: fit's shutdown() becomes a no-op.
-    runtime_mod.shutdown = lambda info: None
+    # One process group for every run in this launch: fit's shutdown() becomes a no-op, which
+    # counts the DDP wrappers still alive at that moment.
+    alive_at_teardown = [0]
+
+    def no_shutdown(info) -> None:
+        gc.collect()
+        alive = sum(isinstance(o, DistributedDataParallel) for o in gc.get_objects())
+        alive_at_teardown.append(alive)
+
+    runtime_mod.shutdown = no_shutdown
 
     (out / "cli").mkdir(exist_ok=True)
     os.chdir(out / "cli")
@@ -135,8 +150,26 @@ def main() -> None:
 
     # epochs trained through DDP, epochs trained in all (3 + 1 + 2), epoch the interruption reported
     (out / f"ddp_rank{rank}.txt").write_text(f"{sum(wrapped)} {len(wrapped)} {interrupted_epoch}\n")
+    (out / f"teardown_rank{rank}.txt").write_text(f"{max(alive_at_teardown)}\n")
+    print(f"rank {rank}: DDP wrappers alive at each teardown: {alive_at_teardown[1:]}")
     dist.destroy_process_group()
 
 
+def kill_rank_1_in_epoch_2() -> None:
+    data_dir, out = Path(sys.argv[2]), Path(sys.argv[3])
+
+    def die(epoch: int, done: int) -> None:
+        if epoch == 2 and os.environ["RANK"] == "1":
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    real_fit = train_mod.fit
+    train_mod.fit = lambda *args, **kwargs: real_fit(*args, **kwargs, on_batch=die)
+    args = ["train", "--data-dir", str(data_dir), "--no-download", "--out", str(out / "run")]
+    raise SystemExit(cli_main([*args, *CLI_ARGS[:1], "3", *CLI_ARGS[2:]]))
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1] == "kill":
+        kill_rank_1_in_epoch_2()
+    else:
+        main()

@@ -19,7 +19,7 @@ import torch
 
 from .config import TrainConfig
 from .console import resume_command
-from .errors import OutOfMemory, ProcessLost, SeqMnistError, TrainingInterrupted, first_line
+from .errors import OutOfMemory, ProcessLost, TrainingInterrupted, first_line
 from .run import RunDir
 from .runtime import Runtime, ignore_sigterm, is_lost_peer_error, lost_ranks
 
@@ -87,10 +87,14 @@ def release_ddp(state: Any) -> None:
         gc.collect()  # the wrapper's reducer sits in reference cycles
 
 
-def _release(watch: Watch, exc: BaseException) -> None:
-    # The traceback's frames hold the wrapper too (train_one_epoch's ``trainable``): clear them.
-    if not isinstance(exc, SeqMnistError):
+def _release(watch: Watch, exc: BaseException | None) -> None:
+    # The frames of the exception and of those it replaced (a KeyboardInterrupt behind
+    # TrainingInterrupted) hold the wrapper too (train_one_epoch's ``trainable``): clear them.
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
         traceback.clear_frames(exc.__traceback__)
+        exc = exc.__cause__ or exc.__context__
     release_ddp(watch.state)
 
 
