@@ -202,7 +202,12 @@ class TrainConfig:
         "auto", "auto (cuda, then mps, then cpu), cpu, cuda or mps", choices=DEVICES, resumable=True
     )
     threads: int = option(
-        0, "CPU threads for PyTorch; 0 = one per core", low=0, high=1024, resumable=True
+        0,
+        "CPU threads for PyTorch; 0 = one per CPU this process may use (affinity, cgroup quota), "
+        "shared among torchrun's local processes; set it to reproduce a run bit for bit",
+        low=0,
+        high=1024,
+        resumable=True,
     )
     amp: str = option("off", "mixed precision on CUDA: off, bf16 or fp16", choices=AMP_MODES)
     cuda_graphs: bool = option(

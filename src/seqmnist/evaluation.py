@@ -127,7 +127,28 @@ def format_description(info: dict[str, Any]) -> str:
     s = info.get("summary")
     if s:
         lines.append("result       " + _result_text(s))
+    lines.append("reproduce    " + _reproduce_text(t, s))
     return "\n".join(lines)
+
+
+def _reproduce_text(t: dict[str, Any], s: dict[str, Any] | None) -> str:
+    """What the seed fixes. On the CPU: the same numbers bit for bit with the same thread count
+    and process count (each changes the order of float additions). On a GPU, PyTorch does not
+    promise bit-identical kernels, so only the data order, augmentation and first weights."""
+    device = (s.get("device_type") or str(s.get("device", "")).split(":")[0]) if s else ""
+    if device and device != "cpu":
+        return (
+            f"seed={t['seed']} fixes the data order, augmentation and initial weights; on {device} "
+            "the last digits may differ from run to run"
+        )
+    if s and all(k in s for k in ("threads", "world_size")):
+        where = f"on the CPU with {s['threads']} threads and {s['world_size']} process(es)"
+    else:
+        where = "on the CPU with the same thread count and process count"
+    return (
+        f"seed={t['seed']} gives this result bit for bit {where}; other --threads, another "
+        "process count or device type give other last digits"
+    )
 
 
 def _order_text(m: dict[str, Any]) -> str:
