@@ -289,3 +289,31 @@ def test_a_seed_fixes_the_run_bit_for_bit_at_the_same_thread_count(
         "1 process(es); other --threads, another process count or device type give other last "
         "digits"
     )
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_AS and /proc: Linux")
+def test_a_real_out_of_memory_is_one_line(synthetic_data_dir, tmp_path):
+    """A real allocator failure: the process may map only 400 MB more than PyTorch itself, and a
+    batch of 600 through 2048 units needs more (its gate activations alone are ~0.55 GB)."""
+    code = textwrap.dedent(
+        f"""
+        import resource, sys
+        import seqmnist.train
+        from seqmnist.cli import main
+        size_kb = int(open("/proc/self/status").read().split("VmSize:")[1].split()[0])
+        limit = size_kb * 1024 + 400 * 2**20
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        sys.exit(main(["train", "--data-dir", {str(synthetic_data_dir)!r}, "--no-download",
+                       "--out", {str(tmp_path / "run")!r}, "--epochs", "1", "--hidden", "2048",
+                       "--batch-size", "600", "--val-size", "0", "--threads", "1", "--no-plots"]))
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if k not in TORCHRUN_ENV}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    err = proc.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("seqmnist: error: out of CPU memory during"), err
+    assert "--batch-size 600 per process, --hidden 2048" in err[0]
