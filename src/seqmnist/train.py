@@ -60,6 +60,7 @@ def fit(
     log: Callable[[str], None] | None = None,
     after_run: Callable[[Path], None] | None = None,
     on_batch: Callable[[int, int], None] | None = None,
+    origin: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train ``config`` into ``run_dir`` and return the summary (also written to summary.json).
 
@@ -68,7 +69,8 @@ def fit(
     already holds a run unless ``overwrite``. ``after_run(run_dir)`` runs on the primary rank once
     summary.json exists (the CLI draws the plots there); ``on_batch(epoch, images_done)`` after
     every optimisation step. Ctrl-C or SIGTERM raise ``TrainingInterrupted`` once a resumable
-    checkpoint exists.
+    checkpoint exists. ``origin`` (where the config came from: a --config file, flags) is
+    written beside config.json as config_origin.json.
     """
     config.validate()
     run = RunDir(run_dir)
@@ -87,6 +89,7 @@ def fit(
                 return run.read_summary() or {}  # finished before: nothing to do
         elif primary:
             run.create(config, overwrite=True)
+            run.write_origin(origin)
             # Epoch 0: so that Ctrl-C during the first epoch still leaves something to resume from.
             _save(run, state, row=None, improved=False)
         throughput = _train_epochs(state, splits, run, rt, say, progress, quiet, on_batch, graphed)
