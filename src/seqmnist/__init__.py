@@ -10,7 +10,8 @@ __version__ = "0.1.0"
 #     clf.predict(["seven.png"])
 _LAZY = {"load": "predict", "Classifier": "predict", "Prediction": "predict"}
 # Training and export helpers (issue 23): a --config file, export to ONNX / pt2 / TorchScript.
-_LAZY |= {"load_config_file": "config_file"}
+_LAZY |= {"load_config_file": "config_file", "export_model": "export"}
+_LAZY |= {"write_tensorboard": "tblog"}
 
 __all__ = ["__version__", *_LAZY]
 

@@ -199,9 +199,11 @@ class RunDir:
                 "replace it with --overwrite, or choose another --out"
             )
 
-    def create(self, config: TrainConfig, overwrite: bool) -> None:
+    def create(
+        self, config: TrainConfig, overwrite: bool, origin: dict[str, Any] | None = None
+    ) -> None:
         """Start a fresh run here: refuse to replace a run unless ``overwrite``, clear stale files,
-        write config.json."""
+        write config.json (and config_origin.json: where it came from)."""
         self.refuse_to_replace(overwrite)
         try:
             self.path.mkdir(parents=True, exist_ok=True)
@@ -219,6 +221,7 @@ class RunDir:
                 "choose another --out"
             ) from None
         write_json_atomic(self.config_file, config.to_dict())
+        self.write_origin(origin)
 
     def write_origin(self, origin: dict[str, Any] | None) -> None:
         """Record where the config came from (None: remove an earlier run's record)."""

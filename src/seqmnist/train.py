@@ -16,7 +16,7 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ from .model import count_parameters, recurrent_macs_per_sample
 from .run import RunDir
 from .runtime import Runtime, all_reduce_sum, barrier, sigterm_as_interrupt, training_runtime
 from .state import TrainState
+from .tblog import ExperimentLog
 from .trained import load_trained
 
 
@@ -61,6 +62,7 @@ def fit(
     after_run: Callable[[Path], None] | None = None,
     on_batch: Callable[[int, int], None] | None = None,
     origin: dict[str, Any] | None = None,
+    log_to: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Train ``config`` into ``run_dir`` and return the summary (also written to summary.json).
 
@@ -69,10 +71,10 @@ def fit(
     already holds a run unless ``overwrite``. ``after_run(run_dir)`` runs on the primary rank once
     summary.json exists (the CLI draws the plots there); ``on_batch(epoch, images_done)`` after
     every optimisation step. Ctrl-C or SIGTERM raise ``TrainingInterrupted`` once a resumable
-    checkpoint exists. ``origin`` (where the config came from: a --config file, flags) is
-    written beside config.json as config_origin.json.
+    checkpoint exists. ``origin`` goes to config_origin.json; ``log_to``: see tblog.py.
     """
     config.validate()
+    experiment = ExperimentLog(log_to)  # a missing extra fails here, before anything is written
     run = RunDir(run_dir)
     if resume:
         run.check_resumable()
@@ -88,14 +90,16 @@ def fit(
             if _resume(run, state, rt, say):
                 return run.read_summary() or {}  # finished before: nothing to do
         elif primary:
-            run.create(config, overwrite=True)
-            run.write_origin(origin)
+            run.create(config, overwrite=True, origin=origin)
             # Epoch 0: so that Ctrl-C during the first epoch still leaves something to resume from.
             _save(run, state, row=None, improved=False)
-        throughput = _train_epochs(state, splits, run, rt, say, progress, quiet, on_batch, graphed)
+        throughput = _train_epochs(
+            state, splits, run, rt, say, progress, quiet, on_batch, graphed, experiment
+        )
         if not primary:
             return {}
         summary = _test_once(run, state, rt, splits, data_dir, download, throughput)
+        experiment.finish(config.to_dict(), summary)
         say(
             f"test accuracy {summary['test_acc']:.2%} (loss {summary['test_loss']:.4f}) with the "
             f"best checkpoint (epoch {state.best_epoch}); training {state.train_seconds:.1f}s, "
@@ -188,6 +192,7 @@ def _train_epochs(
     quiet: bool,
     on_batch: Callable[[int, int], None] | None,
     graphed: GraphedStep | None = None,
+    experiment: ExperimentLog | None = None,
 ) -> float | None:
     """The epoch loop, after the run's first line (``start_line``).
 
@@ -202,6 +207,8 @@ def _train_epochs(
         and not quiet
     )
     bar = ProgressBar(show_bar)
+    if rt.dist.is_primary and experiment is not None:
+        experiment.start(run.path)  # event files anew from metrics.csv
     saved_epoch, epoch = state.epoch, state.epoch
     images, seconds = 0.0, 0.0
     try:
@@ -213,6 +220,8 @@ def _train_epochs(
             row["train_seconds"] = state.train_seconds
             if rt.dist.is_primary:
                 _save(run, state, row, improved)
+                if experiment is not None:  # the row as metrics.csv holds it, as a rebuild reads it
+                    experiment.epoch(run.read_metrics()[-1])
             saved_epoch = epoch
             say(epoch_line(row, config.epochs))
     except (KeyboardInterrupt, BrokenPipeError) as exc:

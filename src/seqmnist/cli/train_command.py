@@ -42,6 +42,14 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         help="print the resolved config as JSON (a file --config reads back) and exit without "
         "training (default: off)",
     )
+    p.add_argument(
+        "--log",
+        action="append",
+        choices=["tensorboard"],
+        help="also write TensorBoard event files into the run directory (the 'tensorboard' "
+        "extra); metrics.csv stays the record they are rebuilt from at every start, so --log "
+        "may change on --resume (default: off)",
+    )
 
     p.add_argument("--out", help="run directory to create (default: runs/<preset>)")
     p.add_argument(
@@ -96,6 +104,7 @@ def _run_train(args: argparse.Namespace) -> int:
             _draw_run_plots, data_dir=args.data_dir, download=not args.no_download
         ),
         origin=origin,
+        log_to=tuple(args.log or ()),
     )
     return 0
 
