@@ -54,6 +54,8 @@ CLI_ARGS = [
     "--augment-scale",
     "0",
     "--no-plots",
+    "--log",
+    "tensorboard",
 ]
 
 
