@@ -61,6 +61,8 @@ CLI_ARGS = [
     "--augment-scale",
     "0",
     "--no-plots",
+    "--log",
+    "tensorboard",
 ]
 
 

@@ -9,12 +9,14 @@ claims a model of ~18 GB, is also run in a process of its own to bound its peak 
 from __future__ import annotations
 
 import io
+import json
 import os
 import pickle
 import shutil
 import subprocess
 import sys
 import time
+import warnings
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -110,8 +112,8 @@ def write_corpus(folder: Path, good_path: Path) -> dict[str, Path]:
     good = torch.load(good_path, weights_only=True)
     files: dict[str, Path] = {}
 
-    def put(name: str, write: Callable[[Path], None]) -> None:
-        path = folder / f"case{len(files):02d}.pt"
+    def put(name: str, write: Callable[[Path], None], suffix: str = ".pt") -> None:
+        path = folder / f"case{len(files):02d}{suffix}"
         write(path)
         files[name] = path
 
@@ -127,7 +129,38 @@ def write_corpus(folder: Path, good_path: Path) -> dict[str, Path]:
     put("zip that is not a torch file", lambda p: p.write_bytes(_plain_zip()))
     put("torch file holding a list", lambda p: torch.save([1, 2, 3], p))
     put("a PNG renamed .pt", lambda p: p.write_bytes(_png_bytes()))
+    program = _pt2_bytes(good)
+    put("a torch.export program (.pt2)", lambda p: p.write_bytes(program), ".pt2")
+    put("truncated .pt2", lambda p: p.write_bytes(program[: len(program) // 2]), ".pt2")
+    put("crafted .pt2 with a malicious pickle", lambda p: _crafted_pt2(p, folder), ".pt2")
     return files
+
+
+def _pt2_bytes(good: dict) -> bytes:
+    """What `seqmnist export --format pt2` writes for the good checkpoint's model."""
+    from seqmnist.checkpoint import model_from_checkpoint
+
+    model = model_from_checkpoint(good).eval()
+    batch = torch.export.Dim("batch", max=65_536)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # PyTorch's notes on nn.LSTM while it traces
+        program = torch.export.export(
+            model, (torch.zeros(2, 28, 28),), dynamic_shapes={"images": {0: batch}}
+        )
+    buffer = io.BytesIO()
+    torch.export.save(program, buffer, extra_files={"seqmnist.json": "{}"})
+    return buffer.getvalue()
+
+
+def _crafted_pt2(path: Path, folder: Path) -> None:
+    """A .pt2 layout whose sample inputs and weights are pickles that would run a command."""
+    payload = pickle.dumps(Exploit(folder))
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("model/archive_format", "pt2")
+        z.writestr("model/data/sample_inputs/model.pt", payload)
+        z.writestr("model/data/weights/weight_0", payload)
+        z.writestr("model/extra/seqmnist.json", "{}")
+        z.writestr("model/models/model.json", "{" * 10_000)
 
 
 def _legacy_model(good: dict):
@@ -155,6 +188,7 @@ def _png_bytes() -> bytes:
 CASES = [*EDITED, "legacy whole-model pickle", "malicious pickle in a torch zip"]
 CASES += ["malicious plain pickle", "truncated checkpoint", "empty file", "random bytes"]
 CASES += ["zip that is not a torch file", "torch file holding a list", "a PNG renamed .pt"]
+CASES += ["a torch.export program (.pt2)", "truncated .pt2", "crafted .pt2 with a malicious pickle"]
 COMMANDS = ["info", "evaluate", "predict", "serve", "export", "inspect", "plot"]
 
 
@@ -259,3 +293,103 @@ def test_the_inflated_config_is_refused_in_bounded_memory(
     assert done.returncode == 1, done.stderr
     assert "does not match its own model config" in done.stderr
     assert int(done.stdout.strip()) < 1024, done.stdout
+
+
+# --- --config files and --out onto .pt2 files -------------------------------------------------
+
+
+def _config_corpus(folder: Path, good_config: Path) -> dict[str, Path]:
+    """Damaged and crafted files for `seqmnist train --config`; name -> path."""
+    good = good_config.read_bytes()
+    rng = np.random.default_rng(0)
+    record = json.loads(good)
+    cases = {
+        "truncated config.json": ("a.json", good[: len(good) // 2]),
+        "empty .json": ("b.json", b""),
+        "random bytes .toml": ("c.toml", rng.bytes(2048)),
+        "random bytes .json": ("d.json", rng.bytes(2048)),
+        "a PNG renamed .json": ("e.json", _png_bytes()),
+        "a zip renamed .toml": ("f.toml", _plain_zip()),
+        "JSON nested 100,000 deep": ("g.json", b"[" * 100_000 + b"]" * 100_000),
+        "TOML nested tables 10,000 deep": ("h.toml", b"a = " + b"[" * 10_000 + b"]" * 10_000),
+        "a 2 MB config": ("i.json", b'{"epochs": 3' + b" " * (2 << 20) + b"}"),
+        "record claiming an 18 GB model": ("j.json", _json_with(record, hidden=4096 * 64)),
+        "record with a list for model": ("k.json", json.dumps({**record, "model": [1]}).encode()),
+        "record with NaN lr": ("l.json", json.dumps({**record, "lr": float("nan")}).encode()),
+        "record of an unknown preset": ("m.json", json.dumps({**record, "preset": "x"}).encode()),
+        "record with a huge integer": ("n.json", json.dumps({**record, "seed": 10**4000}).encode()),
+        "a checkpoint renamed .json": ("o.json", b"PK\x03\x04" + rng.bytes(512)),
+        "UTF-16 JSON": ("p.json", '{"epochs": 3}'.encode("utf-16")),
+    }
+    files = {}
+    for name, (file_name, data) in cases.items():
+        (folder / file_name).write_bytes(data)
+        files[name] = folder / file_name
+    return files
+
+
+def _json_with(record: dict, **model: int) -> bytes:
+    return json.dumps({**record, "model": {**record["model"], **model}}).encode()
+
+
+CONFIG_CASES = [
+    *("truncated config.json", "empty .json", "random bytes .toml"),
+    *("random bytes .json", "a PNG renamed .json", "a zip renamed .toml"),
+    *("JSON nested 100,000 deep", "TOML nested tables 10,000 deep", "a 2 MB config"),
+    *("record claiming an 18 GB model", "record with a list for model", "record with NaN lr"),
+    *("record of an unknown preset", "record with a huge integer", "a checkpoint renamed .json"),
+    "UTF-16 JSON",
+]
+
+
+@pytest.fixture(scope="module")
+def config_corpus(tiny_run, tmp_path_factory) -> dict[str, Path]:
+    files = _config_corpus(tmp_path_factory.mktemp("configs"), tiny_run / "config.json")
+    assert list(files) == CONFIG_CASES
+    return files
+
+
+@pytest.mark.parametrize("print_config", [False, True])
+@pytest.mark.parametrize("case", CONFIG_CASES)
+def test_train_refuses_every_damaged_or_crafted_config_file_in_one_line(
+    case, print_config, config_corpus, synthetic_data_dir, tmp_path, capsys
+):
+    path = config_corpus[case]
+    argv = ["train", "--config", str(path), "--out", str(tmp_path / "run")]
+    argv += ["--data-dir", str(synthetic_data_dir), "--no-download"]
+    start = time.perf_counter()
+    code = main([*argv, *(["--print-config"] if print_config else [])])
+    out, err = capsys.readouterr()
+    assert code == 1 and out == "", (code, out, err)
+    assert err.startswith(f"seqmnist: error: --config {path}") and err.count("\n") == 1, err
+    assert len(err) < 400, err  # the line names the field, not the whole value
+    assert list(tmp_path.iterdir()) == []  # no run directory
+    assert time.perf_counter() - start < 20
+
+
+def test_the_config_harness_accepts_the_good_config(tiny_run, synthetic_data_dir, capsys):
+    argv = ["train", "--config", str(tiny_run / "config.json"), "--print-config"]
+    assert main(argv) == 0
+    assert json.loads(capsys.readouterr().out) == json.loads((tiny_run / "config.json").read_text())
+
+
+PT2_CASES = [
+    "a torch.export program (.pt2)",
+    "truncated .pt2",
+    "crafted .pt2 with a malicious pickle",
+]
+
+
+@pytest.mark.parametrize("case", PT2_CASES[1:])
+def test_export_refuses_to_write_over_a_foreign_pt2(
+    case, corpus, tiny_run, synthetic_data_dir, tmp_path, capsys
+):
+    """--out onto a damaged or crafted .pt2: read by its zip names only, never loaded, refused."""
+    target = tmp_path / "model.pt2"
+    shutil.copyfile(corpus[case], target)
+    before = target.read_bytes()
+    argv = ["export", str(tiny_run), "--format", "pt2", "--out", str(target)]
+    assert main([*argv, "--data-dir", str(synthetic_data_dir), "--no-download"]) == 1
+    err = capsys.readouterr().err
+    assert "not an earlier pt2 export" in err and err.count("\n") == 1, err
+    assert target.read_bytes() == before and not (corpus[case].parent / MARKER).exists()

@@ -123,8 +123,12 @@ def test_one_run_directory_written_by_rank_0_only(cli_launch):
         "run"
     ]  # nothing stray (e.g. runs/ in the cwd)
     run = work / "run"
-    assert {p.name for p in run.iterdir()} == {
+    names = {p.name for p in run.iterdir()}
+    events = {n for n in names if n.startswith("events.out.tfevents.")}
+    assert len(events) == 1  # --log tensorboard: rank 0 only
+    assert names - events == {
         "config.json",
+        "config_origin.json",
         "metrics.csv",
         LAST_NAME,
         BEST_NAME,

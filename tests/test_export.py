@@ -15,7 +15,7 @@ from seqmnist.checkpoint import load_checkpoint, model_from_checkpoint
 from seqmnist.cli import main
 from seqmnist.data import load_mnist, to_model_input
 from seqmnist.errors import SeqMnistError
-from seqmnist.export import MAX_ABS_DIFF, ExportError, export_model
+from seqmnist.export import MAX_ABS_DIFF, TORCHSCRIPT_DEPRECATED, ExportError, export_model
 
 MISSING_EXTRA = "ONNX export needs the 'export' extra: pip install 'seqmnist[export]'"
 
@@ -51,6 +51,7 @@ def test_onnx_export_matches_pytorch(real_run, real_data_dir, reference, tmp_pat
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
+@pytest.mark.filterwarnings("ignore:--format torchscript is deprecated:FutureWarning")
 def test_torchscript_export_matches_pytorch(real_run, real_data_dir, reference, tmp_path):
     out = tmp_path / "model.pt"
     report = export_model(real_run, "torchscript", out=out, data_dir=real_data_dir, download=False)
@@ -64,6 +65,101 @@ def test_torchscript_export_matches_pytorch(real_run, real_data_dir, reference, 
         assert torch.equal(got.argmax(1), logits[:batch].argmax(1))
 
 
+PT2_IN_A_CLEAN_PROCESS = """
+import json, sys
+sys.modules["seqmnist"] = None  # importing seqmnist now fails: the file must stand alone
+import torch
+extra = {"seqmnist.json": ""}
+program = torch.export.load(sys.argv[1], extra_files=extra)
+images = torch.load(sys.argv[2])
+with torch.inference_mode():
+    torch.save(program.module()(images), sys.argv[3])
+print(extra["seqmnist.json"])
+"""
+
+
+def test_pt2_export_loads_and_runs_without_seqmnist(real_run, real_data_dir, reference, tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "model.pt2"
+    report = export_model(real_run, "pt2", out=out, data_dir=real_data_dir, download=False)
+    assert report["exporter"] == "torch.export" and report["agreement"] == 1.0
+    assert report["max_abs_diff"] <= MAX_ABS_DIFF and report["path"] == str(out)
+    _, images, logits = reference
+    for batch in (1, 7, 300):  # the batch axis is free
+        torch.save(images[:batch], tmp_path / "images.pt")
+        done = subprocess.run(
+            [sys.executable, "-c", PT2_IN_A_CLEAN_PROCESS, str(out)]
+            + [str(tmp_path / "images.pt"), str(tmp_path / "logits.pt")],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr
+        got = torch.load(tmp_path / "logits.pt")
+        assert got.shape == (batch, 10) and (got - logits[:batch]).abs().max() <= MAX_ABS_DIFF
+    info = json.loads(done.stdout)  # the input recipe travels in the file
+    assert info["normalize"] is True and info["mean"] == 0.1307 and info["std"] == 0.3081
+    assert info["producer"] == "seqmnist" and "logits" in info["output"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["images.pt", "logits.pt", "model.pt2"]
+
+
+def test_onnx_exporter_is_chosen_by_sequence_length_in_one_file(
+    tiny_run, synthetic_data_dir, tmp_path
+):
+    """Rows (28 steps) go through the torch.export-based exporter, into one file with no side
+    .data file; the file says how to prepare its input."""
+    import onnx
+
+    report = export_model(
+        tiny_run, "onnx", out=tmp_path / "m.onnx", data_dir=synthetic_data_dir, download=False
+    )
+    assert report["exporter"] == "torch.onnx (torch.export-based, dynamo=True)"
+    assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"]
+    props = {p.key: p.value for p in onnx.load(str(tmp_path / "m.onnx")).metadata_props}
+    assert props["producer"] == "seqmnist" and props["normalize"] == "true"
+
+
+def test_onnx_fallback_to_the_dynamo_exporter_works(
+    tiny_run, synthetic_data_dir, tmp_path, monkeypatch
+):
+    """Regression: where the TorchScript-based exporter is missing, the fallback named the input
+    `x` (the forward's argument is `images`) and never worked."""
+    import seqmnist.export as export
+
+    real = torch.onnx.export
+
+    def without_torchscript_exporter(*args, dynamo=True, **kwargs):
+        if not dynamo:
+            raise TypeError("this PyTorch has no TorchScript-based ONNX exporter")
+        return real(*args, dynamo=dynamo, **kwargs)
+
+    monkeypatch.setattr(export, "DYNAMO_ONNX_MAX_STEPS", 0)  # rows would take the classic path
+    monkeypatch.setattr(torch.onnx, "export", without_torchscript_exporter)
+    report = export_model(
+        tiny_run, "onnx", out=tmp_path / "m.onnx", data_dir=synthetic_data_dir, download=False
+    )
+    assert report["exporter"].endswith("dynamo=True)") and report["agreement"] == 1.0
+    monkeypatch.setattr(torch.onnx, "export", real)
+    report = export_model(
+        tiny_run, "onnx", out=tmp_path / "m.onnx", data_dir=synthetic_data_dir, download=False
+    )
+    assert report["exporter"] == "torch.onnx (TorchScript-based, dynamo=False)"
+
+
+def test_torchscript_is_deprecated_in_one_line_of_ours(
+    tiny_run, synthetic_data_dir, tmp_path, capsys
+):
+    argv = ["export", str(tiny_run), "--format", "torchscript", "--out", str(tmp_path / "m.pt")]
+    assert main([*argv, "--data-dir", str(synthetic_data_dir), "--no-download"]) == 0
+    err = capsys.readouterr().err
+    assert err.splitlines() == [f"seqmnist: warning: {TORCHSCRIPT_DEPRECATED}"], err
+    with pytest.raises(SystemExit):
+        main(["export", "--help"])
+    assert "torchscript (deprecated by PyTorch: use pt2)" in capsys.readouterr().out
+
+
 def test_default_output_path_is_beside_the_checkpoint(tiny_run, synthetic_data_dir, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)  # tiny_run is shared: export into a copy
@@ -71,7 +167,7 @@ def test_default_output_path_is_beside_the_checkpoint(tiny_run, synthetic_data_d
     assert report["path"] == str(run / "model.pt") and (run / "model.pt").is_file()
 
 
-@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+@pytest.mark.parametrize("fmt", ["torchscript", "onnx", "pt2"])
 def test_export_never_writes_over_a_file_it_did_not_write(
     tiny_run, synthetic_data_dir, tmp_path, fmt
 ):
@@ -95,7 +191,7 @@ def test_export_never_writes_over_a_file_it_did_not_write(
     model = tmp_path / f"model.{fmt}"
     export(model)
     export(model)  # an export of the same format is redone
-    other = "onnx" if fmt == "torchscript" else "torchscript"
+    other = "onnx" if fmt != "onnx" else "torchscript"
     with pytest.raises(ExportError, match=f"not an earlier {other} export"):
         export_model(run, other, out=model, data_dir=synthetic_data_dir, download=False)
     export(notes, overwrite=True)

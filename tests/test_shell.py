@@ -208,13 +208,13 @@ def mode(path: Path) -> int:
 def test_saved_and_exported_files_get_the_umask_mode(
     tiny_run, synthetic_data_dir, tmp_path, umask, mask, expected
 ):
-    """ONNX and TorchScript exports were 0600 under umask 022 (checkpoints were 0644)."""
+    """ONNX and TorchScript exports were 0600 under umask 022 (checkpoints were 0644); pt2 too."""
     from seqmnist.export import export_model
 
     umask(mask)
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
-    formats = ["torchscript"]
+    formats = ["torchscript", "pt2"]
     try:
         import onnx  # noqa: F401
         import onnxruntime  # noqa: F401

@@ -9,6 +9,9 @@ __version__ = "0.1.0"
 #     clf = seqmnist.load("runs/default")
 #     clf.predict(["seven.png"])
 _LAZY = {"load": "predict", "Classifier": "predict", "Prediction": "predict"}
+# Training and export helpers (issue 23): a --config file, export to ONNX / pt2 / TorchScript.
+_LAZY |= {"load_config_file": "config_file", "export_model": "export"}
+_LAZY |= {"write_tensorboard": "tblog"}
 
 __all__ = ["__version__", *_LAZY]
 

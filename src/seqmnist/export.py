@@ -1,23 +1,31 @@
-"""Export a trained model to ONNX or TorchScript, then prove the file computes what PyTorch does.
+"""Export a trained model to ONNX, a torch.export program (.pt2) or TorchScript, then prove the
+file computes what PyTorch does.
 
     seqmnist export runs/default --format onnx          # -> runs/default/model.onnx
+    seqmnist export runs/default --format pt2           # -> runs/default/model.pt2
 
 The exported graph is the model's ``forward``: images (B, 28, 28) float32, already normalised the
 way the run was trained (``data.to_model_input``), -> logits (B, 10). For a seed-preset model
 (``softmax_output``) the forward ends in a softmax, so its export returns probabilities.
 
-ONNX uses PyTorch's TorchScript-based exporter (``dynamo=False``) with a dynamic batch axis. The
-dynamo exporter gives the same numbers (checked: ~1e-7), but takes 15-45 s per export on two CPU
-cores against ~1 s, and prints progress; it is used only if the classic exporter is unavailable.
+- ONNX: the torch.export-based exporter (``dynamo=True``) for sequences of up to
+  ``DYNAMO_ONNX_MAX_STEPS`` steps, the TorchScript-based one (``dynamo=False``) for longer ones,
+  which torch.export takes minutes to trace (``benchmarks/bench_export.py``). Both with a dynamic
+  batch axis; how to prepare the input is in the file's metadata.
+- pt2: ``torch.export.save`` of ``torch.export.export``; the input recipe is in its extra file
+  ``seqmnist.json``. Load it with ``torch.export.load(path).module()``: no seqmnist needed.
+- TorchScript (``torch.jit.trace``): deprecated by PyTorch; kept while PyTorch ships it, with one
+  deprecation warning of ours.
 
-After writing, the file is loaded back (onnxruntime / ``torch.jit.load``) and run on real test
-images next to the PyTorch model; the export fails unless the logits agree to 1e-4 and every
-predicted label matches. The file appears only after it passes (``run.atomic_write``: temp file +
-rename, with the umask's mode).
+After writing, the file is loaded back (onnxruntime / ``torch.export.load`` / ``torch.jit.load``)
+and run on real test images next to the PyTorch model; the export fails unless the logits agree to
+1e-4 and every predicted label matches. The file appears only after it passes
+(``run.atomic_write``: temp file + rename, with the umask's mode).
 """
 
 from __future__ import annotations
 
+import io
 import os
 import time
 import warnings
@@ -33,11 +41,23 @@ from .model import SeqClassifier
 from .run import atomic_write
 from .trained import load_trained
 
-FORMATS = ("onnx", "torchscript")
-DEFAULT_NAMES = {"onnx": "model.onnx", "torchscript": "model.pt"}
+FORMATS = ("onnx", "pt2", "torchscript")
+DEFAULT_NAMES = {"onnx": "model.onnx", "pt2": "model.pt2", "torchscript": "model.pt"}
+# The extra file of a .pt2 that says how to prepare its input (torch.export.load(..., extra_files)).
+PT2_INFO = "seqmnist.json"
+TORCHSCRIPT_DEPRECATED = (
+    "--format torchscript is deprecated (PyTorch deprecated TorchScript in 2.11): use --format pt2 "
+    "(torch.export) or onnx"
+)
 PARITY_SAMPLES = 256
 MAX_ABS_DIFF = 1e-4
 ONNX_OPSET = 17
+MAX_BATCH = 65_536  # the free batch axis of ONNX (dynamo) and pt2 exports: 1 to this
+# Sequences up to this many steps go through the torch.export-based ONNX exporter (dynamo=True);
+# longer ones through the TorchScript-based one. torch.export traces the LSTM step by step: on
+# two CPU cores a 28-step model exports in seconds, a 784-step one (pixels, permuted) in minutes
+# (benchmarks/bench_export.py). Chosen here, not timed at run time.
+DYNAMO_ONNX_MAX_STEPS = 49
 
 
 class ExportError(SeqMnistError):
@@ -122,14 +142,17 @@ def _refuse_foreign_file(out_path: Path, fmt: str, checkpoint: Path, overwrite: 
 
 def _is_export(path: Path, fmt: str) -> bool:
     """Is ``path`` a file an earlier ``seqmnist export --format fmt`` wrote? ONNX: its
-    metadata names seqmnist as producer; TorchScript: a zip holding compiled code (a checkpoint
-    from torch.save is a zip too, but without code)."""
-    if fmt == "torchscript":
+    metadata names seqmnist as producer; pt2: its small extra file does; TorchScript: a zip
+    holding compiled code (a checkpoint from torch.save is a zip too, but without code). Only
+    zip names and that small JSON are read, never the file's program, weights or pickles."""
+    if fmt in ("torchscript", "pt2"):
         import zipfile
 
         try:
             with zipfile.ZipFile(path) as archive:
-                return any("/code/" in name for name in archive.namelist())
+                if fmt == "torchscript":
+                    return any("/code/" in name for name in archive.namelist())
+                return _pt2_is_ours(archive)
         except (OSError, zipfile.BadZipFile):
             return False
     import onnx
@@ -139,6 +162,19 @@ def _is_export(path: Path, fmt: str) -> bool:
     except Exception:  # not ONNX at all: protobuf raises its own errors
         return False
     return any(p.key == "producer" and p.value == "seqmnist" for p in proto.metadata_props)
+
+
+def _pt2_is_ours(archive: Any) -> bool:
+    import json
+
+    for info in archive.infolist():
+        if info.filename.endswith("/extra/" + PT2_INFO) and info.file_size < 65_536:
+            try:
+                data = json.loads(archive.read(info))
+            except Exception:  # damaged member or JSON (zlib, CRC, syntax): not ours
+                return False
+            return isinstance(data, dict) and data.get("producer") == "seqmnist"
+    return False
 
 
 def _write_verified(
@@ -173,8 +209,12 @@ def _export_and_run(
     if fmt == "onnx":
         exporter = _export_onnx(model, path, output_kind, config)
         return exporter, _run_onnx(path, inputs)
+    if fmt == "pt2":
+        _export_pt2(model, path, output_kind, config)
+        return "torch.export", _run_pt2(path, inputs)
+    warnings.warn(TORCHSCRIPT_DEPRECATED, FutureWarning, stacklevel=2)
     _export_torchscript(model, path)
-    return "torch.jit.trace", _run_torchscript(path, inputs)
+    return "torch.jit.trace (deprecated)", _run_torchscript(path, inputs)
 
 
 def _check_parity(
@@ -212,12 +252,16 @@ def _require_onnx() -> None:
 
 
 def _export_onnx(model: SeqClassifier, path: Path, output_kind: str, config: TrainConfig) -> str:
-    """Write an ONNX file with a dynamic batch axis; returns which exporter was used."""
+    """Write an ONNX file with a dynamic batch axis; returns which exporter was used: the
+    torch.export-based one (``dynamo=True``) for short sequences, the TorchScript-based one for
+    long ones, or where it is missing from PyTorch."""
     example = torch.zeros(2, 28, 28)
     names = {"input_names": ["images"], "output_names": [output_kind]}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # deprecation notices and tracer hints, not problems
-        try:
+    if config.model.steps <= DYNAMO_ONNX_MAX_STEPS:
+        return _export_onnx_dynamo(model, path, output_kind, config)
+    try:
+        with warnings.catch_warnings():
+            _ignore_torchscript_notes()
             torch.onnx.export(
                 model,
                 (example,),
@@ -227,22 +271,58 @@ def _export_onnx(model: SeqClassifier, path: Path, output_kind: str, config: Tra
                 dynamic_axes={"images": {0: "batch"}, output_kind: {0: "batch"}},
                 **names,
             )
-            exporter = "torch.onnx (TorchScript-based, dynamo=False)"
-        except (TypeError, RuntimeError, NotImplementedError):
-            # a PyTorch without the classic exporter
-            batch = torch.export.Dim("batch")
-            torch.onnx.export(
-                model,
-                (example,),
-                str(path),
-                dynamo=True,
-                verbose=False,
-                dynamic_shapes={"x": {0: batch}},
-                **names,
-            )
-            exporter = "torch.onnx (dynamo=True)"
+    except (TypeError, NotImplementedError):  # a PyTorch without the TorchScript-based exporter
+        return _export_onnx_dynamo(model, path, output_kind, config)
     _add_onnx_metadata(path, output_kind, config)
-    return exporter
+    return "torch.onnx (TorchScript-based, dynamo=False)"
+
+
+def _export_onnx_dynamo(
+    model: SeqClassifier, path: Path, output_kind: str, config: TrainConfig
+) -> str:
+    """The torch.export-based ONNX exporter, in one file (``external_data=False``: otherwise the
+    weights may go to a side ``.data`` file that the temp-file-then-rename write would leak)."""
+    with warnings.catch_warnings():
+        _ignore_export_notes()
+        _dynamo_onnx_export(model, path, output_kind)
+    _add_onnx_metadata(path, output_kind, config)
+    return "torch.onnx (torch.export-based, dynamo=True)"
+
+
+def _dynamo_onnx_export(model: SeqClassifier, path: Path, output_kind: str) -> None:
+    torch.onnx.export(
+        model,
+        (torch.zeros(2, 28, 28),),
+        str(path),
+        dynamo=True,
+        external_data=False,
+        verbose=False,
+        input_names=["images"],
+        output_names=[output_kind],
+        dynamic_shapes={"images": {0: torch.export.Dim("batch", max=MAX_BATCH)}},
+    )
+
+
+def _ignore_export_notes() -> None:
+    """PyTorch's notes while torch.export traces nn.LSTM, about PyTorch's own code, not ours:
+    its generated graph calls ``_check_is_size`` (deprecated inside PyTorch), and nn.LSTM
+    reassigns its ``_flat_weights`` list. The parity check proves the program right."""
+    warnings.filterwarnings(
+        "ignore", message="_check_is_size will be removed", category=FutureWarning
+    )
+    warnings.filterwarnings("ignore", message=r"The tensor attributes self\.rnn\._flat_weights")
+
+
+def _ignore_torchscript_notes() -> None:
+    """PyTorch's notes on the TorchScript-based paths, each answered here, not hidden wholesale:
+    tracer hints (SeqClassifier's forward has no data-dependent branch, and the parity run at a
+    batch size other than the traced one checks the free batch axis), and PyTorch's own
+    deprecation notices (the CLI says it once, in our words: ``TORCHSCRIPT_DEPRECATED``)."""
+    warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+    warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated")
+    warnings.filterwarnings("ignore", message="You are using the legacy TorchScript-based ONNX")
+    warnings.filterwarnings("ignore", message="The feature will be removed", module="torch")
+    warnings.filterwarnings("ignore", message="Exporting a model to ONNX with a batch_size other")
 
 
 def _add_onnx_metadata(path: Path, output_kind: str, config: TrainConfig) -> None:
@@ -279,17 +359,56 @@ def _export_torchscript(model: SeqClassifier, path: Path) -> None:
     # Tracing records one path through forward; SeqClassifier's forward has no data-dependent
     # branches, and the traced LSTM takes any batch size (checked by the parity run at N != 2).
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        _ignore_torchscript_notes()
         traced = torch.jit.trace(model, torch.zeros(2, 28, 28))
         torch.jit.save(traced, str(path))
 
 
 def _run_torchscript(path: Path, inputs: torch.Tensor) -> torch.Tensor:
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        _ignore_torchscript_notes()
         loaded = torch.jit.load(str(path), map_location="cpu")
     with torch.inference_mode():
         return loaded(inputs)
+
+
+def pt2_info(output_kind: str, config: TrainConfig) -> dict[str, Any]:
+    """What a .pt2 says about itself in its extra file ``PT2_INFO``: how to prepare its input."""
+    return {
+        "producer": "seqmnist",
+        "input": "images (B, 28, 28) float32, light ink on black, MNIST-style; "
+        + _input_note(config),
+        "output": f"{output_kind} (B, 10) for digits 0-9",
+        "normalize": config.normalize,
+        "mean": MNIST_MEAN if config.normalize else 0.0,
+        "std": MNIST_STD if config.normalize else 1.0,
+        "order": config.model.order,
+    }
+
+
+def _export_pt2(model: SeqClassifier, path: Path, output_kind: str, config: TrainConfig) -> None:
+    """A torch.export program with a free batch axis, its input recipe in an extra file."""
+    import json
+
+    with warnings.catch_warnings():
+        _ignore_export_notes()
+        program = torch.export.export(
+            model,
+            (torch.zeros(2, 28, 28),),
+            dynamic_shapes={"images": {0: torch.export.Dim("batch", max=MAX_BATCH)}},
+        )
+    info = json.dumps(pt2_info(output_kind, config))
+    # Through a buffer: torch.export.save warns about a file name that does not end in .pt2,
+    # which atomic_write's temp file does not.
+    buffer = io.BytesIO()
+    torch.export.save(program, buffer, extra_files={PT2_INFO: info})
+    path.write_bytes(buffer.getvalue())
+
+
+def _run_pt2(path: Path, inputs: torch.Tensor) -> torch.Tensor:
+    program = torch.export.load(io.BytesIO(path.read_bytes()))
+    with torch.inference_mode():
+        return program.module()(inputs)
 
 
 def format_export_report(report: dict[str, Any]) -> str:

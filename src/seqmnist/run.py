@@ -3,6 +3,7 @@
 A run directory holds everything about one training run::
 
     runs/<name>/config.json          the resolved TrainConfig
+               config_origin.json    where it came from: preset, --config file, flags
                metrics.csv           one row per epoch (METRIC_COLUMNS)
                checkpoint_last.pt    end of the latest epoch: resume from here
                checkpoint_best.pt    best validation accuracy (the last epoch when val_size = 0)
@@ -30,6 +31,7 @@ from .config import TrainConfig
 from .errors import CheckpointError, ConfigError, SeqMnistError, first_line
 
 CONFIG_NAME = "config.json"
+ORIGIN_NAME = "config_origin.json"
 METRICS_NAME = "metrics.csv"
 LAST_NAME = "checkpoint_last.pt"
 BEST_NAME = "checkpoint_best.pt"
@@ -208,9 +210,11 @@ class RunDir:
             )
         return False
 
-    def create(self, config: TrainConfig, overwrite: bool) -> None:
+    def create(
+        self, config: TrainConfig, overwrite: bool, origin: dict[str, Any] | None = None
+    ) -> None:
         """Start a fresh run here: refuse to replace a run unless ``overwrite``, clear stale files,
-        write config.json."""
+        write config.json (and config_origin.json: where it came from)."""
         self.refuse_to_replace(overwrite)
         try:
             self.path.mkdir(parents=True, exist_ok=True)
@@ -228,11 +232,20 @@ class RunDir:
                 "choose another --out"
             ) from None
         write_json_atomic(self.config_file, config.to_dict())
+        self.write_origin(origin)
+
+    def write_origin(self, origin: dict[str, Any] | None) -> None:
+        """Record where the config came from (None: remove an earlier run's record)."""
+        path = self.path / ORIGIN_NAME
+        if origin is None:
+            path.unlink(missing_ok=True)
+        else:
+            write_json_atomic(path, origin)
 
     def remove_temp_files(self) -> None:
         """Delete what writes cut short by a kill left behind: ``atomic_write``'s temp files of
         this run's own files (``checkpoint_last.pt.<random>.tmp``; up to a checkpoint each)."""
-        for name in (CONFIG_NAME, METRICS_NAME, LAST_NAME, BEST_NAME, SUMMARY_NAME):
+        for name in (CONFIG_NAME, ORIGIN_NAME, METRICS_NAME, LAST_NAME, BEST_NAME, SUMMARY_NAME):
             for leftover in self.path.glob(f"{name}.*.tmp"):
                 leftover.unlink(missing_ok=True)
 

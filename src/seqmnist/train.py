@@ -16,7 +16,7 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,7 @@ from .runtime import (
     training_runtime,
 )
 from .state import TrainState
+from .tblog import ExperimentLog
 from .trained import load_trained
 
 
@@ -68,6 +69,8 @@ def fit(
     log: Callable[[str], None] | None = None,
     after_run: Callable[[Path], None] | None = None,
     on_batch: Callable[[int, int], None] | None = None,
+    origin: dict[str, Any] | None = None,
+    log_to: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Train ``config`` into ``run_dir`` and return the summary (also written to summary.json).
 
@@ -77,9 +80,11 @@ def fit(
     ``after_run(run_dir)`` runs on the primary rank once summary.json exists (the CLI draws the
     plots there); ``on_batch(epoch, images_done)`` after every optimisation step. Ctrl-C or
     SIGTERM raise ``TrainingInterrupted`` once a resumable checkpoint exists; a lost process of a
-    distributed run raises ``ProcessLost``, an exhausted allocator ``OutOfMemory``.
+    distributed run raises ``ProcessLost``, an exhausted allocator ``OutOfMemory``. ``origin``
+    goes to config_origin.json; ``log_to``: see tblog.py.
     """
     config.validate()
+    experiment = ExperimentLog(log_to)  # a missing extra fails here, before anything is written
     run = RunDir(run_dir)
     # On every rank, before any of them starts work:
     if resume:
@@ -93,11 +98,11 @@ def fit(
             splits = _load_splits(config, rt, data_dir, download)
             state, graphed = _build_state(config, rt, len(splits.train), started, say)
             watch.state = state
-            if _resume(run, state, rt, say) if resume else _create(run, state, rt, say, replacing):
+            if _start(run, state, rt, say, resume, replacing, origin):
                 end_distributed(rt.dist, lambda: release_ddp(state))
                 return run.read_summary() or {}  # finished before: nothing to do
             throughput = _train_epochs(
-                state, splits, run, rt, say, progress, quiet, on_batch, graphed
+                state, splits, run, rt, say, progress, quiet, on_batch, graphed, experiment
             )
             watch.stage = "the end of training"
             end_distributed(rt.dist, lambda: release_ddp(state))
@@ -105,11 +110,8 @@ def fit(
                 return {}
             watch.stage = "the test"
             summary = _test_once(run, state, rt, splits, data_dir, download, throughput)
-        say(
-            f"test accuracy {summary['test_acc']:.2%} (loss {summary['test_loss']:.4f}) with the "
-            f"best checkpoint (epoch {state.best_epoch}); training {state.train_seconds:.1f}s, "
-            f"total {summary['total_seconds']:.1f}s; run saved in {run.path}"
-        )
+            experiment.finish(config.to_dict(), summary)
+        _say_result(say, summary, state, run)
     if after_run is not None:
         after_run(run.path)
     return summary
@@ -138,15 +140,45 @@ def _build_state(
     return state, None
 
 
+def _start(
+    run: RunDir,
+    state: TrainState,
+    rt: Runtime,
+    say: Callable[[str], None],
+    resume: bool,
+    replacing: bool,
+    origin: dict[str, Any] | None,
+) -> bool:
+    """Resume ``state`` from the run, or create the run; True when it had finished before."""
+    if resume:
+        return _resume(run, state, rt, say)
+    return _create(run, state, rt, say, replacing, origin)
+
+
+def _say_result(
+    say: Callable[[str], None], summary: dict[str, Any], state: TrainState, run: RunDir
+) -> None:
+    say(
+        f"test accuracy {summary['test_acc']:.2%} (loss {summary['test_loss']:.4f}) with the "
+        f"best checkpoint (epoch {state.best_epoch}); training {state.train_seconds:.1f}s, "
+        f"total {summary['total_seconds']:.1f}s; run saved in {run.path}"
+    )
+
+
 def _create(
-    run: RunDir, state: TrainState, rt: Runtime, say: Callable[[str], None], replacing: bool
+    run: RunDir,
+    state: TrainState,
+    rt: Runtime,
+    say: Callable[[str], None],
+    replacing: bool,
+    origin: dict[str, Any] | None,
 ) -> bool:
     """A fresh run: rank 0 writes config.json and the epoch-0 checkpoint (so that Ctrl-C during
     the first epoch still leaves something to resume from). False: there is training to do."""
     if rt.dist.is_primary:
         if replacing:
             say(f"replacing {run.path}: its first epoch never finished")
-        run.create(state.config, overwrite=True)
+        run.create(state.config, overwrite=True, origin=origin)
         _save(run, state, row=None, improved=False)
     return False
 
@@ -210,6 +242,7 @@ def _train_epochs(
     quiet: bool,
     on_batch: Callable[[int, int], None] | None,
     graphed: GraphedStep | None = None,
+    experiment: ExperimentLog | None = None,
 ) -> float | None:
     """The epoch loop, after the run's first line (``start_line``).
 
@@ -224,6 +257,8 @@ def _train_epochs(
         and not quiet
     )
     bar = ProgressBar(show_bar)
+    if rt.dist.is_primary and experiment is not None:
+        experiment.start(run.path)  # event files anew from metrics.csv
     saved_epoch, epoch = state.epoch, state.epoch
     images, seconds = 0.0, 0.0
     try:
@@ -235,6 +270,8 @@ def _train_epochs(
             row["train_seconds"] = state.train_seconds
             if rt.dist.is_primary:
                 _save(run, state, row, improved)
+                if experiment is not None:  # the row as metrics.csv holds it, as a rebuild reads it
+                    experiment.epoch(run.read_metrics()[-1])
             saved_epoch = epoch
             say(epoch_line(row, config.epochs))
     except (KeyboardInterrupt, BrokenPipeError) as exc:

@@ -126,24 +126,27 @@ def _run_inspect(args: argparse.Namespace) -> int:
 def _add_export(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "export",
-        help="export a model to ONNX or TorchScript, checked against PyTorch on real test images",
+        help="export a model to ONNX, a torch.export program (.pt2) or TorchScript (deprecated), "
+        "checked against PyTorch on real test images",
         description="Write the model's forward (normalised images (B, 28, 28) -> logits (B, 10); "
-        "probabilities for a seed-preset model) as ONNX or TorchScript, then run the file on 256 "
-        "test images next to PyTorch: it is kept only if the outputs agree to 1e-4 and all "
-        "labels match.",
+        "probabilities for a seed-preset model) as ONNX, a torch.export program or TorchScript, "
+        "then run the file on 256 test images next to PyTorch: it is kept only if the outputs "
+        "agree to 1e-4 and all labels match.",
     )
     _model_argument(p)
     p.add_argument(
         "--format",
         dest="fmt",
-        choices=["onnx", "torchscript"],
+        choices=["onnx", "pt2", "torchscript"],
         default="onnx",
-        help="onnx (needs the 'export' extra) or torchscript (default: onnx)",
+        help="onnx (needs the 'export' extra), pt2 (torch.export.save; load with "
+        "torch.export.load) or torchscript (deprecated by PyTorch: use pt2) (default: onnx)",
     )
     p.add_argument(
         "--out",
         metavar="FILE",
-        help="file to write (default: model.onnx / model.pt beside the checkpoint); an existing "
+        help="file to write (default: model.onnx / model.pt2 / model.pt beside the checkpoint); "
+        "an existing "
         "file is replaced only if it is an earlier export of the same format",
     )
     p.add_argument(
