@@ -19,6 +19,7 @@ from typing import Any
 
 from .. import __version__
 from ..errors import ConfigError, SeqMnistError, TrainingInterrupted
+from .ablate_command import _add_ablate, _run_ablate
 from .common import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OUTPUT_CLOSED
 from .image_commands import (
     _add_plot,
@@ -59,6 +60,7 @@ COMMANDS: dict[
     "predict": (_add_predict, _run_predict),
     "export": (_add_export, _run_export),
     "compare": (_add_compare, _run_compare),
+    "ablate": (_add_ablate, _run_ablate),
 }
 
 
