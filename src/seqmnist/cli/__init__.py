@@ -31,17 +31,16 @@ from .image_commands import (
     _run_serve,
     _run_show,
 )
+from .inspect_command import _add_inspect, _run_inspect
 from .model_commands import (
     _add_compare,
     _add_evaluate,
     _add_export,
     _add_info,
-    _add_inspect,
     _run_compare,
     _run_evaluate,
     _run_export,
     _run_info,
-    _run_inspect,
 )
 from .train_command import _add_train, _run_train
 
