@@ -65,7 +65,9 @@ def test_step_gradients_are_the_autograd_gradients():
     assert result["matches_rnn"] and list(result["hidden"]) == ["forward"]
     hidden = result["hidden"]["forward"]
     assert hidden[-1] > hidden[0]  # the readout is at the last step: the gradient starts there
-    assert "smallest / largest" in format_gradients(result)
+    text = format_gradients(result)
+    assert "smallest / largest" in text and "(hidden state)" in text
+    assert "backward" not in text and "forward" not in text  # one direction: no direction names
 
 
 def test_readout_probe_on_the_articles_readout():

@@ -121,12 +121,22 @@ def format_gradients(result: dict[str, Any]) -> str:
         _ratio_text("|dL/dx_t| (input step t)", result["input"]),
     ]
     for name, norms in result["hidden"].items():
-        lines.append(_ratio_text(f"|dL/dh_t| ({name} state)", norms))
+        which = f"{name} state" if len(result["hidden"]) == 2 else "hidden state"
+        lines.append(_ratio_text(f"|dL/dh_t| ({which})", norms))
+    if len(result["hidden"]) == 2:
+        where = (
+            "Each direction's gradient is largest where the readout takes its state (forward: "
+            "the last step;\nbackward: step 0) and shrinks (vanishes) or grows (explodes) with "
+            "every step away from it;\n"
+        )
+    else:
+        where = (
+            "The gradient is largest at the last step, where the readout takes the state, and "
+            "shrinks (vanishes)\nor grows (explodes) with every step back from it; "
+        )
     lines.append(
-        "Each direction's gradient is largest where the readout takes its state (forward: the "
-        "last step;\nbackward: step 0) and shrinks (vanishes) or grows (explodes) with every step "
-        "away from it;\na ratio far below 1 means the far steps barely change what the model "
-        "learns (0: below float32's range)."
+        where + "a ratio far below 1 means the far steps barely change what the model learns "
+        "(0: below float32's range)."
     )
     if not result["matches_rnn"]:
         lines.append("warning: the step-by-step run disagrees with the model's own (above 1e-5)")
@@ -143,8 +153,9 @@ def gradient_picture(result: dict[str, Any], out_path: str | os.PathLike, title:
     ax_x.semilogy(t, result["input"], color="tab:blue")
     ax_x.set_ylabel("|dL/dx_t|")
     ax_x.set_title("gradient reaching each input step", fontsize=10)
+    one = len(result["hidden"]) == 1
     for name, norms in result["hidden"].items():
-        ax_h.semilogy(t, norms, label=f"{name} direction")
+        ax_h.semilogy(t, norms, label="its one direction" if one else f"{name} direction")
     ax_h.set_ylabel("|dL/dh_t|")
     ax_h.set_xlabel("time step t")
     ax_h.set_title(
@@ -152,8 +163,18 @@ def gradient_picture(result: dict[str, Any], out_path: str | os.PathLike, title:
         fontsize=10,
     )
     ax_h.legend(fontsize=9)
-    for ax in (ax_x, ax_h):
+    for ax, norms in ((ax_x, [result["input"]]), (ax_h, list(result["hidden"].values()))):
         ax.grid(True, which="both", alpha=0.3)
+        zeros = sum(v == 0.0 for n in norms for v in n)
+        if zeros:  # a log axis cannot draw them: say so rather than leave a silent gap
+            ax.text(
+                0.01,
+                0.05,
+                f"{zeros} step(s) at 0: below float32's smallest number",
+                transform=ax.transAxes,
+                fontsize=8,
+                color="tab:red",
+            )
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     return _save(fig, out_path)
