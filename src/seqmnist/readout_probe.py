@@ -144,9 +144,17 @@ def output_picture(
             (T - 1, 0, 2 * H, "black", "--", "output[:, -1, :]: the article's readout"),
         ]
     for row, col, width, colour, style, label in boxes:
+        inset = 0.0 if style == "--" else 0.2  # h_n's boxes inside the article's, both visible
         ax.add_patch(
             Rectangle(
-                (col - 0.5, row - 0.5), width, 1, fill=False, lw=2, ls=style, ec=colour, label=label
+                (col - 0.5 + inset, row - 0.5 + inset),
+                width - 2 * inset,
+                1 - 2 * inset,
+                fill=False,
+                lw=2,
+                ls=style,
+                ec=colour,
+                label=label,
             )
         )
     if D == 2:
