@@ -97,6 +97,7 @@ def draw(result: dict, out_path: Path) -> None:
     ax.axhline(10, color="grey", linestyle=":", label="chance")
     ax.set_xscale("log")
     ax.set_xticks([28, 49, 196, 784], labels=["28", "49", "196", "784"])
+    ax.minorticks_off()  # the log axis's minor labels would overprint the four lengths
     ax.set_xlabel("time steps per image (784 / pixels per step)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_ylim(0, 100)
