@@ -9,6 +9,7 @@ import pytest
 from seqmnist import ablation
 from seqmnist.cli import main
 from seqmnist.config import preset_config
+from seqmnist.errors import SeqMnistError
 
 
 def _differences(config) -> dict:
@@ -35,6 +36,7 @@ def test_run_ablation_tables_every_step_and_reuses_finished_runs(tmp_path, monke
         trained.append(run_dir)
         acc = 0.9 + 0.01 * (not config.model.softmax_output) + 0.001 * config.seed
         run_dir.mkdir(parents=True)
+        (run_dir / "config.json").write_text(json.dumps(config.to_dict()))
         summary = {"test_acc": acc}
         (run_dir / "summary.json").write_text(json.dumps(summary))
         return summary
@@ -51,6 +53,8 @@ def test_run_ablation_tables_every_step_and_reuses_finished_runs(tmp_path, monke
     assert "+1.00 pt" in table and "91.10% ± 0.14%" in table
     again = ablation.run_ablation(tmp_path, epochs=1, seeds=(0, 2), log=lambda _line: None)
     assert len(trained) == 2 * len(ablation.STEPS) and again == rows  # read back, not retrained
+    with pytest.raises(SeqMnistError, match="holds a finished run of another recipe"):
+        ablation.run_ablation(tmp_path, epochs=2, seeds=(0,), log=lambda _line: None)
 
 
 def test_ablate_command_refuses_a_bad_seed_count(capsys):

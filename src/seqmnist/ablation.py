@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from .config import TrainConfig, apply_overrides, preset_config
+from .errors import SeqMnistError
+from .run import RunDir
 from .train import fit
 
 VALIDATION = {"val_size": 5000, "eval_test_every_epoch": False}
@@ -66,12 +68,19 @@ def _slug(name: str) -> str:
 def _one_run(
     config: TrainConfig, run_dir: Path, data_dir: Any, download: bool, extra: dict[str, Any]
 ) -> dict[str, Any]:
-    """A finished run's summary: read back if it is there, else trained now."""
+    """A finished run's summary: read back if it is there (and ran this very recipe), else
+    trained now."""
+    config = apply_overrides(config, extra)
     summary_file = run_dir / "summary.json"
     if summary_file.is_file():
+        if RunDir(run_dir).read_config().recipe() != config.recipe():
+            raise SeqMnistError(
+                f"{run_dir} holds a finished run of another recipe (other --epochs, seeds or "
+                "--train-size?): pass another --out, or delete that folder"
+            )
         return json.loads(summary_file.read_text())
     return fit(
-        apply_overrides(config, extra),
+        config,
         run_dir,
         data_dir=data_dir,
         download=download,
