@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -150,3 +151,28 @@ def test_orders_benchmark_runs_every_step_in_smoke_mode(synthetic_data_dir):
     assert "(seeds 0, 1, 2, 3, 4:" in proc.stdout  # columns: a median over five seeds
     assert "| `--preset smnist`" in proc.stdout and "| `--preset pmnist`" in proc.stdout
     assert _snapshot(ROOT / "benchmarks") == before
+
+
+@pytest.mark.slow
+def test_ablation_benchmark_runs_every_step_in_smoke_mode(real_data_dir):
+    """bench_ablation.py trains every step (tiny, on 256 real images: the validation step holds
+    5,000 out) and renders its table, leaving results and README alone."""
+    before = _snapshot(ROOT / "benchmarks")
+    proc = run_smoke("bench_ablation.py", "--data-dir", str(real_data_dir))
+    for step in ("article, as published", "+ logits into the loss", "all four fixes"):
+        assert f"| {step} |" in proc.stdout, step
+    assert proc.stdout.count(" seed 1: test accuracy") == 7
+    assert _snapshot(ROOT / "benchmarks") == before
+
+
+@pytest.mark.slow
+def test_seqlen_benchmark_runs_every_step_in_smoke_mode(synthetic_data_dir):
+    """bench_seqlen.py trains every cell at every length (tiny) and renders its table, leaving
+    results, README and docs/seqlen.png alone."""
+    before = _snapshot(ROOT / "benchmarks"), _snapshot(ROOT / "docs")
+    proc = run_smoke("bench_seqlen.py", "--data-dir", str(synthetic_data_dir))
+    for cell in ("rnn", "gru", "lstm"):
+        runs = re.findall(rf"^{cell} +\d+ steps: test accuracy", proc.stdout, flags=re.M)
+        assert len(runs) == 4 and f"| {cell} |" in proc.stdout, cell
+    assert "| cell | 28 steps | 49 steps | 196 steps | 784 steps |" in proc.stdout
+    assert (_snapshot(ROOT / "benchmarks"), _snapshot(ROOT / "docs")) == before

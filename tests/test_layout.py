@@ -23,6 +23,9 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "seqmnist"
         "seqmnist.trained",
         "seqmnist.plots",
         "seqmnist.compare",
+        "seqmnist.gradients",
+        "seqmnist.readout_probe",
+        "seqmnist.digit_source",
     ],
 )
 def test_inference_modules_do_not_import_training(module):

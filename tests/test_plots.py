@@ -301,9 +301,9 @@ def test_cli_show_as_sequence_draws_the_orders_sequence(
     drawn = {}
     real_view = pictures.sequence_view
 
-    def capture(sequence, label, out_path, order="rows"):
+    def capture(sequence, label, out_path, order="rows", directions=None):
         drawn.update(sequence=np.asarray(sequence), order=order)
-        return real_view(sequence, label, out_path, order=order)
+        return real_view(sequence, label, out_path, order=order, directions=directions)
 
     monkeypatch.setattr(pictures, "sequence_view", capture)
     data = ["--data-dir", str(synthetic_data_dir), "--no-download"]
@@ -320,12 +320,14 @@ def test_cli_show_as_sequence_takes_a_trained_models_order(
 ) -> None:
     orders = []
     monkeypatch.setattr(
-        pictures, "sequence_view", lambda seq, label, out, order="rows": orders.append(order)
+        pictures,
+        "sequence_view",
+        lambda seq, label, out, order="rows", directions=None: orders.append((order, directions)),
     )
     data = ["--data-dir", str(synthetic_data_dir), "--no-download"]
     args = ["show", "--as-sequence", "--model", str(tiny_run), "--out", str(tmp_path / "s.png")]
     assert main([*args, *data]) == 0
-    assert orders == ["rows"]
+    assert orders == [("rows", 2)]  # the tiny run is bidirectional
 
 
 @pytest.mark.parametrize(

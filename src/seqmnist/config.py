@@ -72,8 +72,8 @@ class ModelConfig:
     )
     softmax_output: bool = option(
         False,
-        "the article's flaw 1: a softmax inside the model, so the loss sees probabilities",
-        flag=False,
+        "the article's flaw 1: a softmax inside the model, so CrossEntropyLoss sees probabilities "
+        "(softmax twice; the loss cannot fall below about 1.46); --no-softmax-output fixes it",
     )
     num_classes: int = option(10, "output classes", low=2, high=1000, flag=False)
 
@@ -144,6 +144,13 @@ class TrainConfig:
         "images held out of the 60,000 training images for validation; 0 for none",
         low=0,
         high=59_000,
+    )
+    train_size: int = option(
+        0,
+        "train on a seeded random subset of this many training images (after --val-size is "
+        "held out), the same subset on --resume; for a quick look at long sequences (0 = all)",
+        low=0,
+        high=60_000,
     )
     ema_decay: float = option(
         0.995,

@@ -172,6 +172,20 @@ def split_train_val(full: Split, val_size: int, seed: int) -> tuple[Split, Split
     )
 
 
+def train_subset(train: Split, size: int, seed: int) -> Split:
+    """A seeded random subset of ``size`` images of ``train`` (``--train-size``), in the order
+    the permutation draws them; ``size`` 0 or at least ``len(train)`` keeps all of it.
+
+    The permutation depends only on ``seed`` (its own stream, not the validation split's), so a
+    resumed run trains on exactly the images it started with.
+    """
+    if size <= 0 or size >= len(train):
+        return train
+    generator = torch.Generator().manual_seed(derived_seed(seed, 0, stream=2))
+    keep = torch.randperm(len(train), generator=generator)[:size]
+    return Split(train.images[keep], train.labels[keep])
+
+
 def to_model_input(images_uint8: torch.Tensor, normalize: bool) -> torch.Tensor:
     """(B, 28, 28) uint8 -> (B, 28, 28) float32: scaled to [0, 1], then standardised if asked."""
     x = images_uint8.float().div_(255.0)

@@ -36,10 +36,18 @@ def load_split(
 
 
 def score(
-    model: nn.Module, split: Split, *, normalize: bool, amp: str = "off", batch_size: int = 1000
+    model: nn.Module,
+    split: Split,
+    *,
+    normalize: bool,
+    amp: str = "off",
+    batch_size: int = 1000,
+    mistakes: bool = False,
 ) -> dict[str, Any]:
     """A trained model on a labelled split: samples, accuracy, mean loss, per-class
-    precision/recall/F1 and the confusion matrix (what summary.json and `evaluate` report)."""
+    precision/recall/F1 and the confusion matrix (what summary.json and `evaluate` report);
+    with ``mistakes``, every misclassified image's index in the split, true and predicted
+    digit and the probability given to the prediction."""
     result = evaluate(
         model, split, batch_size=batch_size, normalize=normalize, amp=amp, return_outputs=True
     )
@@ -50,7 +58,23 @@ def score(
         "loss": result["loss"],
         "per_class": per_class_report(matrix),
         "confusion_matrix": matrix.tolist(),
+        **({"mistakes": _mistakes(result, split)} if mistakes else {}),
     }
+
+
+def _mistakes(result: dict[str, Any], split: Split) -> list[dict[str, Any]]:
+    """Misclassified images by their index in the split (``--index`` of show and inspect)."""
+    predictions, labels = result["predictions"], split.labels.cpu()
+    wrong = (predictions != labels).nonzero().flatten().tolist()
+    return [
+        {
+            "index": i,
+            "true": int(labels[i]),
+            "pred": int(predictions[i]),
+            "confidence": float(result["probabilities"][i, predictions[i]]),
+        }
+        for i in wrong
+    ]
 
 
 def evaluate_checkpoint(
@@ -66,7 +90,9 @@ def evaluate_checkpoint(
     trained = load_trained(path, device)
     config = trained.config
     data = load_split(config, split, data_dir, download).to(trained.device)
-    scores = score(trained.model, data, normalize=config.normalize, batch_size=batch_size)
+    scores = score(
+        trained.model, data, normalize=config.normalize, batch_size=batch_size, mistakes=True
+    )
     return {"checkpoint": str(trained.checkpoint), "split": split, **scores}
 
 
@@ -101,8 +127,22 @@ def format_evaluation(result: dict[str, Any]) -> str:
             format_report(result["per_class"]),
             "\nconfusion matrix (rows: true digit, columns: predicted digit)",
             format_confusion(torch.tensor(result["confusion_matrix"])),
+            *_mistakes_text(result.get("mistakes"), result["split"]),
         ]
     )
+
+
+def _mistakes_text(mistakes: list[dict[str, Any]] | None, split: str) -> list[str]:
+    """The most confident mistakes by index, to open with `show` or `inspect --index`."""
+    if not mistakes:
+        return []
+    worst = sorted(mistakes, key=lambda m: -m["confidence"])[:10]
+    listed = ", ".join(f"#{m['index']} {m['true']}→{m['pred']}" for m in worst)
+    where = "" if split == "test" else f" (indices of the {split} split)"
+    return [
+        f"\n{len(mistakes):,} mistakes{where}; the most confident (index true→predicted): "
+        f"{listed}; --json lists them all"
+    ]
 
 
 def format_description(info: dict[str, Any]) -> str:

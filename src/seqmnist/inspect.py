@@ -44,6 +44,10 @@ def _relation(
         "equal": bool(torch.allclose(a, b, atol=ATOL, rtol=0.0)),
         "expected_equal": expected_equal,
         "max_abs_diff": diff,
+        # the scale a difference is read against: the largest |value| compared (h lies in (-1, 1))
+        "scale": float(torch.cat([a.abs().flatten(), b.abs().flatten()]).max())
+        if a.numel()
+        else 0.0,
     }
 
 
@@ -143,7 +147,8 @@ def _readout_relation(
         final = torch.cat(list(h_n[-D:]), dim=1)  # (B, D*H): [forward, backward]
         return _relation(
             "readout == cat(h_n[-2], h_n[-1])" if D == 2 else "readout == h_n[-1]",
-            "the model's readout: the final state of every direction",
+            "the model's readout: the final state of "
+            + ("both directions" if D == 2 else "its one direction"),
             readout,
             final,
             True,
@@ -211,8 +216,8 @@ def format_inspection(info: dict[str, Any]) -> str:
         verdict = "holds" if r["equal"] else "FALSE"
         surprise = "" if r["equal"] == r["expected_equal"] else "  <- unexpected"
         lines.append(
-            f"  {r['relation']:<34} {verdict:<5} max |diff| = {r['max_abs_diff']:.3g}  "
-            f"{r['meaning']}{surprise}"
+            f"  {r['relation']:<34} {verdict:<5} max |diff| = {r['max_abs_diff']:.3g} "
+            f"(|values| up to {r.get('scale', 0.0):.3g})  {r['meaning']}{surprise}"
         )
     lines.append("")
     if D == 2:
@@ -231,8 +236,19 @@ def format_inspection(info: dict[str, Any]) -> str:
             f"output holds only the last layer; h_n[:{(L - 1) * D}] "
             "are the earlier layers' final states."
         )
-    lines.append(f"This model's readout: {_READOUT_TEXT[m['readout']]}.")
+    lines.append(f"This model's readout: {readout_text(m['readout'], D)}.")
     return "\n".join(lines)
+
+
+def readout_text(kind: str, directions: int) -> str:
+    """What the readout reads, in words that fit the model's direction count."""
+    if directions == 2:
+        return _READOUT_TEXT[kind]
+    return {
+        "final": "the final state of its one direction (after the last step)",
+        "last": "output[:, -1, :], the final state of its one direction (= h_n[-1])",
+        "mean": "the mean of output over the time steps",
+    }[kind]
 
 
 def _shape(shape: list[int]) -> str:

@@ -226,7 +226,11 @@ LINE_PLOT_MAX_STEPS = 56
 
 
 def sequence_view(
-    sequence: Any, label: int, out_path: str | os.PathLike, order: str = "rows"
+    sequence: Any,
+    label: int | None,
+    out_path: str | os.PathLike,
+    order: str = "rows",
+    directions: int | None = None,
 ) -> Path:
     """One image as the network reads it: ``sequence`` (T, F), pixel values 0-255, the output of
     the model's ``SequenceReader`` (for rows, the image itself).
@@ -234,23 +238,36 @@ def sequence_view(
     Short sequences (28 rows or columns): left, the sequence as a heatmap with time on the y
     axis; right, one line plot per time step, literally the sequence of input vectors. Long ones
     (784 steps of one pixel, permuted or not): a strip over time and each step's mean value.
+    ``directions``: the model's direction count (1 or 2), for the words about who reads which
+    way; None when no model is named (a reading order only). ``label`` None: an image file.
     """
     sequence = _as_numpy(sequence).astype(np.float64)  # (T, F)
     if sequence.shape[0] <= LINE_PLOT_MAX_STEPS:
-        fig = _short_sequence_figure(sequence, order)
+        fig = _short_sequence_figure(sequence, order, directions)
     else:
         fig = _long_sequence_figure(sequence, order)
     steps, features = sequence.shape
     fig.suptitle(
         f"What the network reads ({order}): {steps} time steps × {features} "
-        f"feature{'s' if features != 1 else ''} (label {int(label)})",
+        f"feature{'s' if features != 1 else ''}"
+        + ("" if label is None else f" (label {int(label)})"),
         fontsize=12,
     )
     fig.tight_layout()
     return _save(fig, out_path)
 
 
-def _short_sequence_figure(sequence: np.ndarray, order: str) -> Any:
+def reading_directions_text(steps: int, directions: int | None) -> str:
+    """Who reads the steps which way, in words that follow the model's direction count."""
+    forward = f"t = 0 → {steps - 1}"
+    if directions == 1:
+        return f"the model reads {forward}"
+    if directions == 2:
+        return f"forward direction reads {forward}, backward t = {steps - 1} → 0"
+    return f"a model reads {forward}; a bidirectional one also t = {steps - 1} → 0"
+
+
+def _short_sequence_figure(sequence: np.ndarray, order: str, directions: int | None) -> Any:
     plt = _pyplot()
     steps, features = sequence.shape
     step_axis, feature_axis = SEQUENCE_AXES[order]
@@ -280,7 +297,7 @@ def _short_sequence_figure(sequence: np.ndarray, order: str) -> Any:
     ax_seq.set(xlabel=feature_axis, ylabel=step_axis)
     ax_seq.set_title(
         f"the input sequence: one {features}-feature vector per step\n"
-        f"(forward direction reads t = 0 → {steps - 1}, backward t = {steps - 1} → 0)",
+        f"({reading_directions_text(steps, directions)})",
         fontsize=10,
     )
     return fig
@@ -330,8 +347,11 @@ def error_gallery(
     max_items: int = 30,
     ncols: int = 6,
     total: int | None = None,
+    indices: Any = None,
 ) -> Path:
-    """Misclassified images, most confident mistakes first, titled "true 7 → pred 1 (0.83)".
+    """Misclassified images, most confident mistakes first, titled "true 7 → pred 1 (0.83)", or
+    with ``indices`` (each image's test index) "#1234  7 → 1 (0.83)", so that another view can
+    open the same digit (``seqmnist inspect RUN --index 1234``).
 
     ``confidences`` is the probability the model gave its (wrong) prediction; ``total`` the number
     of images evaluated, for the title.
@@ -349,13 +369,23 @@ def error_gallery(
             0.5, 0.5, f"no misclassified images{of_total}", ha="center", va="center", fontsize=12
         )
         return _save(fig, out_path)
+    if indices is None:
+        caption = "true → predicted (probability)"
+        captions = [
+            f"true {int(true_labels[i])} → pred {int(pred_labels[i])} ({confidences[i]:.2f})"
+            for i in order
+        ]
+    else:
+        caption = "#test index  true → predicted (probability)"
+        indices = _as_numpy(indices)
+        captions = [
+            f"#{int(indices[i])}  {int(true_labels[i])} → {int(pred_labels[i])} "
+            f"({confidences[i]:.2f})"
+            for i in order
+        ]
     title = (
         f"{len(images):,} misclassified{of_total}; the {len(order)} most confident mistakes "
-        "(caption: true → predicted (probability))"
+        f"(caption: {caption})"
     )
-    captions = [
-        f"true {int(true_labels[i])} → pred {int(pred_labels[i])} ({confidences[i]:.2f})"
-        for i in order
-    ]
     fig = _mosaic(images[order], captions, ncols, ERROR_CELL_INCHES, title, fontsize=9)
     return _save(fig, out_path)

@@ -335,6 +335,7 @@ def write_run_plots(
             errors["confidence"],
             out / "errors.png",
             total=errors["total"],
+            indices=errors["indices"],
         )
     )
     return written

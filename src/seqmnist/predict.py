@@ -157,12 +157,7 @@ class Classifier:
         ``layout`` and ``value_range`` as for ``predict``; ``notes``, if a list, receives the
         warnings about the image (several digits, ink at the frame). Raises ``ImageError``.
         """
-        items, _ = split_images(x, layout)
-        if len(items) != 1:
-            raise InputError(
-                f"preprocess takes one image; got {len(items)} (use predict for several)"
-            )
-        return _preprocess_item(items[0], value_range, notes)
+        return preprocess_one(x, layout=layout, value_range=value_range, notes=notes)
 
     # -- inference ---------------------------------------------------------------------------
 
@@ -263,6 +258,21 @@ def _prediction(
     if top < LOW_CONFIDENCE:
         notes = [*notes, f"the model is unsure: its top answer has only {top:.0%} probability"]
     return Prediction(top_k[0][0], probabilities, top_k, image, source, warnings=notes)
+
+
+def preprocess_one(
+    x: ImageInput,
+    *,
+    layout: str | None = None,
+    value_range: Any = None,
+    notes: list[str] | None = None,
+) -> np.ndarray:
+    """One image of any kind the input contract accepts -> (28, 28) uint8 in MNIST form, without
+    a model (``Classifier.preprocess``; ``seqmnist show`` and ``inspect`` use it for --image)."""
+    items, _ = split_images(x, layout)
+    if len(items) != 1:
+        raise InputError(f"preprocess takes one image; got {len(items)} (use predict for several)")
+    return _preprocess_item(items[0], value_range, notes)
 
 
 def _preprocess_item(item: InputItem, value_range: Any, notes: list[str] | None) -> np.ndarray:

@@ -29,7 +29,15 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .console import ProgressBar, epoch_line, resume_command, start_line
 from .cudagraph import GraphedStep, graph_blocker
-from .data import Augmentation, Split, derived_seed, epoch_permutation, load_mnist, split_train_val
+from .data import (
+    Augmentation,
+    Split,
+    derived_seed,
+    epoch_permutation,
+    load_mnist,
+    split_train_val,
+    train_subset,
+)
 from .engine import evaluate, train_one_epoch
 from .errors import ConfigError, TrainingInterrupted
 from .evaluation import score
@@ -213,6 +221,12 @@ def _load_splits(config: TrainConfig, rt: Runtime, data_dir: Any, download: bool
     train, val = (
         split_train_val(full, config.val_size, config.seed) if config.val_size else (full, None)
     )
+    if config.train_size > len(train):
+        raise ConfigError(
+            f"--train-size {config.train_size} is more than the {len(train)} training images "
+            f"left after --val-size {config.val_size}: pass at most {len(train)} (0 = all)"
+        )
+    train = train_subset(train, config.train_size, config.seed)  # --train-size: a seeded subset
     test = (
         load_mnist(data_dir, train=False, download=download)
         if config.eval_test_every_epoch

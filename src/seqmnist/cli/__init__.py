@@ -20,6 +20,7 @@ from typing import Any
 from .. import __version__
 from ..errors import ConfigError, ProcessLost, SeqMnistError, TrainingInterrupted
 from ..launch import torchrun_rank
+from .ablate_command import _add_ablate, _run_ablate
 from .common import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OUTPUT_CLOSED
 from .image_commands import (
     _add_plot,
@@ -31,17 +32,16 @@ from .image_commands import (
     _run_serve,
     _run_show,
 )
+from .inspect_command import _add_inspect, _run_inspect
 from .model_commands import (
     _add_compare,
     _add_evaluate,
     _add_export,
     _add_info,
-    _add_inspect,
     _run_compare,
     _run_evaluate,
     _run_export,
     _run_info,
-    _run_inspect,
 )
 from .train_command import _add_train, _run_train
 
@@ -60,6 +60,7 @@ COMMANDS: dict[
     "predict": (_add_predict, _run_predict),
     "export": (_add_export, _run_export),
     "compare": (_add_compare, _run_compare),
+    "ablate": (_add_ablate, _run_ablate),
 }
 
 

@@ -61,24 +61,50 @@ def _add_show(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--model",
         metavar="RUN_DIR_OR_CHECKPOINT",
-        help="with --as-sequence: read the image in this trained model's order",
+        help="with --as-sequence: read the image in this trained model's order and name its "
+        "directions (only its reading order and direction count: nothing the model computes "
+        "is drawn; `seqmnist inspect RUN --picture` draws that)",
+    )
+    p.add_argument(
+        "--image",
+        metavar="FILE",
+        help="with --as-sequence: draw this image file instead of an MNIST image, made "
+        "MNIST-like as `seqmnist predict` makes it (default: none)",
     )
     p.add_argument("--out", default="samples.png", help="PNG file to write (default: samples.png)")
     _common_data_flags(p)
 
 
-def _reading_order(args: argparse.Namespace) -> ModelConfig:
-    """The reading order ``show --as-sequence`` draws: a trained model's, or the flags'."""
+def _reading_order(args: argparse.Namespace) -> tuple[ModelConfig, int | None]:
+    """The reading order ``show --as-sequence`` draws, a trained model's or the flags', and the
+    model's direction count (None without a model: the picture then speaks of both cases)."""
     given = {k: getattr(args, k) for k in READING_ORDER_FIELDS if getattr(args, k) is not None}
     if args.model is not None:
         if given:
             raise SeqMnistError("--model brings its own reading order: drop --order and its flags")
         from ..trained import load_trained
 
-        return load_trained(args.model).config.model
+        model_config = load_trained(args.model).config.model
+        return model_config, 2 if model_config.bidirectional else 1
     config = ModelConfig(**given)
     config.validate()
-    return config
+    return config, None
+
+
+def _show_file_as_sequence(
+    image: str, reading: ModelConfig, directions: int | None, out_path: str
+) -> int:
+    """``show --as-sequence --image FILE``: the file made MNIST-like, read in ``reading``."""
+
+    from ..digit_source import pick_digit
+    from ..pictures import sequence_view
+    from ..sequence import SequenceReader
+
+    digit = pick_digit(None, "test", None, image)
+    sequence = SequenceReader(reading)(digit.image[None].float())[0]  # (T, F), values 0-255
+    out = sequence_view(sequence, None, out_path, order=reading.order, directions=directions)
+    print(f"wrote {out} ({digit.source}, made MNIST-like as predict does)")
+    return 0
 
 
 def _run_show(args: argparse.Namespace) -> int:
@@ -92,10 +118,18 @@ def _run_show(args: argparse.Namespace) -> int:
     if args.digit is not None:  # checked before loading data
         require_int("--digit", args.digit, 0, 9)
     require_int("--count", args.count, 1, 100)
-    if not args.as_sequence and (args.model is not None or args.order is not None):
-        raise SeqMnistError("--order and --model only shape --as-sequence: add --as-sequence")
-    reading = _reading_order(args) if args.as_sequence else None
+    if not args.as_sequence and (
+        args.model is not None or args.order is not None or args.image is not None
+    ):
+        raise SeqMnistError(
+            "--order, --model and --image only shape --as-sequence: add --as-sequence"
+        )
+    if args.image is not None and (args.index is not None or args.digit is not None):
+        raise SeqMnistError("--image names the digit itself: drop --index and --digit")
+    reading, directions = _reading_order(args) if args.as_sequence else (None, None)
     prepare_output(args.out)  # a bad --out fails before the data is read and drawn
+    if args.image is not None:
+        return _show_file_as_sequence(args.image, reading, directions, args.out)
     split = load_mnist(args.data_dir, train=args.split == "train", download=not args.no_download)
     images, labels, indices = select_samples(
         split.images, split.labels, count=args.count, digit=args.digit, index=index
@@ -103,7 +137,9 @@ def _run_show(args: argparse.Namespace) -> int:
     if args.as_sequence:
         reader = SequenceReader(reading)
         sequence = reader(torch.as_tensor(images[:1]).float())[0]  # (T, F), values 0-255
-        out = sequence_view(sequence, int(labels[0]), args.out, order=reading.order)
+        out = sequence_view(
+            sequence, int(labels[0]), args.out, order=reading.order, directions=directions
+        )
     else:
         which = f"digit {args.digit}" if args.digit is not None else "label above each image"
         title = f"MNIST {args.split} images ({which})"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..config import DEVICES, TrainConfig
+from ..config import DEVICES
 from ..options import require_int
 from .common import EXIT_ERROR, _common_data_flags, _json, _model_argument
 
@@ -24,7 +24,10 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         help="which split to evaluate (default: test)",
     )
     p.add_argument(
-        "--json", action="store_true", help="print one JSON object instead of tables (default: off)"
+        "--json",
+        action="store_true",
+        help="print one JSON object instead of tables; its 'mistakes' list gives each "
+        "misclassified image's index in the split (for show / inspect --index) (default: off)",
     )
     p.add_argument(
         "--device", choices=DEVICES, default="auto", help="device to evaluate on (default: auto)"
@@ -69,54 +72,6 @@ def _run_info(args: argparse.Namespace) -> int:
 
     info = describe(args.model)
     print(_json(info) if args.json else format_description(info))
-    return 0
-
-
-# --- inspect --------------------------------------------------------------------------------
-
-
-def _add_inspect(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "inspect", help="shapes of output, h_n, c_n and which slices of output equal h_n"
-    )
-    p.add_argument(
-        "model",
-        metavar="RUN_DIR_OR_CHECKPOINT",
-        nargs="?",
-        help="a trained model (default: the default config with seeded random weights)",
-    )
-    p.add_argument(
-        "--batch-size",
-        type=int,
-        default=8,
-        help="test images in the batch, 1 to 10000 (default: 8)",
-    )
-    _common_data_flags(p)
-
-
-def _run_inspect(args: argparse.Namespace) -> int:
-    from ..data import load_mnist, to_model_input
-    from ..inspect import default_model, format_inspection, inspect_model
-    from ..trained import load_trained
-
-    require_int("--batch-size", args.batch_size, 1, 10_000)
-    if args.model:
-        trained = load_trained(args.model)
-        model, config = trained.model, trained.config
-        print(f"model: {trained.checkpoint}")
-    else:
-        model, config = default_model(seed=0), TrainConfig()
-        print(
-            "model: default config, random weights (seed 0); pass a run directory to inspect a "
-            "trained one"
-        )
-    test = load_mnist(args.data_dir, train=False, download=not args.no_download)
-    images = to_model_input(test.images[: args.batch_size], config.normalize)  # (B, 28, 28)
-    print(
-        f"batch: the first {images.shape[0]} test images, "
-        f"{'standardised' if config.normalize else 'scaled to [0, 1]'} as in training\n"
-    )
-    print(format_inspection(inspect_model(model, images)))
     return 0
 
 
