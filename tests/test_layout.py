@@ -23,6 +23,8 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "seqmnist"
         "seqmnist.trained",
         "seqmnist.plots",
         "seqmnist.compare",
+        "seqmnist.explain",
+        "seqmnist.explain_plots",
     ],
 )
 def test_inference_modules_do_not_import_training(module):

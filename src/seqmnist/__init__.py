@@ -8,7 +8,31 @@ __version__ = "0.1.0"
 #     import seqmnist
 #     clf = seqmnist.load("runs/default")
 #     clf.predict(["seven.png"])
-_LAZY = {"load": "predict", "Classifier": "predict", "Prediction": "predict"}
+#     reading = seqmnist.watch(clf, "seven.png")
+# The names avoid those of the package's modules (seqmnist.train, .config, .inspect, .explain are
+# modules), so that importing one of them never hides a function of the same name.
+_LAZY = {
+    "load": "predict",
+    "Classifier": "predict",
+    "Prediction": "predict",
+    "recipe": "api",
+    "presets": "api",
+    "fit": "api",
+    "mnist": "api",
+    "evaluate": "api",
+    "inspect_model": "api",
+    "example_image": "api",
+    "example_images": "api",
+    "draw_samples": "api",
+    "draw_sequence": "api",
+    "draw_curves": "api",
+    "draw_confusion": "api",
+    "draw_mistakes": "api",
+    "draw_reading": "api",
+    "watch": "explain",
+    "Reading": "explain",
+    "SeqMnistError": "errors",
+}
 
 __all__ = ["__version__", *_LAZY]
 

@@ -20,6 +20,7 @@ from typing import Any
 from .. import __version__
 from ..errors import ConfigError, SeqMnistError, TrainingInterrupted
 from .common import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OUTPUT_CLOSED
+from .explain_command import _add_explain, _run_explain
 from .image_commands import (
     _add_plot,
     _add_predict,
@@ -59,6 +60,7 @@ COMMANDS: dict[
     "predict": (_add_predict, _run_predict),
     "export": (_add_export, _run_export),
     "compare": (_add_compare, _run_compare),
+    "explain": (_add_explain, _run_explain),
 }
 
 
