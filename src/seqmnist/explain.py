@@ -375,3 +375,27 @@ def watch(
         attribution,
         notes,
     )
+
+
+# Prefixes the web API runs at most for one image (784-step orders: every 28th step); each
+# prefix is a forward pass, so the opt-in reading costs about this many times a plain request.
+SERVE_MAX_STEPS = 28
+
+
+def reading_of(classifier: Any, image: np.ndarray, max_steps: int = SERVE_MAX_STEPS) -> dict:
+    """JSON-friendly prefix probabilities of one (28, 28) uint8 MNIST-form image (what
+    ``Prediction.image`` holds): {"order", "total_steps", "every", "steps", "probabilities"
+    (S lists of 10)}. For the web API's opt-in ``reading`` field."""
+    model = classifier.model
+    steps = prefix_steps(model.config.steps, max_steps)
+    images = torch.as_tensor(np.asarray(image, dtype=np.uint8))[None].to(classifier.device)
+    with torch.inference_mode():
+        x = to_model_input(images, classifier.config.normalize)
+        probabilities = prefix_probabilities(model, x, steps)[0].cpu()  # (S, 10)
+    return {
+        "order": model.config.order,
+        "total_steps": model.config.steps,
+        "every": steps[1] - steps[0] if len(steps) > 1 else 1,
+        "steps": steps,
+        "probabilities": [[round(p, 5) for p in row] for row in probabilities.tolist()],
+    }
