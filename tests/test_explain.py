@@ -150,3 +150,11 @@ def test_integrated_gradients_converge_from_a_blank_image_in_input_space(normali
     assert result.pixels.sum() == pytest.approx(gap, abs=0.05 * abs(gap))
     # pixels equal to the baseline get no attribution: IG is (x - x') * mean gradient
     assert np.all(result.pixels[0:6] == 0)
+
+
+def test_ordinals_in_picture_titles():
+    from seqmnist.explain_plots import ordinal
+
+    assert [ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 16, 21, 22, 28, 112)] == [
+        "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "16th", "21st", "22nd", "28th", "112th"
+    ]  # fmt: skip

@@ -29,6 +29,7 @@ L layers, S prefix lengths (S = T up to ``max_steps``, else every k-th step and 
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -313,8 +314,6 @@ class Reading:
 
 
 def _source(image: Any) -> str | None:
-    import os
-
     return str(image) if isinstance(image, (str, os.PathLike)) else None
 
 

@@ -24,11 +24,17 @@ GIF_FRAME_MS = 180
 GIF_LAST_FRAME_MS = 1500
 
 
+def ordinal(n: int) -> str:
+    """1st, 2nd, 3rd, 4th, ..., 11th, 12th, 13th, ..., 21st."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
 def _steps_text(reading: Reading) -> str:
     total = reading.steps[-1]
     if reading.every == 1:
         return f"after each of its {total} steps"
-    return f"after every {reading.every}th of its {total} steps"
+    return f"after every {ordinal(reading.every)} of its {total} steps"
 
 
 def _read_mask(reading: Reading, steps_read: int) -> np.ndarray:
@@ -206,7 +212,7 @@ def reading_gif(reading: Reading, out_path: str | os.PathLike) -> Path:
         for n, steps_read in enumerate(reading.steps, start=1):
             shown_image.set_data(_faded(reading, steps_read))
             best = int(reading.probabilities[n - 1].argmax())
-            ax_img.set_title(f"{steps_read}/{reading.steps[-1]} steps: {best}", fontsize=10)
+            ax_img.set_title(f"{steps_read} of {reading.steps[-1]} steps: {best}", fontsize=10)
             for digit, line in enumerate(lines):
                 line.set_data(reading.steps[:n], reading.probabilities[:n, digit])
             for label in labels:  # the digit names follow their lines' ends
