@@ -4,6 +4,7 @@ clean kernel with CI=true (a short training budget), and the committed file is n
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,8 @@ def test_the_notebook_runs_from_a_clean_kernel(real_data_dir, tmp_path, monkeypa
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     committed = NOTEBOOK.read_bytes()
+    # one training thread on a shared machine (as conftest's real_run), every core under CI
+    monkeypatch.setenv("SEQMNIST_THREADS", "0" if os.environ.get("CI") == "true" else "1")
     monkeypatch.setenv("CI", "true")
     monkeypatch.setenv("SEQMNIST_DATA", str(real_data_dir))
     notebook = nbformat.reads(committed.decode(), as_version=4)

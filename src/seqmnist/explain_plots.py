@@ -64,8 +64,9 @@ def _draw_probabilities(ax: Any, reading: Reading, upto: int | None = None) -> N
     for digit in range(probs.shape[1]):
         ax.plot(steps, probs[:, digit], color=colours(digit), lw=2.2 if digit in named else 0.8)
         if digit in named and len(steps):
+            peak = int(probs[:, digit].argmax())  # labelled where it peaks: the ends crowd at 0
             ax.annotate(
-                str(digit), (steps[-1], probs[-1, digit]), xytext=(4, 0),
+                str(digit), (steps[peak], probs[peak, digit]), xytext=(4, 0),
                 textcoords="offset points", color=colours(digit), fontsize=11, weight="bold",
             )  # fmt: skip
     ax.set_xlim(0, reading.steps[-1] * 1.06)
