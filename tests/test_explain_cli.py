@@ -25,20 +25,21 @@ def test_explain_writes_four_pictures_per_image_and_refuses_to_overwrite(
 ):
     one, two = _digit(tmp_path / "one.png"), _digit(tmp_path / "sub-one.png", 8)
     out = tmp_path / "out"
-    assert main(["explain", str(tiny_run), one, two, "--out", str(out)]) == 0
+    fast = ["--max-steps", "14"]  # every 2nd row: half the frames to draw
+    assert main(["explain", str(tiny_run), one, two, "--out", str(out), *fast]) == 0
     stdout = capsys.readouterr().out
     assert stdout.count("wrote") == 8 and stdout.startswith(one)
     assert sorted(p.name for p in out.iterdir()) == sorted(
         f"{stem}-{f}" for stem in ("one", "sub-one") for f in FILES
     )
     with Image.open(out / "one-reading.gif") as gif:
-        assert gif.n_frames == 28
+        assert gif.n_frames == 14
     before = {p: p.read_bytes() for p in out.iterdir()}
-    assert main(["explain", str(tiny_run), one, "--out", str(out)]) == 1
+    assert main(["explain", str(tiny_run), one, "--out", str(out), *fast]) == 1
     err = capsys.readouterr().err
     assert err.startswith("seqmnist: error: ") and err.count("\n") == 1 and "--overwrite" in err
     assert {p: p.read_bytes() for p in out.iterdir()} == before
-    assert main(["explain", str(tiny_run), one, "--out", str(out), "--overwrite"]) == 0
+    assert main(["explain", str(tiny_run), one, "--out", str(out), "--overwrite", *fast]) == 0
 
 
 def test_a_bad_image_is_one_error_line_and_the_others_still_get_pictures(
@@ -48,7 +49,8 @@ def test_a_bad_image_is_one_error_line_and_the_others_still_get_pictures(
     bad.write_text("not an image")
     good = _digit(tmp_path / "good.png")
     out = tmp_path / "out"
-    code = main(["explain", str(tiny_run), str(bad), good, "--out", str(out), "--no-attributions"])
+    args = ["--out", str(out), "--no-attributions", "--max-steps", "7"]
+    code = main(["explain", str(tiny_run), str(bad), good, *args])
     captured = capsys.readouterr()
     assert code == 1
     assert captured.err.count("seqmnist: error: ") == 1 and "notes.png" in captured.err
