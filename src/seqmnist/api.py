@@ -107,7 +107,7 @@ def mnist(split: str = "train", data_dir: PathLike | None = None, download: bool
 def evaluate(
     model: PathLike, split: str = "test", data_dir: PathLike | None = None, download: bool = True
 ) -> dict[str, Any]:
-    """A run directory or checkpoint on the "test" split (or the run's own "val" split):
+    """A run directory or checkpoint on the "test" split (or the run's own "val" split), on the CPU:
     ``accuracy`` (0..1), ``loss``, ``per_class`` and ``confusion_matrix`` (10 x 10 counts, row =
     true digit, column = predicted), as ``seqmnist evaluate --json`` prints."""
     from .evaluation import evaluate_checkpoint
