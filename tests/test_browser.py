@@ -482,3 +482,52 @@ def test_answer_warnings_are_shown(
     assert not page.locator("#warnings").is_visible()
     assert not errors, f"browser console errors: {errors}"
     page.close()
+
+
+# Count the painted pixels of the page's reading strip (a canvas).
+PAINTED_PIXELS = """() => {
+  const c = document.querySelector('#reading-strip');
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let n = 0;
+  for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++;
+  return n;
+}"""
+
+
+def test_the_page_shows_how_the_prediction_evolved(
+    browser: Any, server_url: str, digits: tuple[np.ndarray, list[int]]
+) -> None:
+    """Opt-in: the plain request carries no ?reading; ticking the box asks for it and the page
+    draws the probabilities after each row and says from which row the answer held."""
+    images, labels = digits
+    errors: list[str] = []
+    page = open_page(browser, server_url, errors, viewport={"width": 900, "height": 820})
+    urls: list[str] = []
+    page.on("request", lambda r: urls.append(r.url) if "api/predict" in r.url else None)
+    before = predictions_done(page)
+    draw_digit(page, images[0])
+    wait_for_prediction(page, before)
+    assert page.locator("#reading").is_hidden()
+    assert urls and not any("reading" in url for url in urls)
+
+    before = predictions_done(page)
+    page.check("#show-reading")  # re-asks for the drawing on the canvas
+    wait_for_prediction(page, before)
+    assert urls[-1].endswith("/api/predict?reading=1")
+    assert page.locator("#reading").is_visible()
+    assert page.locator("#reading").get_attribute("data-steps") == "28"
+    settled = int(page.locator("#reading").get_attribute("data-settled"))
+    assert 1 <= settled <= 28
+    note = page.locator("#reading-note").inner_text()
+    assert f"the answer is {labels[0]} from row {settled} on" in note, note
+    assert page.evaluate(PAINTED_PIXELS) > 1000
+    if os.environ.get("SEQMNIST_SAVE_SCREENSHOT"):
+        page.screenshot(path=str(REPO / "docs" / "serve-reading.png"), animations="disabled")
+
+    page.uncheck("#show-reading")
+    assert page.locator("#reading").is_hidden()
+    page.check("#show-reading")
+    page.click("#clear")
+    assert page.locator("#reading").is_hidden()
+    assert not errors, f"browser console errors: {errors}"
+    page.close()

@@ -189,7 +189,7 @@ CASES = [*EDITED, "legacy whole-model pickle", "malicious pickle in a torch zip"
 CASES += ["malicious plain pickle", "truncated checkpoint", "empty file", "random bytes"]
 CASES += ["zip that is not a torch file", "torch file holding a list", "a PNG renamed .pt"]
 CASES += ["a torch.export program (.pt2)", "truncated .pt2", "crafted .pt2 with a malicious pickle"]
-COMMANDS = ["info", "evaluate", "predict", "serve", "export", "inspect", "plot"]
+COMMANDS = ["info", "evaluate", "predict", "serve", "export", "inspect", "plot", "explain"]
 
 
 @pytest.fixture(scope="module")
@@ -208,6 +208,10 @@ def _argv(command: str, checkpoint: Path, work: Path, data: Path, tiny_run: Path
         return ["predict", str(checkpoint), str(image), "--json"]
     if command == "serve":
         return ["serve", str(checkpoint), "--port", "0"]
+    if command == "explain":
+        image = work / "digit.png"
+        image.write_bytes(_png_bytes())
+        return ["explain", str(checkpoint), str(image), "--out", str(work / "explained")]
     if command == "export":
         return ["export", str(checkpoint), "--out", str(work / "model.onnx"), *data_flags]
     if command == "plot":  # takes a run directory: a finished run whose checkpoints are the case

@@ -26,6 +26,8 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "seqmnist"
         "seqmnist.gradients",
         "seqmnist.readout_probe",
         "seqmnist.digit_source",
+        "seqmnist.explain",
+        "seqmnist.explain_plots",
     ],
 )
 def test_inference_modules_do_not_import_training(module):

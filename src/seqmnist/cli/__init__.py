@@ -22,6 +22,7 @@ from ..errors import ConfigError, ProcessLost, SeqMnistError, TrainingInterrupte
 from ..launch import torchrun_rank
 from .ablate_command import _add_ablate, _run_ablate
 from .common import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OUTPUT_CLOSED
+from .explain_command import _add_explain, _run_explain
 from .image_commands import (
     _add_plot,
     _add_predict,
@@ -61,6 +62,7 @@ COMMANDS: dict[
     "export": (_add_export, _run_export),
     "compare": (_add_compare, _run_compare),
     "ablate": (_add_ablate, _run_ablate),
+    "explain": (_add_explain, _run_explain),
 }
 
 

@@ -3,7 +3,8 @@
 Routes:
     GET  /             the draw-a-digit page (static/index.html: inline CSS and JS, self-contained)
     POST /api/predict  an image in, the top-k digits, the 28x28 image the model saw and the
-                       answer's warnings out
+                       answer's warnings out; with ?reading=1 also the probabilities after each
+                       step of the sequence (at most 28 prefixes: every k-th step for long orders)
     GET  /api/model    model config, parameter count, recorded test accuracy
     GET  /healthz      {"status": "ok"}
     (HEAD works wherever GET does: the same headers, no body.)
@@ -41,6 +42,7 @@ from .payloads import (
     MAX_TOP_K,
     ClientError,
     decode_base64_image,
+    parse_flag,
     parse_json_body,
     parse_multipart_body,
     parse_top_k,
@@ -208,17 +210,18 @@ def _add_error_handlers(app: FastAPI) -> None:
 # --- routes ---------------------------------------------------------------------------------
 
 
-def classify(classifier: Any, data: bytes, top_k: int) -> dict[str, Any]:
+def classify(classifier: Any, data: bytes, top_k: int, reading: bool = False) -> dict[str, Any]:
     """Decode, preprocess and classify one image; runs in a worker thread.
 
     ``warnings`` is ``Prediction.warnings`` (each one line the page shows under the answer);
-    always a list, empty when all is clear.
+    always a list, empty when all is clear. With ``reading`` (the opt-in ``?reading=1``), also
+    how the prediction evolved as the model read the image (``explain.reading_of``).
     """
     image = open_image(data)
     prediction = classifier.predict([image], top_k=top_k)[0]
     # A duck-typed classifier (a test's stub) may give predictions without warnings.
     warnings = getattr(prediction, "warnings", None) or []
-    return {
+    answer = {
         "label": int(prediction.label),
         "top_k": [{"digit": int(d), "probability": float(p)} for d, p in prediction.top_k],
         "probabilities": [float(p) for p in prediction.probabilities],
@@ -226,6 +229,11 @@ def classify(classifier: Any, data: bytes, top_k: int) -> dict[str, Any]:
         "warnings": [str(w) for w in warnings],
         "model": classifier.name,
     }
+    if reading:
+        from ..explain import reading_of
+
+        answer["reading"] = reading_of(classifier, prediction.image)
+    return answer
 
 
 async def read_image_and_top_k(request: Request, body: bytes) -> tuple[bytes, Any]:
@@ -288,9 +296,10 @@ def _add_predict_route(
         if top_k is None:
             top_k = request.query_params.get("top_k", DEFAULT_TOP_K)
         top_k = parse_top_k(top_k)
+        reading = parse_flag("reading", request.query_params.get("reading", "0"))
         try:
             return await anyio.to_thread.run_sync(
-                classify, classifier, data, top_k, limiter=workers
+                classify, classifier, data, top_k, reading, limiter=workers
             )
         except ImageError as exc:
             raise ClientError(422, str(exc)) from None

@@ -92,6 +92,16 @@ async def read_body(
     return b"".join(chunks)
 
 
+def parse_flag(name: str, value: str) -> bool:
+    """An opt-in query flag: 1/true/yes or 0/false/no (any letter case); else a 422."""
+    text = value.strip().lower()
+    if text in ("1", "true", "yes"):
+        return True
+    if text in ("0", "false", "no", ""):
+        return False
+    raise ClientError(422, f"{name} must be 1 or 0 (true or false); got {_preview(value)}")
+
+
 def parse_top_k(value: Any) -> int:
     """``top_k`` from JSON (int) or a form / query field (str), 1 to MAX_TOP_K."""
     given = value
