@@ -200,3 +200,14 @@ def test_compare_marks_times_measured_apart(tiny_run, tmp_path, capsys):
     assert main(["compare", str(one), str(two)]) == 0
     out = capsys.readouterr().out
     assert out.count(" s *") == 2 and "finished " in out.splitlines()[-1]
+
+
+def test_compare_diff_keeps_only_what_differs(tiny_run, tmp_path, capsys):
+    base = _run_with(tiny_run, tmp_path / "base")
+    other = _run_with(tiny_run, tmp_path / "other", {"lr": 0.003})
+    assert main(["compare", "--diff", str(base), str(other)]) == 0
+    header = capsys.readouterr().out.splitlines()[0]
+    assert header.split() == ["run", "preset", "test", "acc", "95", "%", "interval", "--lr"]
+    with pytest.raises(SystemExit) as exit_info:  # the help texts hold a literal "%"
+        main(["--help"])
+    assert exit_info.value.code == 0 and "95 % interval" in capsys.readouterr().out

@@ -218,13 +218,21 @@ def _row(record: RunRecord, differing: list[str]) -> dict[str, Any]:
     return row
 
 
-def format_comparison(rows: list[dict[str, Any]], markdown: bool = False) -> str:
-    """An aligned text table, or a Markdown table for a README, with its footnotes."""
-    names = [c.name for c in COLUMNS] + [k for k in (rows[0] if rows else {}) if k.startswith("--")]
+# The columns ``--diff`` keeps beside the differing fields.
+DIFF_COLUMNS = ("run", "preset", "test acc", "95 % interval")
+
+
+def format_comparison(
+    rows: list[dict[str, Any]], markdown: bool = False, diff_only: bool = False
+) -> str:
+    """An aligned text table, or a Markdown table for a README, with its footnotes;
+    ``diff_only``: only the run, its accuracy and the config fields that differ."""
+    fixed = [c.name for c in COLUMNS if not diff_only or c.name in DIFF_COLUMNS]
+    names = fixed + [k for k in (rows[0] if rows else {}) if k.startswith("--")]
     formats = {c.name: c.text for c in COLUMNS}
     times_note = timing_footnote([row["_record"] for row in rows])
     cells = [[_cell(n, row.get(n), formats.get(n, _plain)) for n in names] for row in rows]
-    if times_note:  # mark every time as not comparable
+    if times_note and "train time" in names:  # mark every time as not comparable
         index = names.index("train time")
         for r in cells:
             r[index] = r[index] + " *" if r[index] != "-" else r[index]
@@ -236,7 +244,7 @@ def format_comparison(rows: list[dict[str, Any]], markdown: bool = False) -> str
         lines = ["  ".join(c.ljust(w) for c, w in zip(names, widths)).rstrip()]
         lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in cells]
     notes = [INTERVAL_NOTE] if any(row.get("95 % interval") for row in rows) else []
-    if times_note:
+    if times_note and "train time" in names:
         notes.append(times_note)
     return "\n".join(lines + ([""] if notes else []) + notes)
 
