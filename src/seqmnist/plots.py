@@ -206,13 +206,13 @@ def _plot_test_once_star(ax_loss: Axes, ax_acc: Axes, run: RunCurves, colour: st
     ax_acc.plot([best], [summary["test_acc"] * 100], label=star_label, **star)
 
 
-def _plot_lr(ax_lr: Axes, run: RunCurves, colour: str) -> None:
+def _plot_lr(ax_lr: Axes, run: RunCurves, colour: str, alpha: float = 0.2) -> None:
     """The learning rate's range within each epoch: a band between its lowest and highest value
     (one line where the lr was constant)."""
     edges, low, high = lr_steps(run.rows)
     if not edges:
         return
-    ax_lr.fill_between(edges, low, high, step="post", color=colour, alpha=0.2, linewidth=0)
+    ax_lr.fill_between(edges, low, high, step="post", color=colour, alpha=alpha, linewidth=0)
     ax_lr.step(edges, high, where="post", color=colour, linewidth=1.6, label=f"{run.label}: lr")
     ax_lr.step(edges, low, where="post", color=colour, linewidth=1.0, label="_lr min")
 
@@ -365,7 +365,7 @@ def draw_curves(runs: list[RunCurves]) -> Figure:
         line_colour = None if one_run else colour
         splits_seen |= _plot_split_lines(ax_loss, ax_acc, run, line_colour)
         _plot_test_once_star(ax_loss, ax_acc, run, line_colour)
-        _plot_lr(ax_lr, run, colour)
+        _plot_lr(ax_lr, run, colour, alpha=0.2 if len(runs) <= 3 else 0.07)  # bands overlap
     _plot_softmax_floor(ax_loss, runs)
     _style_axes(ax_loss, ax_acc, ax_lr)
     _split_legend(ax_acc, splits_seen, one_run, any(r.softmax_output for r in runs))
