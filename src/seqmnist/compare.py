@@ -267,7 +267,8 @@ def timing_footnote(records: Sequence[RunRecord]) -> str | None:
         return None
     differ = []
     for key, name in TIMING_CONDITIONS.items():
-        values = sorted({str(r.summary.get(key, "?")) for r in finished})
+        # A summary written before a key existed (host) says nothing either way about it.
+        values = sorted({str(r.summary[key]) for r in finished if r.summary.get(key) is not None})
         if len(values) > 1:
             differ.append(f"{name} {' / '.join(values)}")
     moments = _far_apart(finished)
