@@ -166,8 +166,9 @@ def run_colours(count: int) -> list[str]:
 
     if count <= 10:
         return [to_hex(colormaps["tab10"](i)) for i in range(count)]
-    if count <= 20:
-        return [to_hex(colormaps["tab20"](i)) for i in range(count)]
+    if count <= 20:  # tab20's ten dark hues first, then their light twins
+        order = [*range(0, 20, 2), *range(1, 20, 2)]
+        return [to_hex(colormaps["tab20"](i)) for i in order[:count]]
     return [to_hex(colormaps["hsv"](i / count)) for i in range(count)]
 
 
