@@ -179,32 +179,28 @@ def test_curves_overlay_has_one_line_per_run_and_series(
         for ax in (ax_loss, ax_acc):
             labels = [line.get_label() for line in ax.get_lines()]
             assert sorted(labels) == sorted(expected)  # no duplicates, nothing missing
-        assert sorted(line.get_label() for line in ax_lr.get_lines()) == [
+        lr_labels = [line.get_label() for line in ax_lr.get_lines()]
+        assert sorted(label for label in lr_labels if not label.startswith("_")) == [
             f"{seed}: lr",
             f"{tiny}: lr",
         ]
 
-        # Splits share a colour across runs; runs differ by line style.
+        # Each run has its own colour; a split has one line style in every run.
         lines = {line.get_label(): line for line in ax_loss.get_lines()}
+        assert lines[f"{tiny}: train"].get_color() != lines[f"{seed}: train"].get_color()
+        assert lines[f"{seed}: train"].get_color() == lines[f"{seed}: test"].get_color()
+        style = {label: line.get_linestyle() for label, line in lines.items()}
+        assert style[f"{seed}: train"] == style[f"{tiny}: train"]
         assert (
-            lines[f"{tiny}: train"].get_color()
-            == lines[f"{seed}: train"].get_color()
-            == plots.SPLIT_COLOURS["train"]
+            len({style[f"{tiny}: train"], style[f"{tiny}: validation"], style[f"{seed}: test"]})
+            == 3
         )
-        assert lines[f"{seed}: test"].get_color() == plots.SPLIT_COLOURS["test"]
-        assert lines[f"{tiny}: train"].get_linestyle() != lines[f"{seed}: train"].get_linestyle()
         # The seed-like run's test line follows its metrics.csv, in percent on the accuracy axes.
         acc = {line.get_label(): line for line in ax_acc.get_lines()}
         assert list(acc[f"{seed}: test"].get_xdata()) == [1, 2, 3]
         assert np.allclose(acc[f"{seed}: test"].get_ydata(), [83, 86, 89])
         # Legends name the splits and each run.
-        legend_texts = {
-            t.get_text()
-            for ax in fig.axes
-            for lg in [ax.get_legend()]
-            if lg
-            for t in lg.get_texts()
-        }
+        legend_texts = {t.get_text() for lg in fig.legends for t in lg.get_texts()}
         assert {"train", "validation", "test", tiny, seed} <= legend_texts
     finally:
         import matplotlib.pyplot as plt
@@ -404,11 +400,11 @@ def test_cli_plot_single_and_overlay(
     for name in plots.RUN_PLOT_NAMES:
         assert f"wrote {single / name}" in printed
         read_png(single / name)
-    read_png(single / "curves.png", size=(px(15), px(4.8)))
+    read_png(single / "curves.png", size=tuple(px(x) for x in plots.curves_figsize(1)))
 
     overlay = tmp_path / "overlay"
     assert main(["plot", str(tiny_run), str(seed_like_run), "--out", str(overlay)]) == 0
-    read_png(overlay / "curves.png", size=(px(15), px(4.8)))
+    read_png(overlay / "curves.png", size=tuple(px(x) for x in plots.curves_figsize(2)))
     assert not (overlay / "confusion.png").exists()
 
 

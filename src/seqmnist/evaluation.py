@@ -93,7 +93,12 @@ def evaluate_checkpoint(
     scores = score(
         trained.model, data, normalize=config.normalize, batch_size=batch_size, mistakes=True
     )
-    return {"checkpoint": str(trained.checkpoint), "split": split, **scores}
+    return {
+        "checkpoint": str(trained.checkpoint),
+        "split": split,
+        **scores,
+        "softmax_output": config.model.softmax_output,  # its loss has a floor (format_evaluation)
+    }
 
 
 def describe(path: str | os.PathLike) -> dict[str, Any]:
@@ -118,12 +123,13 @@ def format_evaluation(result: dict[str, Any]) -> str:
     """``evaluate_checkpoint``'s result as text: headline, per-class table, confusion matrix."""
     import torch
 
-    from .metrics import format_confusion, format_report
+    from .metrics import format_confusion, format_report, softmax_floor_note
 
+    floor_note = f"\n{softmax_floor_note()}" if result.get("softmax_output") else ""
     return "\n".join(
         [
             f"{result['checkpoint']} on the {result['split']} split ({result['samples']:,} images)",
-            f"accuracy {result['accuracy']:.2%}  mean loss {result['loss']:.4f}\n",
+            f"accuracy {result['accuracy']:.2%}  mean loss {result['loss']:.4f}{floor_note}\n",
             format_report(result["per_class"]),
             "\nconfusion matrix (rows: true digit, columns: predicted digit)",
             format_confusion(torch.tensor(result["confusion_matrix"])),

@@ -50,7 +50,11 @@ METRIC_COLUMNS = (
     "epoch_seconds",
     "train_seconds",
     "samples_per_s",
+    "lr_min",
+    "lr_max",
 )
+# Columns added later: a metrics.csv written before them reads with these left empty (None).
+LATER_METRIC_COLUMNS = ("lr_min", "lr_max")
 
 
 # How PyTorch's zip writer words a write that the disk refused.
@@ -346,6 +350,7 @@ def read_metrics(path: str | os.PathLike) -> list[dict[str, float | None]]:
 
 
 def _parse_row(row: dict[str, Any]) -> dict[str, float | None]:
+    row = {k: "" for k in LATER_METRIC_COLUMNS if k not in row} | row
     if set(row) != set(METRIC_COLUMNS) or None in row.values():
         raise ValueError(
             f"row for epoch {row.get('epoch')!r} does not have the columns "

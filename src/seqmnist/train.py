@@ -27,7 +27,7 @@ from torch import nn
 from . import __version__
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
-from .console import ProgressBar, epoch_line, resume_command, start_line
+from .console import ProgressBar, epoch_line, result_lines, resume_command, start_line
 from .cudagraph import GraphedStep, graph_blocker
 from .data import (
     Augmentation,
@@ -119,7 +119,8 @@ def fit(
             watch.stage = "the test"
             summary = _test_once(run, state, rt, splits, data_dir, download, throughput)
             experiment.finish(config.to_dict(), summary)
-        _say_result(say, summary, state, run)
+        for line in result_lines(summary, config):
+            say(line)
     if after_run is not None:
         after_run(run.path)
     return summary
@@ -161,16 +162,6 @@ def _start(
     if resume:
         return _resume(run, state, rt, say)
     return _create(run, state, rt, say, replacing, origin)
-
-
-def _say_result(
-    say: Callable[[str], None], summary: dict[str, Any], state: TrainState, run: RunDir
-) -> None:
-    say(
-        f"test accuracy {summary['test_acc']:.2%} (loss {summary['test_loss']:.4f}) with the "
-        f"best checkpoint (epoch {state.best_epoch}); training {state.train_seconds:.1f}s, "
-        f"total {summary['total_seconds']:.1f}s; run saved in {run.path}"
-    )
 
 
 def _create(
@@ -322,11 +313,12 @@ def _train_and_validate(
 
     def after_step(n: int, running_loss: float | None) -> None:
         bar.update(n, running_loss)
+        lrs.after_step()
         done[0] += n
         if on_batch is not None:
             on_batch(epoch, done[0])
 
-    lr = state.lr()
+    lrs = LrRange(state)
     # Seeded per (seed, epoch, rank) so a resumed run augments exactly as an uninterrupted one.
     generator = torch.Generator().manual_seed(derived_seed(config.seed, epoch, 1 + dist.rank))
     stats = train_one_epoch(
@@ -350,7 +342,7 @@ def _train_and_validate(
         "epoch": epoch,
         "train_loss": loss_sum / samples,
         "train_acc": correct / samples,
-        "lr": lr,
+        **lrs.columns(),  # lr (at the epoch's start), lr_min, lr_max
         "epoch_seconds": seconds,
         "samples_per_s": samples / seconds,
         "samples": samples,
@@ -361,6 +353,25 @@ def _train_and_validate(
                 state.eval_model, split, config, rt
             )
     return row
+
+
+class LrRange:
+    """The lowest and highest learning rate the steps of one epoch used (metrics.csv's lr_min,
+    lr_max): the lr at the epoch's start says nothing of a one-cycle peak inside the epoch."""
+
+    def __init__(self, state: TrainState) -> None:
+        self.state = state
+        self.start = self.low = self.high = self.next = state.lr()  # the first step's lr
+
+    def after_step(self) -> None:
+        """Count the lr the step just taken used; read the next step's (a Python float: only the
+        constant schedule runs as a CUDA graph, so no read waits for the GPU)."""
+        self.low, self.high = min(self.low, self.next), max(self.high, self.next)
+        if self.state.scheduler is not None:
+            self.next = self.state.lr()
+
+    def columns(self) -> dict[str, float]:
+        return {"lr": self.start, "lr_min": self.low, "lr_max": self.high}
 
 
 def _evaluate_shared(
@@ -424,6 +435,7 @@ def _test_once(
         "confusion_matrix": test["confusion_matrix"],
         "device": str(device),
         "device_type": device.type,
+        "host": platform.node(),
         "device_name": torch.cuda.get_device_name(device)
         if device.type == "cuda"
         else platform.processor() or platform.machine(),

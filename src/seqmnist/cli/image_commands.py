@@ -170,7 +170,10 @@ def _add_plot(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_plot(args: argparse.Namespace) -> int:
-    from ..plots import curves, write_run_plots
+    """One run: its curves, confusion matrix and error gallery. Several: their curves in one
+    picture; a folder that cannot be drawn is one error line (and a non-zero exit), the others
+    are still drawn."""
+    from ..plots import load_runs, save_curves, write_run_plots
 
     if len(args.run_dirs) == 1:
         written = write_run_plots(
@@ -179,12 +182,18 @@ def _run_plot(args: argparse.Namespace) -> int:
             data_dir=args.data_dir,
             download=not args.no_download,
         )
+        errors = []
     else:
-        out_dir = Path(args.out) if args.out else Path(args.run_dirs[0])
-        written = [curves(args.run_dirs, out_dir / "curves.png")]
+        runs, errors = load_runs(args.run_dirs)
+        for message in errors if not runs else []:  # nothing to draw: every reason, then stop
+            print(f"seqmnist: error: {message}", file=sys.stderr)
+        out_dir = Path(args.out) if args.out else (runs[0].path if runs else Path("."))
+        written = [save_curves(runs, out_dir / "curves.png")]
     for path in written:
-        print(f"wrote {path}")
-    return 0
+        print(f"wrote {path}", flush=True)
+    for message in errors:
+        print(f"seqmnist: error: {message}", file=sys.stderr)
+    return EXIT_ERROR if errors else 0
 
 
 # --- serve ----------------------------------------------------------------------------------

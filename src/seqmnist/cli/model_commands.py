@@ -136,13 +136,26 @@ def _run_export(args: argparse.Namespace) -> int:
 
 def _add_compare(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "compare", help="finished runs side by side: order, cell, size, parameters, accuracy, time"
+        "compare",
+        help="finished runs side by side: what they read, size, accuracy with its 95 %% interval, "
+        "time, and every config field that differs between them",
+        description="One row per run, best test accuracy first. Beside each test accuracy, its "
+        "95 % Wilson score interval on the number of test images (the sampling noise of the "
+        "test set); one column per config field that differs between the runs shown; train "
+        "times marked '*' when the runs were timed on different machines, devices, thread or "
+        "process counts, or at different moments.",
     )
     p.add_argument(
         "run_dirs", metavar="RUN_DIR", nargs="+", help="run directories made by `seqmnist train`"
     )
     p.add_argument(
         "--markdown", action="store_true", help="print a Markdown table (default: aligned text)"
+    )
+    p.add_argument(
+        "--diff",
+        action="store_true",
+        help="only the run, its preset, accuracy and interval, and the fields that differ "
+        "(default: every column)",
     )
 
 
@@ -153,7 +166,7 @@ def _run_compare(args: argparse.Namespace) -> int:
 
     rows, errors = compare_runs(args.run_dirs)
     if rows:
-        print(format_comparison(rows, markdown=args.markdown), flush=True)
+        print(format_comparison(rows, markdown=args.markdown, diff_only=args.diff), flush=True)
     for message in errors:
         print(f"seqmnist: error: {message}", file=sys.stderr)
     return EXIT_ERROR if errors else 0
