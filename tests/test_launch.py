@@ -317,3 +317,16 @@ def test_a_real_out_of_memory_is_one_line(synthetic_data_dir, tmp_path):
     err = proc.stderr.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("seqmnist: error: out of CPU memory during"), err
     assert "--batch-size 600 per process, --hidden 2048" in err[0]
+
+
+def test_the_process_group_gets_the_stated_timeout(plain_env):
+    from seqmnist import runtime
+
+    calls = []
+    plain_env.setattr(runtime.dist, "init_process_group", lambda **kw: calls.append(kw))
+    for key, value in dict(TORCHELASTIC_RUN_ID="x", RANK="0", WORLD_SIZE="2").items():
+        plain_env.setenv(key, value)
+    info = init_distributed("cpu")
+    assert info.world_size == 2 and info.enabled
+    assert calls == [{"backend": "gloo", "timeout": runtime.COLLECTIVE_TIMEOUT}]
+    assert runtime.COLLECTIVE_TIMEOUT.total_seconds() == 300  # the README's "5 minutes"
