@@ -124,6 +124,7 @@ def test_default_threads_follow_the_allowed_cpus_divided_among_local_processes(
     assert configure_threads(0) == 2 and torch.get_num_threads() == 2
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="Linux affinity masks")
 def test_one_allowed_core_means_one_thread():
     # As `taskset -c 0 seqmnist train` (a container's or a batch job's CPU set): before, the
