@@ -124,6 +124,7 @@ def test_default_threads_follow_the_allowed_cpus_divided_among_local_processes(
     assert configure_threads(0) == 2 and torch.get_num_threads() == 2
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="Linux affinity masks")
 def test_one_allowed_core_means_one_thread():
     # As `taskset -c 0 seqmnist train` (a container's or a batch job's CPU set): before, the
@@ -317,3 +318,16 @@ def test_a_real_out_of_memory_is_one_line(synthetic_data_dir, tmp_path):
     err = proc.stderr.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("seqmnist: error: out of CPU memory during"), err
     assert "--batch-size 600 per process, --hidden 2048" in err[0]
+
+
+def test_the_process_group_gets_the_stated_timeout(plain_env):
+    from seqmnist import runtime
+
+    calls = []
+    plain_env.setattr(runtime.dist, "init_process_group", lambda **kw: calls.append(kw))
+    for key, value in dict(TORCHELASTIC_RUN_ID="x", RANK="0", WORLD_SIZE="2").items():
+        plain_env.setenv(key, value)
+    info = init_distributed("cpu")
+    assert info.world_size == 2 and info.enabled
+    assert calls == [{"backend": "gloo", "timeout": runtime.COLLECTIVE_TIMEOUT}]
+    assert runtime.COLLECTIVE_TIMEOUT.total_seconds() == 300  # the README's "5 minutes"
