@@ -40,6 +40,9 @@ def test_compare_text_and_markdown(tiny_run, unfinished_run, capsys):
         "acc",
         "train",
         "time",
+        "epochs",
+        "at",
+        "chance",
     ]
     finished, unfinished = lines[1], lines[2]
     assert finished.startswith("tiny ") and "rows" in finished and "28 x 28" in finished

@@ -10,6 +10,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from .cells import gate_init_text
 from .errors import SeqMnistError
 from .options import is_number
 from .run import RunDir
@@ -24,6 +25,7 @@ COLUMNS = (
     "epochs",
     "test acc",
     "train time",
+    "epochs at chance",
 )
 
 
@@ -63,13 +65,26 @@ def _row(run: RunDir) -> dict[str, Any]:
         "run": run.path.name,
         "order": m.order if m.order != "permuted" else f"permuted (seed {m.permutation_seed})",
         "steps x pixels": f"{m.steps} x {m.features_per_step}",
-        "cell": m.cell,
+        "cell": m.cell
+        if m.gate_init == "pytorch"
+        else f"{m.cell} ({gate_init_text(m.gate_init, m.forget_bias)})",
         "size": f"{m.layers} x {m.hidden} {directions}",
         "params": summary.get("parameters"),
         "epochs": config.epochs,
         "test acc": summary.get("test_acc"),  # None until the run has finished
         "train time": summary.get("train_seconds"),
+        "epochs at chance": _chance_text(summary),
     }
+
+
+def _chance_text(summary: dict[str, Any]) -> str | None:
+    """'0', or '13 (left at 14)' / '30 (never left)'; None for runs from before it was kept."""
+    stuck, left = summary.get("epochs_at_chance"), summary.get("left_chance_epoch")
+    if not is_number(stuck):
+        return None
+    if not stuck:
+        return "0"
+    return f"{stuck} (left at {left})" if is_number(left) else f"{stuck} (never left)"
 
 
 def format_comparison(rows: list[dict[str, Any]], markdown: bool = False) -> str:

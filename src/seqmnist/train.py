@@ -37,6 +37,7 @@ from .model import count_parameters, recurrent_macs_per_sample
 from .run import RunDir
 from .runtime import Runtime, all_reduce_sum, barrier, sigterm_as_interrupt, training_runtime
 from .state import TrainState
+from .stuck import chance_record, majority_share, stuck_warning
 from .trained import load_trained
 
 
@@ -212,6 +213,9 @@ def _train_epochs(
                 _save(run, state, row, improved)
             saved_epoch = epoch
             say(epoch_line(row, config.epochs))
+            steps = epoch * _steps_per_epoch(config, len(splits.train), rt)
+            if warning := stuck_warning(row, _chance(splits), steps):
+                say(warning)
     except (KeyboardInterrupt, BrokenPipeError) as exc:
         bar.close()
         closed = isinstance(exc, BrokenPipeError)
@@ -287,6 +291,11 @@ def _train_and_validate(
     return row
 
 
+def _chance(splits: Splits) -> float:
+    """Accuracy of always guessing the most common class of the split that measures the run."""
+    return majority_share((splits.val if splits.val is not None else splits.train).labels)
+
+
 def _evaluate_shared(
     model: nn.Module, split: Split, config: TrainConfig, rt: Runtime
 ) -> tuple[float, float]:
@@ -337,6 +346,7 @@ def _test_once(
         "test_samples": test["samples"],
         "best_epoch": state.best_epoch,
         "best_val_acc": state.best_val_acc if splits.val is not None else None,
+        **chance_record(run.read_metrics(), _chance(splits)),
         "epochs": config.epochs,
         "train_seconds": state.train_seconds,
         "total_seconds": state.total_seconds(),

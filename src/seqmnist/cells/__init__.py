@@ -105,6 +105,11 @@ def cell_spec(name: str) -> CellSpec:
     return CELL_SPECS[name]
 
 
+def gate_init_text(gate_init: str, forget_bias: float) -> str:
+    """How the memory gate started, in a few words: 'pytorch', 'forget-bias 1', 'chrono'."""
+    return f"forget-bias {forget_bias:g}" if gate_init == "forget-bias" else gate_init
+
+
 def cell_help() -> str:
     """``--cell``'s help, from the specs."""
     return "recurrent cell: " + ", ".join(f"{s.name} ({s.summary})" for s in CELL_SPECS.values())
