@@ -6,9 +6,9 @@ from __future__ import annotations
 import copy
 
 import torch
+
 from conftest import tiny_config
 from resume_helpers import assert_same_state
-
 from seqmnist.runtime import DistInfo, Runtime
 from seqmnist.state import TrainState
 
