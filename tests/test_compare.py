@@ -31,7 +31,7 @@ def test_compare_text_and_markdown(tiny_run, unfinished_run, capsys):
     assert main(["compare", str(tiny_run), str(unfinished_run)]) == 0
     lines = capsys.readouterr().out.splitlines()
     heading = "run preset order steps x pixels cell size params epochs test acc 95 % interval"
-    assert lines[0].split() == [*heading.split(), "train", "time"]
+    assert lines[0].split() == [*heading.split(), "train", "time", "epochs", "at", "chance"]
     finished, unfinished = lines[1], lines[2]
     assert finished.startswith("tiny ") and "rows" in finished and "28 x 28" in finished
     assert f"{summary['test_acc']:.2%}" in finished and f"{summary['parameters']:,}" in finished

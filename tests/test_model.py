@@ -8,10 +8,10 @@ from dataclasses import asdict
 import pytest
 import torch
 
+from seqmnist.cells.irnn import IRNN_INPUT_STD
 from seqmnist.config import CELLS, READOUTS, ModelConfig
 from seqmnist.errors import ConfigError
 from seqmnist.model import (
-    IRNN_INPUT_STD,
     SeqClassifier,
     build_model,
     count_parameters,

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .cells import gate_init_text
 from .config import TrainConfig
 from .errors import SeqMnistError
 from .metrics import INTERVAL_NOTE, wilson_interval
@@ -100,6 +101,24 @@ def _steps(r: RunRecord) -> str:
     return f"{r.config.model.steps} x {r.config.model.features_per_step}"
 
 
+def _cell_text(r: RunRecord) -> str:
+    """The cell, and its gate initialisation when it is not PyTorch's own."""
+    m = r.config.model
+    if m.gate_init == "pytorch":
+        return m.cell
+    return f"{m.cell} ({gate_init_text(m.gate_init, m.forget_bias)})"
+
+
+def _chance_text(summary: dict[str, Any]) -> str | None:
+    """'0', or '13 (left at 14)' / '30 (never left)'; None for runs from before it was kept."""
+    stuck, left = summary.get("epochs_at_chance"), summary.get("left_chance_epoch")
+    if not is_number(stuck):
+        return None
+    if not stuck:
+        return "0"
+    return f"{stuck} (left at {left})" if is_number(left) else f"{stuck} (never left)"
+
+
 def _size(r: RunRecord) -> str:
     m = r.config.model
     return f"{m.layers} x {m.hidden} {'bi' if m.bidirectional else 'uni'}"
@@ -112,13 +131,14 @@ COLUMNS: tuple[Column, ...] = (
     Column("preset", lambda r: r.config.preset),
     Column("order", _order),
     Column("steps x pixels", _steps),
-    Column("cell", lambda r: r.config.model.cell),
+    Column("cell", _cell_text),
     Column("size", _size),
     Column("params", lambda r: r.summary.get("parameters"), lambda v: f"{v:,}"),
     Column("epochs", lambda r: r.config.epochs),
     Column("test acc", lambda r: r.summary.get("test_acc"), _percent),
     Column("95 % interval", _test_interval, _interval),
     Column("train time", lambda r: r.summary.get("train_seconds"), lambda v: f"{v:.0f} s"),
+    Column("epochs at chance", lambda r: _chance_text(r.summary)),
 )
 SHOWN_FIELDS = {
     "preset",
@@ -127,6 +147,8 @@ SHOWN_FIELDS = {
     "model.permutation_seed",
     "model.pixels_per_step",
     "model.cell",
+    "model.gate_init",
+    "model.forget_bias",
     "model.hidden",
     "model.layers",
     "model.bidirectional",

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .cells import gate_init_text
 from .config import TrainConfig
 from .metrics import softmax_floor_note
 from .model import count_parameters
@@ -31,7 +32,8 @@ def start_line(state: TrainState, rt: Runtime, train_images: int) -> str:
     config, m = state.config, state.config.model
     return (
         f"training {m.cell.upper()} hidden={m.hidden} layers={m.layers} "
-        f"{'bi' if m.bidirectional else 'uni'}directional readout={m.readout}, {m.order} "
+        f"{'bi' if m.bidirectional else 'uni'}directional readout={m.readout} "
+        f"gate-init={gate_init_text(m.gate_init, m.forget_bias)}, {m.order} "
         f"({m.steps} steps of {m.features_per_step} pixels; "
         f"{count_parameters(state.model):,} parameters) "
         f"on {rt.device} x{rt.dist.world_size}, {rt.threads} threads; preset {config.preset}, "

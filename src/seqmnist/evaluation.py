@@ -160,7 +160,8 @@ def format_description(info: dict[str, Any]) -> str:
         f"model        {info['arch']}: {m['cell'].upper()} "
         f"hidden={m['hidden']} layers={m['layers']} "
         f"{'bidirectional' if m['bidirectional'] else 'unidirectional'} readout={m['readout']} "
-        f"dropout={m['dropout']}{' softmax-output' if m['softmax_output'] else ''}",
+        f"dropout={m['dropout']}{' softmax-output' if m['softmax_output'] else ''}"
+        f"{_gate_text(m)}",
         f"reads        {_order_text(m)}",
         f"parameters   {info['parameters']:,}",
     ]
@@ -197,6 +198,15 @@ def _reproduce_text(t: dict[str, Any], s: dict[str, Any] | None) -> str:
     )
 
 
+def _gate_text(m: dict[str, Any]) -> str:
+    """' gate-init=chrono' for a gated cell (configs from before the option read 'pytorch')."""
+    from .cells import cell_spec, gate_init_text
+
+    if cell_spec(m["cell"]).memory_gate is None:
+        return ""
+    return " gate-init=" + gate_init_text(m.get("gate_init", "pytorch"), m.get("forget_bias", 1.0))
+
+
 def _order_text(m: dict[str, Any]) -> str:
     from .config import ModelConfig
 
@@ -219,5 +229,15 @@ def _result_text(s: dict[str, Any]) -> str:
         f"(loss {number('test_loss', '.4f')}), best epoch "
         f"{s.get('best_epoch', '?')}, {number('train_seconds', '.1f')}s training "
         f"on {s.get('device', '?')} "
-        f"x{s.get('world_size', '?')}"
+        f"x{s.get('world_size', '?')}" + _chance_text(s)
+    )
+
+
+def _chance_text(s: dict[str, Any]) -> str:
+    """How long the run sat at chance (summaries from before it was kept say nothing)."""
+    stuck, left = s.get("epochs_at_chance"), s.get("left_chance_epoch")
+    if not is_number(stuck) or not stuck:
+        return ""
+    return f"; {stuck} epoch(s) at chance, " + (
+        f"left it in epoch {left}" if is_number(left) else "never left it"
     )

@@ -17,10 +17,13 @@ reads the steps in reverse and ends at step 0: its final state is ``output[:, 0,
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
 
+from .cells import cell_spec, gate_init_text
+from .cells.torch_rnn import effective_memory_bias
 from .config import ModelConfig
 from .model import SeqClassifier, build_model
 
@@ -66,7 +69,7 @@ def inspect_model(model: SeqClassifier | None, images: torch.Tensor) -> dict[str
     cfg = model.config
     x = model.read(images.float())  # (B, 28, 28) -> (B, T, F) in the model's reading order
     output, state = model.rnn(x)  # output (B, T, D*H)
-    h_n, c_n = state if isinstance(state, tuple) else (state, None)  # (L*D, B, H) each
+    h_n, c_n = cell_spec(cfg.cell).final_states(state)  # (L*D, B, H) each
     readout = model.readout(output, h_n)  # (B, D*H)
     logits = model.head(model.dropout(readout))  # (B, 10)
 
@@ -86,7 +89,10 @@ def inspect_model(model: SeqClassifier | None, images: torch.Tensor) -> dict[str
             "readout": cfg.readout,
             "softmax_output": cfg.softmax_output,
             "order": cfg.order,
+            "gate_init": cfg.gate_init,
+            "forget_bias": cfg.forget_bias,
         },
+        "memory_gate": _memory_gate(model),
         "shapes": {
             "input": list(x.shape),
             "output": list(output.shape),
@@ -97,6 +103,21 @@ def inspect_model(model: SeqClassifier | None, images: torch.Tensor) -> dict[str
         },
         "relations": relations,
         "all_as_expected": all(r["equal"] == r["expected_equal"] for r in relations),
+    }
+
+
+def _memory_gate(model: SeqClassifier) -> dict[str, Any] | None:
+    """The memory gate's effective bias (b_ih + b_hh; LSTM f, GRU z) as the weights hold it now:
+    mean, min and max per layer and direction, in h_n's row order. None for an ungated cell."""
+    spec = cell_spec(model.config.cell)
+    bias = effective_memory_bias(model.rnn, spec)  # (L*D, H)
+    if bias is None:
+        return None
+    return {
+        "gate": spec.memory_gate,
+        "mean": bias.mean(dim=1).tolist(),
+        "min": bias.min(dim=1).values.tolist(),
+        "max": bias.max(dim=1).values.tolist(),
     }
 
 
@@ -237,7 +258,27 @@ def format_inspection(info: dict[str, Any]) -> str:
             "are the earlier layers' final states."
         )
     lines.append(f"This model's readout: {readout_text(m['readout'], D)}.")
-    return "\n".join(lines)
+    return "\n".join(lines + _memory_gate_lines(info))
+
+
+def _memory_gate_lines(info: dict[str, Any]) -> list[str]:
+    """The memory gate's effective bias, and what it means for how long the state is kept."""
+    m, gate = info["model"], info.get("memory_gate")
+    if gate is None:
+        return []
+    name = {"f": "forget gate f", "z": "update gate z"}.get(gate["gate"], f"gate {gate['gate']}")
+    lines = [
+        "",
+        f"{name}: effective bias b_ih + b_hh (initialised: "
+        f"{gate_init_text(m['gate_init'], m['forget_bias'])}); sigmoid(b) near 1 keeps the "
+        "state for about 1 / (1 - sigmoid(b)) steps",
+    ]
+    for row, (mean, low, high) in enumerate(zip(gate["mean"], gate["min"], gate["max"])):
+        lines.append(
+            f"  h_n[{row}]  mean {mean:+.3f}  min {low:+.3f}  max {high:+.3f}  "
+            f"(sigmoid(mean) = {1 / (1 + math.exp(-mean)):.3f})"
+        )
+    return lines
 
 
 def readout_text(kind: str, directions: int) -> str:

@@ -15,43 +15,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .cells import cell_spec
 from .config import ModelConfig
 from .sequence import SequenceReader
 
-_CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN, "irnn": nn.RNN}
-_GATES = {"lstm": 4, "gru": 3, "rnn": 1, "irnn": 1}
-# IRNN input weights: N(0, 0.001^2), as Le, Jaitly & Hinton (2015) and Keras's mnist_irnn.
-IRNN_INPUT_STD = 0.001
 
-
-def _make_rnn(config: ModelConfig) -> nn.RNNBase:
-    extra = {"nonlinearity": "relu"} if config.cell == "irnn" else {}
-    rnn = _CELLS[config.cell](
-        input_size=config.features_per_step,
-        hidden_size=config.hidden,
-        num_layers=config.layers,
-        batch_first=True,
-        bidirectional=config.bidirectional,
-        # PyTorch only applies this between stacked layers (it warns if layers == 1).
-        dropout=config.dropout if config.layers > 1 else 0.0,
-        **extra,
-    )
-    if config.cell == "irnn":
-        init_irnn(rnn)
-    return rnn
-
-
-@torch.no_grad()
-def init_irnn(rnn: nn.RNN) -> None:
-    """Le, Jaitly & Hinton (2015): recurrent weights = identity, biases = 0, input weights small
-    Gaussian (std 0.001). Applies to every layer and direction."""
-    for name, param in rnn.named_parameters():
-        if name.startswith("weight_hh"):
-            param.copy_(torch.eye(rnn.hidden_size))  # (H, H)
-        elif name.startswith("weight_ih"):
-            param.normal_(0.0, IRNN_INPUT_STD)
-        else:  # bias_ih_l*, bias_hh_l*
-            param.zero_()
+def build_rnn(config: ModelConfig) -> nn.Module:
+    """The recurrent layers the config's cell declares (cells/), initialised as it says."""
+    return cell_spec(config.cell).builder()(config)
 
 
 class SeqClassifier(nn.Module):
@@ -64,7 +35,7 @@ class SeqClassifier(nn.Module):
         config.validate()
         self.config = config
         self.reader = SequenceReader(config)  # no parameters, no state_dict entries
-        self.rnn = _make_rnn(config)
+        self.rnn = build_rnn(config)
         self.num_directions = 2 if config.bidirectional else 1
         self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(self.num_directions * config.hidden, config.num_classes)
@@ -77,7 +48,7 @@ class SeqClassifier(nn.Module):
         """Sequence (B, T, F), from ``read`` -> output (B, T, D*H), h_n (L*D, B, H).
         For an LSTM, c_n is dropped here."""
         output, state = self.rnn(x)
-        h_n = state[0] if isinstance(state, tuple) else state
+        h_n, _c_n = cell_spec(self.config.cell).final_states(state)
         return output, h_n
 
     def readout(self, output: torch.Tensor, h_n: torch.Tensor) -> torch.Tensor:
@@ -114,16 +85,15 @@ def count_parameters(model: nn.Module) -> int:
 def recurrent_macs_per_sample(config: ModelConfig, steps: int | None = None) -> int:
     """Multiply-adds of the recurrent layers for one image, forward pass only.
 
-    Per step and direction a cell computes G gate blocks of x @ W_ih^T and h @ W_hh^T:
-    G * H * (in + H) multiply-adds, with G = 4 (LSTM), 3 (GRU), 1 (RNN, IRNN). Layer 1 reads F
-    pixels, later layers read D*H features; ``steps`` defaults to the order's T. Elementwise gate
-    maths is left out (it is not matmul work).
+    Per step and direction: the cell's declared multiply-adds (cells/: G gate blocks of
+    x @ W_ih^T and h @ W_hh^T, G * H * (in + H), with G = 4 for an LSTM, 3 for a GRU, 1 for an RNN).
+    Layer 1 reads F pixels, later layers read D*H features; ``steps`` defaults to the order's T.
     """
     steps = config.steps if steps is None else steps
-    gates = _GATES[config.cell]
+    spec = cell_spec(config.cell)
     directions = 2 if config.bidirectional else 1
     total = 0
     for layer in range(config.layers):
         inputs = config.features_per_step if layer == 0 else directions * config.hidden
-        total += gates * config.hidden * (inputs + config.hidden) * steps * directions
+        total += spec.macs_per_step(inputs, config.hidden) * steps * directions
     return total

@@ -53,6 +53,7 @@ from .runtime import (
     training_runtime,
 )
 from .state import TrainState
+from .stuck import chance_record, majority_share, stuck_warning
 from .tblog import ExperimentLog
 from .trained import load_trained
 
@@ -279,6 +280,9 @@ def _train_epochs(
                     experiment.epoch(run.read_metrics()[-1])
             saved_epoch = epoch
             say(epoch_line(row, config.epochs))
+            steps = epoch * _steps_per_epoch(config, len(splits.train), rt)
+            if warning := stuck_warning(row, _chance(splits), steps):
+                say(warning)
     except (KeyboardInterrupt, BrokenPipeError) as exc:
         bar.close()
         closed = isinstance(exc, BrokenPipeError)
@@ -374,6 +378,11 @@ class LrRange:
         return {"lr": self.start, "lr_min": self.low, "lr_max": self.high}
 
 
+def _chance(splits: Splits) -> float:
+    """Accuracy of always guessing the most common class of the split that measures the run."""
+    return majority_share((splits.val if splits.val is not None else splits.train).labels)
+
+
 def _evaluate_shared(
     model: nn.Module, split: Split, config: TrainConfig, rt: Runtime
 ) -> tuple[float, float]:
@@ -424,6 +433,7 @@ def _test_once(
         "test_samples": test["samples"],
         "best_epoch": state.best_epoch,
         "best_val_acc": state.best_val_acc if splits.val is not None else None,
+        **chance_record(run.read_metrics(), _chance(splits)),
         "epochs": config.epochs,
         "train_seconds": state.train_seconds,
         "total_seconds": state.total_seconds(),
