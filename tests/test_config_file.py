@@ -168,3 +168,13 @@ def test_a_record_for_other_than_ten_classes_is_refused(tmp_path, capsys):
     err = error_line(capsys, "--config", str(path), "--out", str(tmp_path / "run"))
     assert f"--config {path}: field model.num_classes must be 10" in err, err
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "text"), [("a.json", '{"epochs": 3}'), ("a.toml", "epochs = 3\n")]
+)
+def test_a_config_file_saved_with_a_byte_order_mark_is_read(tmp_path, capsys, name, text):
+    """Windows editors (Notepad, PowerShell 5's Out-File) start UTF-8 files with a BOM."""
+    path = tmp_path / name
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    assert printed_config(capsys, "--config", str(path))["epochs"] == 3

@@ -90,7 +90,7 @@ def _parse(path: Path, raw: bytes) -> dict[str, Any]:
     if suffix not in (".json", ".toml"):
         raise ConfigError(f"--config {path}: the file name must end in .json or .toml")
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")  # a BOM, as Windows editors write it, is not content
         if suffix == ".toml":
             data = _toml_loads(text)
         else:
