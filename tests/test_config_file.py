@@ -156,3 +156,25 @@ def test_library_call_names_the_file(tmp_path):
     path.write_text('{"epochs": 5, "hidden": 9}')
     config, origin = load_config_file(path, overrides={"epochs": 2})  # flags are applied last
     assert config.epochs == 2 and config.model.hidden == 9 and origin["flags"] == {"epochs": 2}
+
+
+def test_a_record_for_other_than_ten_classes_is_refused(tmp_path, capsys):
+    """MNIST has 10 classes: a crafted config.json with another num_classes once started training
+    and crashed in the loss with a traceback, leaving a half-written run directory."""
+    record = preset_config("default").to_dict()
+    record["model"]["num_classes"] = 5
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(record))
+    err = error_line(capsys, "--config", str(path), "--out", str(tmp_path / "run"))
+    assert f"--config {path}: field model.num_classes must be 10" in err, err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "text"), [("a.json", '{"epochs": 3}'), ("a.toml", "epochs = 3\n")]
+)
+def test_a_config_file_saved_with_a_byte_order_mark_is_read(tmp_path, capsys, name, text):
+    """Windows editors (Notepad, PowerShell 5's Out-File) start UTF-8 files with a BOM."""
+    path = tmp_path / name
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    assert printed_config(capsys, "--config", str(path))["epochs"] == 3

@@ -90,7 +90,7 @@ def _parse(path: Path, raw: bytes) -> dict[str, Any]:
     if suffix not in (".json", ".toml"):
         raise ConfigError(f"--config {path}: the file name must end in .json or .toml")
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")  # a BOM, as Windows editors write it, is not content
         if suffix == ".toml":
             data = _toml_loads(text)
         else:
@@ -131,6 +131,11 @@ def _record_config(path: Path, data: dict[str, Any], preset: str | None) -> Trai
     model = dict(data["model"])
     if model.pop("input_size", 28) != 28:  # configs from before reading orders: always 28
         raise ConfigError(f"--config {path}: field model.input_size must be 28")
+    if model.get("num_classes", 10) != 10:  # training reads MNIST: labels 0-9
+        raise ConfigError(
+            f"--config {path}: field model.num_classes must be 10 (MNIST's digits); "
+            f"got {_short(model['num_classes'])}"
+        )
     train = _check_fields(path, TrainConfig, {k: v for k, v in data.items() if k != "model"}, "")
     model = _check_fields(path, ModelConfig, model, "model.")
     if preset is not None and preset != data["preset"]:
