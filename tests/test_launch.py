@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import cli_train
+from conftest import cli_train, tiny_config
 from seqmnist.errors import ProcessLost
 from seqmnist.failures import one_line_failures
 from seqmnist.launch import cgroup_cpu_quota, local_processes, torchrun_rank, usable_cpus
@@ -331,3 +331,40 @@ def test_the_process_group_gets_the_stated_timeout(plain_env):
     assert info.world_size == 2 and info.enabled
     assert calls == [{"backend": "gloo", "timeout": runtime.COLLECTIVE_TIMEOUT}]
     assert runtime.COLLECTIVE_TIMEOUT.total_seconds() == 300  # the README's "5 minutes"
+
+
+def test_a_run_in_its_first_epoch_in_another_process_is_not_replaced(tmp_path):
+    """config.json and the epoch-0 checkpoint are also what a run still in its first epoch
+    holds: while its trainer holds the claim, a new start is refused, not let in to replace it
+    (both would write into one folder: one config, two runs' rows in metrics.csv)."""
+    from seqmnist.config import preset_config
+    from seqmnist.errors import SeqMnistError
+
+    run = RunDir(tmp_path / "run")
+    run.create(preset_config("default"), overwrite=False)
+    run.last_checkpoint.write_bytes(b"epoch 0")
+    trainer = RunDir(run.path)  # a lock of its own, as another process's would be
+    trainer.claim()
+    assert RunDir(run.path).in_use() and not RunDir(run.path).unfinished()
+    with pytest.raises(SeqMnistError, match="being trained by another seqmnist process now"):
+        RunDir(run.path).refuse_to_replace(overwrite=False)
+    assert RunDir(run.path).refuse_to_replace(overwrite=True) is False  # asked for explicitly
+    trainer.release()  # the trainer ended (or was killed: the kernel drops its lock)
+    assert RunDir(run.path).refuse_to_replace(overwrite=False) is True
+
+
+def test_training_holds_its_claim_until_it_ends(synthetic_data_dir, tmp_path):
+    from seqmnist.train import fit
+
+    seen = []
+    run_dir = tmp_path / "run"
+    fit(
+        tiny_config(epochs=1),
+        run_dir,
+        data_dir=synthetic_data_dir,
+        download=False,
+        quiet=True,
+        on_batch=lambda _epoch, _done: seen.append(RunDir(run_dir).in_use()),
+    )
+    assert seen and all(seen)
+    assert not RunDir(run_dir).in_use()

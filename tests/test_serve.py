@@ -754,7 +754,10 @@ def test_without_cors_origins_nothing_changes(client: TestClient) -> None:
 
 
 @pytest.mark.parametrize(
-    "origin", ["digits.example.org", "https://digits.example.org/", "ftp://x.org", "https://"]
+    "origin",
+    ["digits.example.org", "https://digits.example.org/", "ftp://x.org", "https://"]
+    # ports a browser never sends (out of range, not a number), a user name, no host
+    + ["http://x.org:99999", "http://x.org:abc", "https://me@x.org", "http://:8080"],
 )
 def test_a_bad_cors_origin_is_one_line(tiny_classifier: Classifier, origin: str) -> None:
     with pytest.raises(SeqMnistError, match="is not an origin: give scheme://host"):

@@ -16,6 +16,7 @@ Ctrl-C never leaves half a file; a file that is damaged anyway is reported in on
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import errno
 import json
@@ -23,9 +24,14 @@ import math
 import os
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
+
+try:
+    import fcntl  # POSIX advisory locks: a run in training holds one on its directory
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
 
 from .config import TrainConfig
 from .errors import CheckpointError, ConfigError, SeqMnistError, first_line
@@ -182,6 +188,7 @@ class RunDir:
         self.last_checkpoint = self.path / LAST_NAME
         self.best_checkpoint = self.path / BEST_NAME
         self.summary_file = self.path / SUMMARY_NAME
+        self._claim: int | None = None  # descriptor of the directory while this process trains
 
     def __str__(self) -> str:
         return str(self.path)
@@ -199,12 +206,64 @@ class RunDir:
         """A run whose first epoch never finished (stopped by Ctrl-C, a lost process, out of
         memory): config.json and the epoch-0 checkpoint at most, nothing worth keeping."""
         finished_something = (self.metrics_file, self.best_checkpoint, self.summary_file)
-        return self.holds_run() and not any(p.exists() for p in finished_something)
+        unfinished = self.holds_run() and not any(p.exists() for p in finished_something)
+        return unfinished and not self.in_use()
+
+    def claim(self) -> None:
+        """Mark the directory as being trained by this process until ``release`` (or its end,
+        however it ends: the kernel drops the lock of a killed process), so that another
+        ``seqmnist train`` does not take a run in its first epoch for an abandoned one."""
+        if fcntl is None or self._claim is not None:
+            return
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held elsewhere (an explicit --overwrite), or no locks on this file system
+            os.close(fd)
+            return
+        self._claim = fd
+
+    def release(self) -> None:
+        if self._claim is not None:
+            os.close(self._claim)
+            self._claim = None
+
+    @contextlib.contextmanager
+    def released_at_exit(self) -> Iterator[None]:
+        """Release the claim taken inside the block, however the block ends."""
+        try:
+            yield
+        finally:
+            self.release()
+
+    def in_use(self) -> bool:
+        """Another process trains here now (it holds the lock ``claim`` takes)."""
+        if fcntl is None:
+            return False
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError as exc:
+            return exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN)
+        finally:
+            os.close(fd)
+        return False
 
     def refuse_to_replace(self, overwrite: bool) -> bool:
         """A fresh run must not silently replace one that is here, unless ``overwrite``; a run
         whose first epoch never finished is replaced anyway. True when it replaces one (the
         caller says so)."""
+        if self.in_use() and not overwrite:
+            raise SeqMnistError(
+                f"{self.path} is being trained by another seqmnist process now: "
+                "wait for it to end, or choose another --out"
+            )
         if self.unfinished():
             return True
         if self.holds_run() and not overwrite:

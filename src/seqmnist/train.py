@@ -103,7 +103,7 @@ def fit(
     with training_runtime(config.device, config.threads, config.amp) as rt, sigterm_as_interrupt():
         primary = rt.dist.is_primary
         say = (log or _print_line) if (primary and not quiet) else (lambda _msg: None)
-        with one_line_failures(run, rt, config) as watch:
+        with one_line_failures(run, rt, config) as watch, run.released_at_exit():
             splits = _load_splits(config, rt, data_dir, download)
             state, graphed = _build_state(config, rt, len(splits.train), started, say)
             watch.state = state
@@ -179,6 +179,7 @@ def _create(
         if replacing:
             say(f"replacing {run.path}: its first epoch never finished")
         run.create(state.config, overwrite=True, origin=origin)
+        run.claim()
         _save(run, state, row=None, improved=False)
     return False
 
@@ -191,6 +192,7 @@ def _resume(run: RunDir, state: TrainState, rt: Runtime, say: Callable[[str], No
         say(f"{run.path} finished all {epochs} epochs already; nothing to do")
         return True
     if rt.dist.is_primary:
+        run.claim()
         run.remove_temp_files()  # half-written files of a killed session
         run.truncate_metrics_after(state.epoch)  # rows after the checkpoint's epoch are redone
     say(f"resuming {run.path} after epoch {state.epoch} of {epochs}")

@@ -149,9 +149,14 @@ def check_cors_origin(origin: str) -> str:
     if origin == "*":
         return origin
     parts = urlsplit(origin)
+    try:
+        parts.port  # noqa: B018 -- raises ValueError for a port out of range or not a number
+    except ValueError:
+        parts = parts._replace(netloc="")
     if (
         parts.scheme not in ("http", "https")
-        or not parts.netloc
+        or not parts.hostname
+        or parts.username is not None
         or origin != (f"{parts.scheme}://{parts.netloc}")
     ):
         raise SeqMnistError(
