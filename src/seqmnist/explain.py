@@ -276,7 +276,7 @@ def integrated_gradients(
 # --- one image, all views ----------------------------------------------------------------
 
 
-@dataclass
+@dataclass(repr=False)
 class Reading:
     """What ``watch`` found for one image ("watch it read")."""
 
@@ -311,6 +311,17 @@ class Reading:
     def every(self) -> int:
         """k: the prefixes are every k-th step (1 when every step is shown)."""
         return self.steps[1] - self.steps[0] if len(self.steps) > 1 else 1
+
+    def __repr__(self) -> str:
+        # one line: a notebook cell ending in `reading` should not print every array
+        p = float(self.probabilities[-1].max())
+        states = ", ".join(f"layer {s.layer} {s.direction}" for s in self.states) or "none"
+        ig = "none" if self.attribution is None else f"{self.attribution.n_steps} IG steps"
+        return (
+            f"Reading(source={self.source!r}, order={self.order!r}, {self.steps[-1]} steps, "
+            f"{len(self.steps)} prefixes, answer {self.label} (p={p:.2f}), states: {states}, "
+            f"attribution: {ig})"
+        )
 
 
 def _source(image: Any) -> str | None:
