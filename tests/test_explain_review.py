@@ -68,3 +68,25 @@ def test_a_reading_prints_as_a_short_summary_not_its_arrays():
     assert len(text.splitlines()) == 1 and len(text) < 300, text
     for part in ("rows", "28 steps", "answer", "layer 0 forward", "layer 0 backward"):
         assert part in text, text
+
+
+def test_integrated_gradients_stop_at_once_when_the_output_does_not_move():
+    """A model whose output is the same for the image and the blank baseline (gap 0, as an
+    untrained 784-step model nearly is) doubled its integration steps to 1024, since no delta is
+    under 5 % of nothing: minutes of CPU for a picture of zeros."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("captum")
+    from seqmnist.config import ModelConfig
+    from seqmnist.explain import IG_START_STEPS, blank_baseline, integrated_gradients
+    from seqmnist.model import SeqClassifier
+
+    torch.manual_seed(0)
+    model = SeqClassifier(ModelConfig(hidden=4)).eval()
+    with torch.no_grad():
+        model.head.weight.zero_()  # every logit is its bias: the same for any image
+    image = blank_baseline(True).clone()
+    image[0, 6:22, 12:16] = (1 - 0.1307) / 0.3081
+    result = integrated_gradients(model, image, target=3, normalize=True)
+    assert result.gap == 0.0
+    assert result.n_steps == IG_START_STEPS
+    assert abs(result.delta) < 1e-6
