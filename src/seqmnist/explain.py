@@ -47,6 +47,9 @@ MAX_STEPS = 49
 IG_START_STEPS = 32
 IG_MAX_STEPS = 1024
 IG_TOLERANCE = 0.05
+# Below this |gap| the output barely moves (an untrained model): 5 % of it would be float
+# noise that no number of steps meets, so the tolerance is 5 % of this much instead.
+IG_MIN_GAP = 1e-3
 
 LSTM_GATES = ("input", "forget", "cell_input", "output")  # PyTorch's row blocks i, f, g, o
 GRU_GATES = ("reset", "update", "new")  # r, z, n
@@ -247,7 +250,8 @@ def integrated_gradients(
 ) -> Attribution:
     """Captum's IntegratedGradients of ``model``'s output ``target`` for one model-input image
     (1, 28, 28), from ``blank_baseline``. n_steps doubles from 32 until Captum's delta is under
-    5 % of |output(image) - output(baseline)| (or 1024 steps: then the delta says how far)."""
+    5 % of |output(image) - output(baseline)| (of 1e-3 when the gap is smaller), or 1024 steps:
+    then the delta says how far."""
     try:
         from captum.attr import IntegratedGradients
     except ImportError:
@@ -265,7 +269,8 @@ def integrated_gradients(
             attr, delta = ig.attribute(
                 image, baseline, target=target, n_steps=n_steps, return_convergence_delta=True
             )
-            done = abs(float(delta)) < IG_TOLERANCE * abs(gap) or n_steps >= IG_MAX_STEPS
+            tolerance = IG_TOLERANCE * max(abs(gap), IG_MIN_GAP)
+            done = abs(float(delta)) < tolerance or n_steps >= IG_MAX_STEPS
             if done:
                 break
             n_steps *= 2
@@ -276,7 +281,7 @@ def integrated_gradients(
 # --- one image, all views ----------------------------------------------------------------
 
 
-@dataclass
+@dataclass(repr=False)
 class Reading:
     """What ``watch`` found for one image ("watch it read")."""
 
@@ -311,6 +316,17 @@ class Reading:
     def every(self) -> int:
         """k: the prefixes are every k-th step (1 when every step is shown)."""
         return self.steps[1] - self.steps[0] if len(self.steps) > 1 else 1
+
+    def __repr__(self) -> str:
+        # one line: a notebook cell ending in `reading` should not print every array
+        p = float(self.probabilities[-1].max())
+        states = ", ".join(f"layer {s.layer} {s.direction}" for s in self.states) or "none"
+        ig = "none" if self.attribution is None else f"{self.attribution.n_steps} IG steps"
+        return (
+            f"Reading(source={self.source!r}, order={self.order!r}, {self.steps[-1]} steps, "
+            f"{len(self.steps)} prefixes, answer {self.label} (p={p:.2f}), states: {states}, "
+            f"attribution: {ig})"
+        )
 
 
 def _source(image: Any) -> str | None:

@@ -137,13 +137,21 @@ def states(reading: Reading, out_path: str | os.PathLike) -> Path:
                 ax.set_xlabel(f"time step t ({reading.order})", fontsize=8)
             if c == cols - 1:
                 fig.colorbar(shown, ax=ax, fraction=0.04, pad=0.02)
-    fig.suptitle(
-        f"Recurrent states over time, recomputed from the weights (answer {reading.label}); "
-        "backward directions read from the right",
-        fontsize=11,
-    )
+    fig.suptitle(_states_title(reading, fig.get_figwidth()), fontsize=11)
     fig.tight_layout()
     return _save(fig, out_path)
+
+
+def _states_title(reading: Reading, width_inches: float) -> str:
+    """The states picture's title, wrapped to the figure's width (one column of panels is
+    narrow); it speaks of backward directions only when the model has them."""
+    import textwrap
+
+    title = f"Recurrent states over time, recomputed from the weights (answer {reading.label})"
+    if any(s.direction == "backward" for s in reading.states):
+        title += "; backward directions read from the right"
+    chars_per_line = int(width_inches * 72 / 6.5)  # about 6.5 points a character at 11 pt
+    return textwrap.fill(title, chars_per_line)
 
 
 def attributions(reading: Reading, out_path: str | os.PathLike) -> Path:
