@@ -36,7 +36,8 @@ def start_line(state: TrainState, rt: Runtime, train_images: int) -> str:
         f"gate-init={gate_init_text(m.gate_init, m.forget_bias)}, {m.order} "
         f"({m.steps} steps of {m.features_per_step} pixels; "
         f"{count_parameters(state.model):,} parameters) "
-        f"on {rt.device} x{rt.dist.world_size}, {rt.threads} threads; preset {config.preset}, "
+        f"on {rt.device} x{rt.dist.world_size}, {_count(rt.threads, 'thread')}; "
+        f"preset {config.preset}, "
         f"{config.epochs} epochs, batch {config.batch_size * rt.dist.world_size}, "
         f"{train_images:,} training images"
     )
@@ -118,3 +119,8 @@ class ProgressBar:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+def _count(n: int, noun: str) -> str:
+    """'1 thread', '2 threads'."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
