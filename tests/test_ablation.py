@@ -60,3 +60,20 @@ def test_run_ablation_tables_every_step_and_reuses_finished_runs(tmp_path, monke
 def test_ablate_command_refuses_a_bad_seed_count(capsys):
     assert main(["ablate", "--seeds", "0"]) == 1
     assert "--seeds must be an integer from 1 to 20" in capsys.readouterr().err
+
+
+def test_ablate_command_defaults_to_the_readme_budget(tmp_path, monkeypatch, capsys):
+    """`seqmnist ablate` trained on all 55,000-60,000 images by default, while the README calls it
+    the same as bench_ablation.py, whose table uses a 10,000-image subset."""
+    calls = []
+
+    def fake_run_ablation(out, **kwargs):
+        calls.append(kwargs)
+        return []
+
+    monkeypatch.setattr(ablation, "run_ablation", fake_run_ablation)
+    monkeypatch.setattr(ablation, "format_ablation", lambda rows, markdown=False: "")
+    assert main(["ablate", "--out", str(tmp_path)]) == 0
+    assert main(["ablate", "--out", str(tmp_path), "--train-size", "0"]) == 0
+    assert [c["extra"]["train_size"] for c in calls] == [10_000, 0]
+    assert [c["epochs"] for c in calls] == [2, 2] and calls[0]["seeds"] == (0, 1, 2)

@@ -212,3 +212,16 @@ def test_compare_diff_keeps_only_what_differs(tiny_run, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:  # the help texts hold a literal "%"
         main(["--help"])
     assert exit_info.value.code == 0 and "95 % interval" in capsys.readouterr().out
+
+
+def test_compare_diff_keeps_fixed_columns_whose_fields_differ(tiny_run, tmp_path, capsys):
+    """--diff dropped the size, cell, order and epochs columns even when they differed, so two
+    runs of different width or epochs looked alike apart from accuracy."""
+    base = _run_with(tiny_run, tmp_path / "base")
+    wider = _run_with(tiny_run, tmp_path / "wider", {"model.hidden": 32, "epochs": 5})
+    assert main(["compare", "--diff", str(base), str(wider)]) == 0
+    header, *rows = capsys.readouterr().out.split("\n\n")[0].splitlines()
+    assert "size" in header and "epochs" in header
+    assert "cell" not in header and "order" not in header  # the same in both runs
+    cells = {row.split()[0]: row for row in rows}
+    assert "x 32" in cells["wider"] and " 5 " in cells["wider"]

@@ -184,3 +184,17 @@ def test_error_gallery_captions_carry_test_indices(tmp_path, monkeypatch):
         images, [3, 5], [8, 6], [0.5, 0.9], tmp_path / "e.png", indices=[17, 4021]
     )
     assert captions == ["#4021  5 → 6 (0.90)", "#17  3 → 8 (0.50)"]
+
+
+def test_gradient_text_follows_the_articles_readout():
+    """With the article's readout (last), the backward direction is read at the last step, not
+    at step 0: the text said "backward: step 0" while its own figures peaked at the last step."""
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(hidden=6, readout="last")).eval()
+    result = step_gradients(model, *_images(4))
+    backward = result["hidden"]["backward"]
+    assert backward[-1] > 0 and all(v == 0.0 for v in backward[:-1])  # only the last is read
+    text = format_gradients(result)
+    assert "backward: step 0" not in text and "exactly 0" in text
+    final = step_gradients(build_model(ModelConfig(hidden=6)).eval(), *_images(4))
+    assert "backward: step 0" in format_gradients(final)

@@ -242,14 +242,29 @@ def _row(record: RunRecord, differing: list[str]) -> dict[str, Any]:
 
 # The columns ``--diff`` keeps beside the differing fields.
 DIFF_COLUMNS = ("run", "preset", "test acc", "95 % interval")
+# Fixed columns that show config fields (SHOWN_FIELDS): ``--diff`` keeps one when its values differ,
+# since those fields get no "differs" column of their own.
+CONFIG_COLUMNS = ("order", "steps x pixels", "cell", "size", "epochs")
+
+
+def _kept_columns(rows: list[dict[str, Any]], diff_only: bool) -> list[str]:
+    """Every fixed column; with ``diff_only`` DIFF_COLUMNS and the CONFIG_COLUMNS that differ."""
+    return [
+        c.name
+        for c in COLUMNS
+        if not diff_only
+        or c.name in DIFF_COLUMNS
+        or (c.name in CONFIG_COLUMNS and len({str(row[c.name]) for row in rows}) > 1)
+    ]
 
 
 def format_comparison(
     rows: list[dict[str, Any]], markdown: bool = False, diff_only: bool = False
 ) -> str:
     """An aligned text table, or a Markdown table for a README, with its footnotes;
-    ``diff_only``: only the run, its accuracy and the config fields that differ."""
-    fixed = [c.name for c in COLUMNS if not diff_only or c.name in DIFF_COLUMNS]
+    ``diff_only``: only the run, its accuracy and the config fields that differ (shown in fixed
+    columns or not)."""
+    fixed = _kept_columns(rows, diff_only)
     names = fixed + [k for k in (rows[0] if rows else {}) if k.startswith("--")]
     formats = {c.name: c.text for c in COLUMNS}
     times_note = timing_footnote([row["_record"] for row in rows])

@@ -101,6 +101,7 @@ def step_gradients(
             name: [float(h.grad.norm(dim=1).mean()) for h in hs] for name, hs in zip(names, steps)
         },
         "matches_rnn": bool(torch.allclose(output.detach(), fused, atol=1e-5)),
+        "readout": model.config.readout,
     }
 
 
@@ -123,7 +124,21 @@ def format_gradients(result: dict[str, Any]) -> str:
     for name, norms in result["hidden"].items():
         which = f"{name} state" if len(result["hidden"]) == 2 else "hidden state"
         lines.append(_ratio_text(f"|dL/dh_t| ({which})", norms))
-    if len(result["hidden"]) == 2:
+    readout = result.get("readout", "final")
+    if readout == "mean":
+        where = (
+            "The readout averages the states of every step, so each step's state is read "
+            "directly;\nthe curves need not peak at one end. "
+        )
+    elif len(result["hidden"]) == 2 and readout == "last":
+        where = (
+            "The article's readout takes both directions at the last step: the forward state "
+            "there has read\nevery step, the backward one only that step, so the backward "
+            "states before it feed nothing\nthe readout takes (gradient exactly 0, not an "
+            "underflow). Elsewhere the gradient shrinks (vanishes)\nor grows (explodes) with "
+            "every step away from the readout;\n"
+        )
+    elif len(result["hidden"]) == 2:
         where = (
             "Each direction's gradient is largest where the readout takes its state (forward: "
             "the last step;\nbackward: step 0) and shrinks (vanishes) or grows (explodes) with "
@@ -170,7 +185,7 @@ def gradient_picture(result: dict[str, Any], out_path: str | os.PathLike, title:
             ax.text(
                 0.01,
                 0.05,
-                f"{zeros} step(s) at 0: below float32's smallest number",
+                f"{zeros} step(s) at 0: below float32's smallest number, or unread by the readout",
                 transform=ax.transAxes,
                 fontsize=8,
                 color="tab:red",

@@ -31,8 +31,9 @@ def _add_ablate(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--train-size",
         type=int,
-        default=0,
-        help="train every run on a seeded subset of this many images (default: all)",
+        default=10_000,
+        help="train every run on a seeded subset of this many images, 0 for all (default: "
+        "%(default)s, the budget of the README's table)",
     )
     p.add_argument("--markdown", action="store_true", help="print a Markdown table (default: off)")
     _common_data_flags(p)

@@ -155,7 +155,7 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
         "--diff",
         action="store_true",
         help="only the run, its preset, accuracy and interval, and the fields that differ "
-        "(default: every column)",
+        "(size, epochs and the other fixed columns too, when they differ) (default: every column)",
     )
 
 
