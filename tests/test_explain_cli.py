@@ -77,3 +77,39 @@ def test_duplicate_names_get_numbered(tiny_run, tmp_path, capsys):
     assert (out / "d-probabilities.png").is_file() and (out / "d-2-probabilities.png").is_file()
     with Image.open(out / "d-reading.gif") as gif:
         assert gif.n_frames == 7
+
+
+def test_a_test_image_by_index_is_read_exactly_as_mnist_holds_it(
+    tiny_run, synthetic_data_dir, tmp_path, capsys
+):
+    """Issue 22: every view takes --index N (the error gallery's and evaluate --json's names)."""
+    from seqmnist.data import load_mnist
+    from seqmnist.explain import watch
+    from seqmnist.predict import load
+
+    out = tmp_path / "out"
+    data = ["--data-dir", str(synthetic_data_dir), "--no-download"]
+    args = ["explain", str(tiny_run), "--index", "3", "--out", str(out), "--no-attributions"]
+    assert main([*args, "--max-steps", "7", *data]) == 0
+    assert capsys.readouterr().out.startswith("test-3 ")
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        f"test-3-{f}" for f in FILES if f != "attributions.png"
+    )
+    digit = load_mnist(synthetic_data_dir, train=False, download=False).images[3]  # (28, 28)
+    reading = watch(load(tiny_run), digit, mnist_form=True, attributions=False)
+    assert np.array_equal(reading.image, digit.numpy())  # not prepared again: the very pixels
+    size = len(load_mnist(synthetic_data_dir, train=False, download=False))
+    assert main(["explain", str(tiny_run), "--index", str(size), *data]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--index {size} is outside the test split" in err
+    assert main(["explain", str(tiny_run), "--out", str(tmp_path / "none")]) == 1
+    assert "--index N" in capsys.readouterr().err
+
+
+def test_mnist_form_refuses_what_is_not_an_mnist_digit(tiny_run):
+    from seqmnist.errors import SeqMnistError
+    from seqmnist.explain import watch
+    from seqmnist.predict import load
+
+    with pytest.raises(SeqMnistError, match="uint8 \\(28, 28\\)"):
+        watch(load(tiny_run), np.zeros((28, 28), np.float32), mnist_form=True)

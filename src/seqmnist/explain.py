@@ -329,6 +329,16 @@ class Reading:
         )
 
 
+def _mnist_pixels(image: Any) -> np.ndarray:
+    """A digit in MNIST form (uint8 (28, 28), array or tensor) as a numpy array, else one line."""
+    pixels = image.numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
+    if pixels.dtype != np.uint8 or pixels.shape != (28, 28):
+        raise ExplainError(
+            f"mnist_form=True takes a uint8 (28, 28) digit; got {pixels.dtype} {pixels.shape}"
+        )
+    return pixels
+
+
 def _source(image: Any) -> str | None:
     return str(image) if isinstance(image, (str, os.PathLike)) else None
 
@@ -351,19 +361,25 @@ def watch(
     attributions: bool = True,
     layout: str | None = None,
     value_range: Any = None,
+    mnist_form: bool = False,
 ) -> Reading:
     """Watch ``classifier`` (from ``seqmnist.load``) read one image.
 
     ``image`` is anything ``Classifier.predict`` takes for one image (a file path, bytes, a PIL
     image, an array or a tensor, with ``layout`` / ``value_range`` as there); it goes through the
     same preprocessing. ``max_steps`` caps the prefixes run (every k-th step beyond it);
-    ``attributions`` (needs Captum) adds integrated gradients. Raises ``ImageError`` for a bad
-    image, ``ExplainError`` for a bad argument or a missing Captum.
+    ``attributions`` (needs Captum) adds integrated gradients. ``mnist_form``: ``image`` is a
+    digit already in MNIST form, uint8 (28, 28) (an MNIST split's image), read exactly as it is
+    instead of being prepared again. Raises ``ImageError`` for a bad image, ``ExplainError`` for a
+    bad argument or a missing Captum.
     """
     model = classifier.model
     steps = prefix_steps(model.config.steps, max_steps)
     notes: list[str] = []
-    pixels = classifier.preprocess(image, layout=layout, value_range=value_range, notes=notes)
+    if mnist_form:
+        pixels = _mnist_pixels(image)
+    else:
+        pixels = classifier.preprocess(image, layout=layout, value_range=value_range, notes=notes)
     x = to_model_input(
         torch.from_numpy(pixels)[None].to(classifier.device), classifier.config.normalize
     )

@@ -9,7 +9,7 @@ from pathlib import Path
 from ..config import DEVICES
 from ..errors import SeqMnistError
 from ..options import require_int
-from .common import EXIT_ERROR, _model_argument
+from .common import EXIT_ERROR, _common_data_flags, _model_argument
 
 
 def _add_explain(sub: argparse._SubParsersAction) -> None:
@@ -26,7 +26,19 @@ def _add_explain(sub: argparse._SubParsersAction) -> None:
         "--overwrite.",
     )
     _model_argument(p)
-    p.add_argument("images", metavar="IMAGE", nargs="+", help="image files (PNG, JPEG, ...)")
+    p.add_argument(
+        "images", metavar="IMAGE", nargs="*", help="image files (PNG, JPEG, ...) (default: none)"
+    )
+    p.add_argument(
+        "--index",
+        type=int,
+        action="append",
+        default=[],
+        metavar="N",
+        help="a test image by its index, as the error gallery and `evaluate --json` name it, read "
+        "exactly as MNIST holds it; repeatable (default: none)",
+    )
+    _common_data_flags(p)
     p.add_argument("--out", default="explain", help="folder for the pictures (default: ./explain)")
     p.add_argument(
         "--max-steps",
@@ -86,16 +98,23 @@ def _run_explain(args: argparse.Namespace) -> int:
     from ..predict import load
 
     require_int("--max-steps", args.max_steps, 1, 784)
+    if not args.images and not args.index:
+        raise SeqMnistError("name an image file or a test image (--index N) to explain")
     out = Path(args.out)
-    stems = _stems(args.images)
+    stems = _stems(args.images) + [f"test-{i}" for i in args.index]
     _refuse_taken(out, stems, args.overwrite)
     _pyplot()  # no matplotlib: say so before loading anything
     classifier = load(args.model, device=args.device)
+    digits = [(image, False) for image in args.images] + _test_digits(args)
     failed = False
-    for image, stem in zip(args.images, stems):
+    for (image, mnist_form), stem in zip(digits, stems):
         try:
             reading = watch(
-                classifier, image, max_steps=args.max_steps, attributions=not args.no_attributions
+                classifier,
+                image,
+                max_steps=args.max_steps,
+                attributions=not args.no_attributions,
+                mnist_form=mnist_form,
             )
             written = write_explanation(reading, out, stem, overwrite=args.overwrite)
         except SeqMnistError as exc:
@@ -105,9 +124,21 @@ def _run_explain(args: argparse.Namespace) -> int:
             failed = True
             continue
         probs = reading.probabilities[-1]
-        print(f"{image}  {reading.label}  ({probs[reading.label]:.1%})", flush=True)
+        name = stem if mnist_form else image
+        print(f"{name}  {reading.label}  ({probs[reading.label]:.1%})", flush=True)
         for path in written:
             print(f"  wrote {path}", flush=True)
         for warning in reading.warnings:
-            print(f"seqmnist: warning: {image}: {warning}", file=sys.stderr)
+            print(f"seqmnist: warning: {name}: {warning}", file=sys.stderr)
     return EXIT_ERROR if failed else 0
+
+
+def _test_digits(args: argparse.Namespace) -> list[tuple[object, bool]]:
+    """The ``--index`` test images, uint8 (28, 28) each, checked against the split's size."""
+    if not args.index:
+        return []
+    from ..data import load_mnist
+    from ..digit_source import pick_digit
+
+    test = load_mnist(args.data_dir, train=False, download=not args.no_download)
+    return [(pick_digit(test, "test", i, None).image, True) for i in args.index]
