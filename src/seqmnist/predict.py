@@ -271,7 +271,10 @@ def preprocess_one(
     a model (``Classifier.preprocess``; ``seqmnist show`` and ``inspect`` use it for --image)."""
     items, _ = split_images(x, layout)
     if len(items) != 1:
-        raise InputError(f"preprocess takes one image; got {len(items)} (use predict for several)")
+        raise InputError(
+            f"one image expected; got {len(items)}: for one colour or channel-first image pass "
+            "layout= (e.g. layout='CHW'); for several, use predict"
+        )
     return _preprocess_item(items[0], value_range, notes)
 
 
