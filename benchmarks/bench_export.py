@@ -45,17 +45,10 @@ def onnx_classic(model: torch.nn.Module, path: Path) -> None:
 
 
 def onnx_dynamo(model: torch.nn.Module, path: Path) -> None:
-    torch.onnx.export(
-        model,
-        (torch.zeros(2, 28, 28),),
-        str(path),
-        dynamo=True,
-        external_data=False,
-        verbose=False,
-        input_names=["images"],
-        output_names=["logits"],
-        dynamic_shapes={"images": {0: BATCH}},
-    )
+    """What `seqmnist export --format onnx` runs for short orders (one call, not a copy of it)."""
+    from seqmnist.export import _dynamo_onnx_export
+
+    _dynamo_onnx_export(model, path, "logits")
 
 
 def pt2(model: torch.nn.Module, path: Path) -> None:
