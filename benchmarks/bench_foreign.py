@@ -44,6 +44,7 @@ from seqmnist.data import load_mnist  # noqa: E402
 from seqmnist.images import ImageError  # noqa: E402
 from seqmnist.predict import load  # noqa: E402
 from seqmnist.preprocess import to_mnist  # noqa: E402
+from seqmnist.printed import printed_bank  # noqa: E402
 
 
 def run_source(clf, name: str, n: int, seed: int, images: np.ndarray, labels: np.ndarray) -> dict:
@@ -139,6 +140,7 @@ def main() -> None:
     report = {
         "models": models,
         "fonts": [Path(f).name for f in font_files()],
+        "left_out_training_families": list(printed_bank()[1]),  # never scored (tests/foreign.py)
         "seed": args.seed,
         "machine": machine(),
         "targets": {

@@ -15,7 +15,8 @@ Every source is small and deterministic (a seeded ``numpy.random.Generator``), s
   - ``scan-rotated``: turned 2-6 degrees either way, cropped close, JPEG quality 70-95;
   - ``scan-shaded``: uneven paper (a 10-30% light fall-off and paper grain), cropped close.
 
-- ``font``: the digits 0-9 in the fonts installed on this machine (``fc-list``: DejaVu ...), at
+- ``font``: the digits 0-9 in the fonts installed on this machine (``fc-list``: DejaVu ...; not
+  the families the default recipe trains on, see ``font_files``), at
   40-120 px, dark on white or light paper, close or wide margins, a few degrees of rotation.
 - ``font-noisy``: the same faces harder: the digit off-centre on a sheet 2-4 times its size,
   paper with grain and strong sensor noise, often JPEG (the printed digits of issue 19, which
@@ -38,6 +39,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
+
+from seqmnist.printed import printed_bank
 
 SCAN_VARIANTS = (
     "scan-tight",
@@ -146,7 +149,9 @@ def scan(digit: np.ndarray, variant: str, rng: np.random.Generator) -> Image.Ima
 
 @lru_cache(maxsize=1)
 def font_files() -> tuple[str, ...]:
-    """The TrueType / OpenType fonts ``fc-list`` names that draw all ten digits, sorted."""
+    """The TrueType / OpenType fonts ``fc-list`` names that draw all ten digits, sorted, less any
+    face of a family the default recipe trains on (``seqmnist.printed``: STIX General, Computer
+    Modern), so that no scored face was ever a training image."""
     try:
         listing = subprocess.run(
             ["fc-list", ":", "file"], capture_output=True, text=True, timeout=30
@@ -154,6 +159,7 @@ def font_files() -> tuple[str, ...]:
     except (OSError, subprocess.SubprocessError):
         listing = ""
     paths = sorted({line.split(":")[0].strip() for line in listing.splitlines() if line.strip()})
+    training_families = set(printed_bank()[1])
     usable = []
     for path in paths:
         if Path(path).suffix.lower() not in (".ttf", ".otf") or not Path(path).is_file():
@@ -161,6 +167,8 @@ def font_files() -> tuple[str, ...]:
         try:
             font = ImageFont.truetype(path, 40)
         except OSError:
+            continue
+        if font.getname()[0] in training_families:
             continue
         boxes = [font.getbbox(str(d)) for d in range(10)]
         if all(b[2] - b[0] > 2 and b[3] - b[1] > 10 for b in boxes):

@@ -188,6 +188,13 @@ class TrainConfig:
         low=0,
         high=60_000,
     )
+    printed_digits: int = option(
+        0,
+        "add this many printed digits (nine faces, drawn in MNIST form; seqmnist.printed) to the "
+        "training split beside MNIST's handwriting, a seeded draw of the 2,700 (0 = MNIST only)",
+        low=0,
+        high=2_700,
+    )
     ema_decay: float = option(
         0.995,
         "evaluate and save an exponential moving average of the weights with this decay, "

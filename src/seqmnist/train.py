@@ -43,6 +43,7 @@ from .errors import ConfigError, TrainingInterrupted
 from .evaluation import score
 from .failures import one_line_failures, release_ddp
 from .model import count_parameters, recurrent_macs_per_sample
+from .printed import with_printed_digits
 from .run import RunDir
 from .runtime import (
     Runtime,
@@ -215,6 +216,7 @@ def _load_splits(config: TrainConfig, rt: Runtime, data_dir: Any, download: bool
     train, val = (
         split_train_val(full, config.val_size, config.seed) if config.val_size else (full, None)
     )
+    train = with_printed_digits(train, config.printed_digits, config.seed)  # the recipe's fonts
     if config.train_size > len(train):
         raise ConfigError(
             f"--train-size {config.train_size} is more than the {len(train)} training images "

@@ -1,0 +1,77 @@
+"""The printed-digit bank the default recipe adds to its training split (seqmnist.printed)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from seqmnist.config import PRESETS, TrainConfig, preset_config
+from seqmnist.data import Split
+from seqmnist.printed import BANK_SIZE, printed_bank, with_printed_digits
+
+
+def _mnist_like(n: int) -> Split:
+    return Split(torch.zeros(n, 28, 28, dtype=torch.uint8), torch.zeros(n, dtype=torch.int64))
+
+
+def test_the_bank_holds_every_digit_equally_often_in_mnist_form():
+    bank, families = printed_bank()
+    assert len(bank) == BANK_SIZE
+    assert bank.images.dtype == torch.uint8 and tuple(bank.images.shape[1:]) == (28, 28)
+    assert torch.bincount(bank.labels, minlength=10).tolist() == [BANK_SIZE // 10] * 10
+    # MNIST form: white ink on black, the ink's box about 20 px (the background corners are 0).
+    assert int(bank.images[:, :2, :2].max()) == 0
+    assert 0.05 < bank.images.float().mean().item() / 255 < 0.3
+    assert families and not any(f.startswith(("DejaVu", "Liberation")) for f in families)
+
+
+def test_the_config_range_is_the_bank_size():
+    with pytest.raises(Exception, match="--printed-digits"):
+        TrainConfig(printed_digits=BANK_SIZE + 1).validate()
+    TrainConfig(printed_digits=BANK_SIZE).validate()
+
+
+def test_none_asked_leaves_the_split_as_it_is():
+    train = _mnist_like(5)
+    assert with_printed_digits(train, 0, seed=0) is train
+
+
+def test_the_draw_is_appended_seeded_and_the_same_on_every_call():
+    train = _mnist_like(100)
+    a = with_printed_digits(train, 300, seed=7)
+    b = with_printed_digits(train, 300, seed=7)
+    c = with_printed_digits(train, 300, seed=8)
+    assert len(a) == 400 and torch.equal(a.images[:100], train.images)
+    assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
+    assert not torch.equal(a.images[100:], c.images[100:])
+    everything = with_printed_digits(train, BANK_SIZE, seed=3)
+    bank, _ = printed_bank()
+    assert sorted(everything.labels[100:].tolist()) == sorted(bank.labels.tolist())
+
+
+def test_a_config_written_before_printed_digits_existed_trains_on_mnist_alone():
+    old = preset_config("default").to_dict()
+    del old["printed_digits"]
+    assert TrainConfig.from_dict(old).printed_digits == 0
+
+
+def test_no_benchmark_face_is_a_training_face():
+    """bench_foreign scores only faces of families the bank was not drawn from."""
+    from PIL import ImageFont
+
+    from foreign import font_files
+
+    _, families = printed_bank()
+    for path in font_files():
+        assert ImageFont.truetype(path, 20).getname()[0] not in families
+
+
+def test_a_run_trains_on_mnist_plus_the_printed_digits(tmp_path, synthetic_data_dir):
+    from conftest import tiny_config
+    from seqmnist.train import fit
+
+    config = tiny_config(epochs=1, printed_digits=700)
+    lines: list[str] = []
+    fit(config, tmp_path / "run", data_dir=synthetic_data_dir, download=False, log=lines.append)
+    expected = 600 - config.val_size + 700  # the synthetic training split plus the draw
+    assert any(f"{expected:,} training images" in line for line in lines), lines[:2]
