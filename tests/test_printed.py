@@ -49,6 +49,11 @@ def test_the_draw_is_appended_seeded_and_the_same_on_every_call():
     assert sorted(everything.labels[100:].tolist()) == sorted(bank.labels.tolist())
 
 
+def test_only_the_default_preset_trains_on_printed_digits():
+    assert preset_config("default").printed_digits == BANK_SIZE
+    assert all(PRESETS[p].printed_digits == 0 for p in PRESETS if p != "default")
+
+
 def test_a_config_written_before_printed_digits_existed_trains_on_mnist_alone():
     old = preset_config("default").to_dict()
     del old["printed_digits"]
