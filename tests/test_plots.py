@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from conftest import cli_train, synthetic_digits
-from seqmnist import pictures, plots
+from seqmnist import curves, pictures, plots
 from seqmnist.cli import main
 from seqmnist.data import load_mnist
 from seqmnist.errors import SeqMnistError
@@ -165,7 +165,7 @@ def test_error_gallery_with_and_without_errors(tmp_path: Path) -> None:
 def test_curves_overlay_has_one_line_per_run_and_series(
     tiny_run: Path, seed_like_run: Path
 ) -> None:
-    fig = plots.curves_figure([tiny_run, seed_like_run])
+    fig = curves.curves_figure([tiny_run, seed_like_run])
     try:
         ax_loss, ax_acc, ax_lr = fig.axes[:3]
         tiny, seed = "tiny (default)", "seedlike (seed)"
@@ -212,7 +212,7 @@ def test_unwritable_output_fails_before_drawing(tiny_run: Path, tmp_path: Path) 
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     with pytest.raises(SeqMnistError, match=str(blocker / "c.png").replace("\\", "\\\\")):
-        plots.curves([tiny_run], blocker / "c.png")
+        curves.curves([tiny_run], blocker / "c.png")
     with pytest.raises(SeqMnistError, match="cannot write .*curves.png"):
         plots.write_run_plots(tiny_run, out_dir=blocker)  # before the slow test-set pass
     with pytest.raises(SeqMnistError, match="it is a folder"):
@@ -223,9 +223,9 @@ def test_missing_metrics_and_summary_are_clear_errors(tmp_path: Path, seed_like_
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(SeqMnistError, match="metrics.csv not found"):
-        plots.curves_figure([empty])
+        curves.curves_figure([empty])
     with pytest.raises(SeqMnistError, match="no such run directory"):
-        plots.curves_figure([tmp_path / "nowhere"])
+        curves.curves_figure([tmp_path / "nowhere"])
     with pytest.raises(SeqMnistError, match="summary.json not found"):
         plots.write_run_plots(seed_like_run)
 
@@ -400,11 +400,11 @@ def test_cli_plot_single_and_overlay(
     for name in plots.RUN_PLOT_NAMES:
         assert f"wrote {single / name}" in printed
         read_png(single / name)
-    read_png(single / "curves.png", size=tuple(px(x) for x in plots.curves_figsize(1)))
+    read_png(single / "curves.png", size=tuple(px(x) for x in curves.curves_figsize(1)))
 
     overlay = tmp_path / "overlay"
     assert main(["plot", str(tiny_run), str(seed_like_run), "--out", str(overlay)]) == 0
-    read_png(overlay / "curves.png", size=tuple(px(x) for x in plots.curves_figsize(2)))
+    read_png(overlay / "curves.png", size=tuple(px(x) for x in curves.curves_figsize(2)))
     assert not (overlay / "confusion.png").exists()
 
 

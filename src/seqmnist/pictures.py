@@ -3,14 +3,16 @@ every picture shares.
 
 matplotlib is an optional extra (``pip install 'seqmnist[plots]'``), so it is imported inside the
 functions that draw, never at module import. Every drawing function writes one picture and returns
-its path. The plots of a run (curves, confusion matrix, ``write_run_plots``) live in
-``seqmnist.plots``, which draws with the helpers here (``_pyplot``, ``prepare_output``, ``_save``).
+its path. The training curves live in ``seqmnist.curves`` and the other plots of a run (confusion
+matrix, ``write_run_plots``) in ``seqmnist.plots``; both draw with the helpers here (``_pyplot``,
+``prepare_output``, ``removing_new_folders``, ``_save``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -80,6 +82,21 @@ def prepare_output(out_path: str | os.PathLike) -> Path:
     except OSError as exc:
         raise _unwritable(out_path, exc) from None
     return out_path
+
+
+@contextlib.contextmanager
+def removing_new_folders(folder: str | os.PathLike) -> Iterator[None]:
+    """Remove the folders up to ``folder`` that this block created, if it fails and they are
+    still empty: a failed plot leaves no empty --out folder behind."""
+    folder = Path(folder).absolute()
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    try:
+        yield
+    except BaseException:
+        for path in missing:  # deepest first
+            with contextlib.suppress(OSError):
+                path.rmdir()  # only removes an empty folder
+        raise
 
 
 def _save(fig: Figure, out_path: str | os.PathLike) -> Path:

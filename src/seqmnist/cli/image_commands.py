@@ -173,7 +173,9 @@ def _run_plot(args: argparse.Namespace) -> int:
     """One run: its curves, confusion matrix and error gallery. Several: their curves in one
     picture; a folder that cannot be drawn is one error line (and a non-zero exit), the others
     are still drawn."""
-    from ..plots import load_runs, save_curves, write_run_plots
+    from ..curve_data import load_runs
+    from ..curves import save_curves
+    from ..plots import write_run_plots
 
     if len(args.run_dirs) == 1:
         written = write_run_plots(
