@@ -31,6 +31,8 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "seqmnist"
         "seqmnist.digit_source",
         "seqmnist.explain",
         "seqmnist.explain_plots",
+        "seqmnist.rnn_states",
+        "seqmnist.attribution",
     ],
 )
 def test_inference_modules_do_not_import_training(module):
