@@ -6,10 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..config import DEVICES
 from ..errors import SeqMnistError
 from ..options import require_int
-from .common import EXIT_ERROR, _common_data_flags, _model_argument
+from .common import EXIT_ERROR, _common_data_flags, _device_flag, _model_argument
 
 
 def _add_explain(sub: argparse._SubParsersAction) -> None:
@@ -57,9 +56,7 @@ def _add_explain(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="replace pictures already in --out (default: refuse)",
     )
-    p.add_argument(
-        "--device", choices=DEVICES, default="cpu", help="device to run the model on (default: cpu)"
-    )
+    _device_flag(p)
 
 
 def _stems(images: list[str]) -> list[str]:

@@ -8,13 +8,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..config import DEVICES, ModelConfig
+from ..config import ModelConfig
 from ..errors import SeqMnistError
 from ..options import flag_specs, require_int
 from .common import (
     EXIT_ERROR,
     _add_config_flag,
     _common_data_flags,
+    _device_flag,
     _json,
     _model_argument,
 )
@@ -223,9 +224,7 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
         default=8000,
         help="TCP port, 1 to 65535; 0 picks a free one (default: 8000)",
     )
-    p.add_argument(
-        "--device", choices=DEVICES, default="cpu", help="device to run the model on (default: cpu)"
-    )
+    _device_flag(p)
     p.add_argument(
         "--threads",
         type=int,
@@ -322,9 +321,7 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
         help="name every file or folder a folder walk skipped, and why (default: one line per "
         "folder with the counts)",
     )
-    p.add_argument(
-        "--device", choices=DEVICES, default="cpu", help="device to run the model on (default: cpu)"
-    )
+    _device_flag(p)
 
 
 def _run_predict(args: argparse.Namespace) -> int:
