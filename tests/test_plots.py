@@ -219,6 +219,27 @@ def test_unwritable_output_fails_before_drawing(tiny_run: Path, tmp_path: Path) 
         pictures.sample_grid(np.zeros((1, 28, 28), np.uint8), [0], tmp_path)
 
 
+def test_a_failed_save_keeps_the_previous_picture(tmp_path: Path, monkeypatch) -> None:
+    """Pictures are written atomically: a save that dies half way leaves the previous file as it
+    was and no temp file beside it (it used to leave the half-written bytes in place)."""
+    from matplotlib.figure import Figure
+
+    def dies_half_way(self, target, **kwargs):
+        if isinstance(target, (str, Path)):
+            Path(target).write_bytes(b"half a PNG")
+        else:
+            target.write(b"half a PNG")
+        raise RuntimeError("the renderer died")
+
+    out = tmp_path / "grid.png"
+    out.write_bytes(b"the previous picture")
+    monkeypatch.setattr(Figure, "savefig", dies_half_way)
+    with pytest.raises(RuntimeError, match="renderer died"):
+        pictures.sample_grid(np.zeros((1, 28, 28), np.uint8), [0], out)
+    assert out.read_bytes() == b"the previous picture"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["grid.png"]
+
+
 def test_missing_metrics_and_summary_are_clear_errors(tmp_path: Path, seed_like_run: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import SeqMnistError
+from .run import atomic_write
 
 if TYPE_CHECKING:  # only for type hints; matplotlib is imported lazily
     from matplotlib.figure import Figure
@@ -101,13 +102,13 @@ def removing_new_folders(folder: str | os.PathLike) -> Iterator[None]:
 
 def _save(fig: Figure, out_path: str | os.PathLike) -> Path:
     """Write ``fig`` in the format its suffix names (PNG, JPEG, PDF or SVG) and close it; errors
-    name the path."""
+    name the path. Atomic, as every file seqmnist writes: a failed or interrupted save leaves the
+    previous picture (or none), never half a PNG."""
     plt = _pyplot()
     try:
         out_path = prepare_output(out_path)
-        fig.savefig(out_path, dpi=DPI, format=plot_format(out_path))
-    except OSError as exc:
-        raise _unwritable(Path(out_path), exc) from None
+        fmt = plot_format(out_path)
+        atomic_write(out_path, lambda f: fig.savefig(f, dpi=DPI, format=fmt))
     finally:
         plt.close(fig)
     return out_path
