@@ -264,6 +264,24 @@ def test_evaluate_and_info_refuse_non_checkpoints(kind, tmp_path, capsys):
         assert str(path) in line
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.s[a-z]*` is deprecated:FutureWarning")
+@pytest.mark.parametrize("kind", ["pt2", "torchscript"])
+def test_info_on_an_exported_program_says_what_it_is(kind, tmp_path, capsys):
+    """A file `seqmnist export` writes is not a checkpoint: the error says what it is and what
+    to pass instead (it used to say "not a seqmnist checkpoint (unreadable or damaged)")."""
+    model = torch.nn.Linear(3, 2)
+    path = tmp_path / f"model.{kind}"
+    if kind == "pt2":
+        torch.export.save(torch.export.export(model, (torch.zeros(2, 3),)), path)
+    else:
+        torch.jit.save(torch.jit.script(model), path)
+    assert main(["info", str(path)]) == 1
+    line = one_error_line(capsys)
+    expected = "an exported program (torch.export" if kind == "pt2" else "a TorchScript program"
+    assert f"{path} is {expected}" in line
+    assert "pass the run directory it was exported from, or its checkpoint_*.pt" in line
+
+
 def test_debug_shows_the_traceback(tmp_path):
     from seqmnist.errors import CheckpointError
 
