@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 
 import pytest
 import torch
@@ -304,6 +305,18 @@ def test_info_on_run_dir_and_checkpoint(tiny_run, capsys):
     assert info["train_config"]["epochs"] == 3
     assert info["parameters"] == summary["parameters"]
     assert info["summary"]["test_acc"] == summary["test_acc"]
+
+
+def test_info_on_an_unfinished_run_promises_no_reproduction(tiny_run, tmp_path, capsys):
+    """A run without summary.json (killed, or its first epoch never finished) has no result:
+    info shows its config but no "reproduce ... bit for bit" line (it used to print one)."""
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    (run / "summary.json").unlink()
+    assert main(["info", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "training     preset=" in out
+    assert "result" not in out and "reproduce" not in out and "bit for bit" not in out
 
 
 def test_python_dash_m(tmp_path):
