@@ -56,7 +56,7 @@ def test_states_title_fits_the_picture_and_names_backward_only_when_there_is_one
         __import__("matplotlib.pyplot").pyplot.close(fig)
         return out_path
 
-    monkeypatch.setattr(explain_plots, "_save", keep)
+    monkeypatch.setattr(explain_plots, "save_figure", keep)
     explain_plots.states(_reading(directions), tmp_path / "states.png")
     assert seen["inside"], seen["text"]
     has_backward = any(d == "backward" for _, d in directions)

@@ -25,6 +25,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "seqmnist"
         "seqmnist.curves",
         "seqmnist.curve_data",
         "seqmnist.pictures",
+        "seqmnist.figures",
         "seqmnist.compare",
         "seqmnist.gradients",
         "seqmnist.readout_probe",

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from conftest import cli_train, synthetic_digits
-from seqmnist import curves, pictures, plots
+from seqmnist import curves, figures, pictures, plots
 from seqmnist.cli import main
 from seqmnist.data import load_mnist
 from seqmnist.errors import SeqMnistError
@@ -34,7 +34,7 @@ def read_png(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
 
 
 def px(inches: float) -> int:
-    return round(inches * pictures.DPI)
+    return round(inches * figures.DPI)
 
 
 def grid_px(
@@ -131,7 +131,7 @@ def test_output_format_follows_the_suffix(tmp_path: Path, name: str, magic: byte
 def test_unsupported_suffix_is_refused_before_writing(tmp_path: Path, name: str) -> None:
     out = tmp_path / "new-folder" / name
     with pytest.raises(SeqMnistError, match="ending in .png"):
-        pictures.prepare_output(out)  # what callers run before slow work
+        figures.prepare_output(out)  # what callers run before slow work
     with pytest.raises(SeqMnistError, match=r"\.png, \.jpg, \.jpeg, \.pdf, \.svg$") as info:
         pictures.sequence_view(np.zeros((28, 28), np.uint8), 0, out)
     assert "\n" not in str(info.value) and str(out) in str(info.value)

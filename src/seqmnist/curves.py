@@ -6,7 +6,7 @@ own colour instead (``run_colours``: distinct for any number of runs) and labels
 shortest tail of their paths that tells them apart (``compare.run_labels``, via
 ``curve_data.load_runs``).
 
-matplotlib is imported inside the functions that draw (``pictures._pyplot``); ``curves_figure``
+matplotlib is imported inside the functions that draw (``figures.pyplot``); ``curves_figure``
 returns the matplotlib Figure itself so tests can count its lines.
 """
 
@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 
 from .curve_data import RunCurves, load_runs, lr_steps, series
 from .errors import SeqMnistError
+from .figures import prepare_output, pyplot, removing_new_folders, save_figure
 from .metrics import softmax_loss_floor
-from .pictures import _pyplot, _save, prepare_output, removing_new_folders
 
 if TYPE_CHECKING:  # only for type hints; matplotlib is imported lazily
     from matplotlib.axes import Axes
@@ -252,7 +252,7 @@ def curves_figure(run_dirs: Sequence[str | os.PathLike]) -> Figure:
 
 def draw_curves(runs: list[RunCurves]) -> Figure:
     """``curves_figure`` for runs already loaded."""
-    plt = _pyplot()
+    plt = pyplot()
     one_run = len(runs) == 1
     colours = [LR_COLOUR] if one_run else run_colours(len(runs))
     fig, (ax_loss, ax_acc, ax_lr) = plt.subplots(
@@ -277,7 +277,7 @@ def curves(run_dirs: Sequence[str | os.PathLike], out_path: str | os.PathLike) -
     """Loss, accuracy and learning-rate curves of one run, or several overlaid, as a PNG."""
     with removing_new_folders(Path(out_path).parent):
         prepare_output(out_path)
-        return _save(curves_figure([Path(d) for d in run_dirs]), out_path)
+        return save_figure(curves_figure([Path(d) for d in run_dirs]), out_path)
 
 
 def save_curves(runs: list[RunCurves], out_path: str | os.PathLike) -> Path:
@@ -286,4 +286,4 @@ def save_curves(runs: list[RunCurves], out_path: str | os.PathLike) -> Path:
         raise SeqMnistError("none of the run directories could be read: nothing to draw")
     with removing_new_folders(Path(out_path).parent):
         prepare_output(out_path)
-        return _save(draw_curves(runs), out_path)
+        return save_figure(draw_curves(runs), out_path)

@@ -6,8 +6,8 @@ functions that draw, never at module import. Every function writes one picture a
 
 Where the rest lives: the training curves in ``seqmnist.curves`` (drawn from what
 ``seqmnist.curve_data`` reads), pictures of digit images (sample grids, the sequence view, the
-error gallery) and the helpers every picture shares (``_pyplot``, ``prepare_output``, ``_save``)
-in ``seqmnist.pictures``.
+error gallery) in ``seqmnist.pictures``, and the helpers every picture shares (``pyplot``,
+``prepare_output``, ``save_figure``) in ``seqmnist.figures``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ import numpy as np
 from .curve_data import load_run_metrics
 from .curves import curves
 from .errors import SeqMnistError
-from .pictures import _as_numpy, _pyplot, _save, error_gallery, prepare_output, removing_new_folders
+from .figures import as_numpy, prepare_output, pyplot, removing_new_folders, save_figure
+from .pictures import error_gallery
 from .run import SUMMARY_NAME
 
 RUN_PLOT_NAMES = ("curves.png", "confusion.png", "errors.png")
@@ -31,8 +32,8 @@ def confusion(
     matrix: Any, out_path: str | os.PathLike, title: str = "Confusion matrix (test set)"
 ) -> Path:
     """A (10, 10) count matrix: counts written in the cells, colour = fraction of the true digit."""
-    plt = _pyplot()
-    counts = _as_numpy(matrix).astype(np.int64)  # (C, C): row = true, column = predicted
+    plt = pyplot()
+    counts = as_numpy(matrix).astype(np.int64)  # (C, C): row = true, column = predicted
     if counts.ndim != 2 or counts.shape[0] != counts.shape[1]:
         raise SeqMnistError(f"a confusion matrix must be square; got shape {counts.shape}")
     n = counts.shape[0]
@@ -67,7 +68,7 @@ def confusion(
     bar = fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04)
     bar.set_label("fraction of the row (true digit)")
     fig.tight_layout()
-    return _save(fig, out_path)
+    return save_figure(fig, out_path)
 
 
 def misclassified(

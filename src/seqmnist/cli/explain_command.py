@@ -91,7 +91,7 @@ def _refuse_taken(out: Path, stems: list[str], overwrite: bool) -> None:
 def _run_explain(args: argparse.Namespace) -> int:
     from ..explain import watch
     from ..explain_plots import write_explanation
-    from ..pictures import _pyplot
+    from ..figures import pyplot
     from ..predict import load
 
     require_int("--max-steps", args.max_steps, 1, 784)
@@ -100,7 +100,7 @@ def _run_explain(args: argparse.Namespace) -> int:
     out = Path(args.out)
     stems = _stems(args.images) + [f"test-{i}" for i in args.index]
     _refuse_taken(out, stems, args.overwrite)
-    _pyplot()  # no matplotlib: say so before loading anything
+    pyplot()  # no matplotlib: say so before loading anything
     classifier = load(args.model, device=args.device)
     digits = [(image, False) for image in args.images] + _test_digits(args)
     failed = False

@@ -112,7 +112,8 @@ def _run_show(args: argparse.Namespace) -> int:
     import torch
 
     from ..data import load_mnist
-    from ..pictures import prepare_output, sample_grid, select_samples, sequence_view
+    from ..figures import prepare_output
+    from ..pictures import sample_grid, select_samples, sequence_view
     from ..sequence import SequenceReader
 
     index = 0 if args.as_sequence and args.index is None else args.index
