@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 
 import pytest
 import torch
@@ -264,6 +265,24 @@ def test_evaluate_and_info_refuse_non_checkpoints(kind, tmp_path, capsys):
         assert str(path) in line
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.s[a-z]*` is deprecated:FutureWarning")
+@pytest.mark.parametrize("kind", ["pt2", "torchscript"])
+def test_info_on_an_exported_program_says_what_it_is(kind, tmp_path, capsys):
+    """A file `seqmnist export` writes is not a checkpoint: the error says what it is and what
+    to pass instead (it used to say "not a seqmnist checkpoint (unreadable or damaged)")."""
+    model = torch.nn.Linear(3, 2)
+    path = tmp_path / f"model.{kind}"
+    if kind == "pt2":
+        torch.export.save(torch.export.export(model, (torch.zeros(2, 3),)), path)
+    else:
+        torch.jit.save(torch.jit.script(model), path)
+    assert main(["info", str(path)]) == 1
+    line = one_error_line(capsys)
+    expected = "an exported program (torch.export" if kind == "pt2" else "a TorchScript program"
+    assert f"{path} is {expected}" in line
+    assert "pass the run directory it was exported from, or its checkpoint_*.pt" in line
+
+
 def test_debug_shows_the_traceback(tmp_path):
     from seqmnist.errors import CheckpointError
 
@@ -286,6 +305,18 @@ def test_info_on_run_dir_and_checkpoint(tiny_run, capsys):
     assert info["train_config"]["epochs"] == 3
     assert info["parameters"] == summary["parameters"]
     assert info["summary"]["test_acc"] == summary["test_acc"]
+
+
+def test_info_on_an_unfinished_run_promises_no_reproduction(tiny_run, tmp_path, capsys):
+    """A run without summary.json (killed, or its first epoch never finished) has no result:
+    info shows its config but no "reproduce ... bit for bit" line (it used to print one)."""
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    (run / "summary.json").unlink()
+    assert main(["info", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "training     preset=" in out
+    assert "result" not in out and "reproduce" not in out and "bit for bit" not in out
 
 
 def test_python_dash_m(tmp_path):

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from conftest import tiny_config
-from seqmnist import plots
+from seqmnist import curves
 from seqmnist.cli import main
 from seqmnist.config import preset_config
 from seqmnist.console import TEST_SELECTION_NOTE, result_lines
@@ -56,7 +56,7 @@ def test_every_run_of_many_keeps_its_own_colour_and_the_text_fits(tmp_path: Path
         runs = [
             fake_run(tmp_path / f"{count}" / f"a-rather-long-run-name-{i}") for i in range(count)
         ]
-        fig = plots.curves_figure(runs)
+        fig = curves.curves_figure(runs)
         try:
             ax_loss = fig.axes[0]
             trains = [line for line in ax_loss.get_lines() if line.get_label().endswith(": train")]
@@ -81,7 +81,7 @@ def test_every_run_of_many_keeps_its_own_colour_and_the_text_fits(tmp_path: Path
 def test_runs_named_alike_get_distinct_labels(tmp_path: Path) -> None:
     first = fake_run(tmp_path / "a" / "runs" / "default")
     second = fake_run(tmp_path / "b" / "runs" / "default")
-    fig = plots.curves_figure([first, second])
+    fig = curves.curves_figure([first, second])
     try:
         labels = {line.get_label() for line in fig.axes[2].get_lines()}
         assert {"a/runs/default (default): lr", "b/runs/default (default): lr"} <= labels
@@ -124,7 +124,7 @@ def test_a_failed_plot_leaves_no_empty_out_folder(tmp_path: Path, tiny_run: Path
 
 
 def test_lr_panel_shows_the_range_within_each_epoch(tmp_path: Path) -> None:
-    fig = plots.curves_figure([fake_run(tmp_path / "run")])
+    fig = curves.curves_figure([fake_run(tmp_path / "run")])
     try:
         lines = {line.get_label(): line for line in fig.axes[2].get_lines()}
         high = lines["run (default): lr"]
@@ -145,7 +145,7 @@ def test_metrics_written_before_the_lr_range_still_read_and_plot(tmp_path: Path)
     assert "lr_min" not in (run / "metrics.csv").read_text()
     rows = read_metrics(run / "metrics.csv")
     assert rows[0]["lr"] == pytest.approx(1e-3) and rows[0]["lr_min"] is None
-    fig = plots.curves_figure([run])
+    fig = curves.curves_figure([run])
     try:
         lines = {line.get_label(): line for line in fig.axes[2].get_lines()}
         assert list(lines["old (default): lr"].get_ydata()) == pytest.approx(
@@ -185,7 +185,7 @@ def test_softmax_floor_is_exact_and_a_true_floor() -> None:
 def test_softmax_output_runs_get_the_dotted_floor_and_a_note(tmp_path: Path) -> None:
     article = fake_run(tmp_path / "article", softmax=True)
     ours = fake_run(tmp_path / "ours")
-    fig = plots.curves_figure([ours, article])
+    fig = curves.curves_figure([ours, article])
     try:
         floor = [line for line in fig.axes[0].get_lines() if line.get_label() == "_floor"]
         assert len(floor) == 1 and floor[0].get_linestyle() == ":"
@@ -194,7 +194,7 @@ def test_softmax_output_runs_get_the_dotted_floor_and_a_note(tmp_path: Path) -> 
         assert "1.4612" in note and "article" in note and "ours" not in note
     finally:
         _close(fig)
-    fig = plots.curves_figure([ours])
+    fig = curves.curves_figure([ours])
     try:
         assert not [line for line in fig.axes[0].get_lines() if line.get_label() == "_floor"]
         assert "1.4612" not in fig.axes[0].get_title()

@@ -8,17 +8,11 @@ import pytest
 import torch
 from torch import nn
 
+from seqmnist.attribution import blank_baseline, integrated_gradients
 from seqmnist.config import ModelConfig
-from seqmnist.explain import (
-    ExplainError,
-    blank_baseline,
-    final_states,
-    integrated_gradients,
-    prefix_probabilities,
-    prefix_steps,
-    recurrent_states,
-)
+from seqmnist.explain import ExplainError, prefix_probabilities, prefix_steps
 from seqmnist.model import SeqClassifier
+from seqmnist.rnn_states import final_states, recurrent_states
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
@@ -31,15 +25,21 @@ def _rnn(kind, layers, bidirectional, **extra):
     return cls(7, 5, num_layers=layers, bidirectional=bidirectional, batch_first=True, **extra)
 
 
+def _assert_last_layer_and_h_n_match(states, output, h_n):
+    """The recomputed last layer's hidden states are PyTorch's output (B, T, D*H), and the
+    final ones its h_n (L*D, B, H)."""
+    mine = torch.cat([s["hidden"] for s in states[-1]], dim=2)  # (B, T, D*H), last layer
+    torch.testing.assert_close(mine, output, atol=1e-5, rtol=0)
+    torch.testing.assert_close(final_states(states), h_n, atol=1e-5, rtol=0)
+
+
 @pytest.mark.parametrize(("layers", "bidirectional"), STACKS)
 def test_recomputed_lstm_gates_reproduce_output_h_n_and_c_n(layers, bidirectional):
     rnn = _rnn("lstm", layers, bidirectional).eval()
     x = torch.randn(3, 9, 7)
     output, (h_n, c_n) = rnn(x)
     states = recurrent_states(rnn, x)
-    mine = torch.cat([s["hidden"] for s in states[-1]], dim=2)  # (B, T, D*H), last layer
-    torch.testing.assert_close(mine, output, atol=1e-5, rtol=0)
-    torch.testing.assert_close(final_states(states), h_n, atol=1e-5, rtol=0)
+    _assert_last_layer_and_h_n_match(states, output, h_n)
     torch.testing.assert_close(final_states(states, "cell"), c_n, atol=1e-5, rtol=0)
     for layer in states:  # gates are sigmoids; the cell input g a tanh
         for state in layer:
@@ -54,10 +54,7 @@ def test_recomputed_gru_reproduces_output_and_h_n(layers, bidirectional):
     x = torch.randn(2, 6, 7)
     output, h_n = rnn(x)
     states = recurrent_states(rnn, x)
-    torch.testing.assert_close(
-        torch.cat([s["hidden"] for s in states[-1]], 2), output, atol=1e-5, rtol=0
-    )
-    torch.testing.assert_close(final_states(states), h_n, atol=1e-5, rtol=0)
+    _assert_last_layer_and_h_n_match(states, output, h_n)
     assert set(states[0][0]) == {"reset", "update", "new", "hidden"}
 
 
@@ -67,10 +64,7 @@ def test_recomputed_plain_rnn_reproduces_output(nonlinearity):
     x = torch.randn(2, 6, 7)
     output, h_n = rnn(x)
     states = recurrent_states(rnn, x)
-    torch.testing.assert_close(
-        torch.cat([s["hidden"] for s in states[-1]], 2), output, atol=1e-5, rtol=0
-    )
-    torch.testing.assert_close(final_states(states), h_n, atol=1e-5, rtol=0)
+    _assert_last_layer_and_h_n_match(states, output, h_n)
 
 
 def test_every_layer_not_only_the_last_matches_a_stack_built_layer_by_layer():

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from seqmnist.explain import LayerStates, Reading
+from seqmnist.explain import Reading
+from seqmnist.rnn_states import LayerStates
 
 pytest.importorskip("matplotlib")
 
@@ -55,7 +56,7 @@ def test_states_title_fits_the_picture_and_names_backward_only_when_there_is_one
         __import__("matplotlib.pyplot").pyplot.close(fig)
         return out_path
 
-    monkeypatch.setattr(explain_plots, "_save", keep)
+    monkeypatch.setattr(explain_plots, "save_figure", keep)
     explain_plots.states(_reading(directions), tmp_path / "states.png")
     assert seen["inside"], seen["text"]
     has_backward = any(d == "backward" for _, d in directions)
@@ -76,8 +77,8 @@ def test_integrated_gradients_stop_at_once_when_the_output_does_not_move():
     under 5 % of nothing: minutes of CPU for a picture of zeros."""
     torch = pytest.importorskip("torch")
     pytest.importorskip("captum")
+    from seqmnist.attribution import IG_START_STEPS, blank_baseline, integrated_gradients
     from seqmnist.config import ModelConfig
-    from seqmnist.explain import IG_START_STEPS, blank_baseline, integrated_gradients
     from seqmnist.model import SeqClassifier
 
     torch.manual_seed(0)

@@ -160,6 +160,29 @@ def test_torchscript_is_deprecated_in_one_line_of_ours(
     assert "torchscript (deprecated by PyTorch: use pt2)" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize(
+    ("fmt", "name", "expected"),
+    [
+        ("pt2", "m.onnx", "m.pt2"),
+        ("onnx", "m.pt2", "m.onnx"),
+        ("onnx", "m.PT", "m.onnx"),
+        ("pt2", "m.pt", "m.pt2"),
+        ("torchscript", "m.onnx", "m.pt"),
+    ],
+)
+def test_out_named_like_another_format_is_refused(
+    tiny_run, synthetic_data_dir, tmp_path, capsys, fmt, name, expected
+):
+    """--format pt2 --out m.onnx used to write a torch.export program named .onnx; now one line
+    names the format, the suffix it writes and the name to use, and nothing is written."""
+    argv = ["export", str(tiny_run), "--format", fmt, "--out", str(tmp_path / name)]
+    assert main([*argv, "--data-dir", str(synthetic_data_dir), "--no-download"]) == 1
+    error = capsys.readouterr().err.splitlines()[-1]
+    assert error.startswith(f"seqmnist: error: --format {fmt} writes a ")
+    assert f"name it {expected}," in error
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_default_output_path_is_beside_the_checkpoint(tiny_run, synthetic_data_dir, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)  # tiny_run is shared: export into a copy

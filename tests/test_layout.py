@@ -22,12 +22,18 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "seqmnist"
         "seqmnist.serve",
         "seqmnist.trained",
         "seqmnist.plots",
+        "seqmnist.curves",
+        "seqmnist.curve_data",
+        "seqmnist.pictures",
+        "seqmnist.figures",
         "seqmnist.compare",
         "seqmnist.gradients",
         "seqmnist.readout_probe",
         "seqmnist.digit_source",
         "seqmnist.explain",
         "seqmnist.explain_plots",
+        "seqmnist.rnn_states",
+        "seqmnist.attribution",
     ],
 )
 def test_inference_modules_do_not_import_training(module):

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from conftest import cli_train, synthetic_digits
-from seqmnist import pictures, plots
+from seqmnist import curves, figures, pictures, plots
 from seqmnist.cli import main
 from seqmnist.data import load_mnist
 from seqmnist.errors import SeqMnistError
@@ -34,7 +34,7 @@ def read_png(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
 
 
 def px(inches: float) -> int:
-    return round(inches * pictures.DPI)
+    return round(inches * figures.DPI)
 
 
 def grid_px(
@@ -131,7 +131,7 @@ def test_output_format_follows_the_suffix(tmp_path: Path, name: str, magic: byte
 def test_unsupported_suffix_is_refused_before_writing(tmp_path: Path, name: str) -> None:
     out = tmp_path / "new-folder" / name
     with pytest.raises(SeqMnistError, match="ending in .png"):
-        pictures.prepare_output(out)  # what callers run before slow work
+        figures.prepare_output(out)  # what callers run before slow work
     with pytest.raises(SeqMnistError, match=r"\.png, \.jpg, \.jpeg, \.pdf, \.svg$") as info:
         pictures.sequence_view(np.zeros((28, 28), np.uint8), 0, out)
     assert "\n" not in str(info.value) and str(out) in str(info.value)
@@ -165,7 +165,7 @@ def test_error_gallery_with_and_without_errors(tmp_path: Path) -> None:
 def test_curves_overlay_has_one_line_per_run_and_series(
     tiny_run: Path, seed_like_run: Path
 ) -> None:
-    fig = plots.curves_figure([tiny_run, seed_like_run])
+    fig = curves.curves_figure([tiny_run, seed_like_run])
     try:
         ax_loss, ax_acc, ax_lr = fig.axes[:3]
         tiny, seed = "tiny (default)", "seedlike (seed)"
@@ -212,20 +212,41 @@ def test_unwritable_output_fails_before_drawing(tiny_run: Path, tmp_path: Path) 
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     with pytest.raises(SeqMnistError, match=str(blocker / "c.png").replace("\\", "\\\\")):
-        plots.curves([tiny_run], blocker / "c.png")
+        curves.curves([tiny_run], blocker / "c.png")
     with pytest.raises(SeqMnistError, match="cannot write .*curves.png"):
         plots.write_run_plots(tiny_run, out_dir=blocker)  # before the slow test-set pass
     with pytest.raises(SeqMnistError, match="it is a folder"):
         pictures.sample_grid(np.zeros((1, 28, 28), np.uint8), [0], tmp_path)
 
 
+def test_a_failed_save_keeps_the_previous_picture(tmp_path: Path, monkeypatch) -> None:
+    """Pictures are written atomically: a save that dies half way leaves the previous file as it
+    was and no temp file beside it (it used to leave the half-written bytes in place)."""
+    from matplotlib.figure import Figure
+
+    def dies_half_way(self, target, **kwargs):
+        if isinstance(target, (str, Path)):
+            Path(target).write_bytes(b"half a PNG")
+        else:
+            target.write(b"half a PNG")
+        raise RuntimeError("the renderer died")
+
+    out = tmp_path / "grid.png"
+    out.write_bytes(b"the previous picture")
+    monkeypatch.setattr(Figure, "savefig", dies_half_way)
+    with pytest.raises(RuntimeError, match="renderer died"):
+        pictures.sample_grid(np.zeros((1, 28, 28), np.uint8), [0], out)
+    assert out.read_bytes() == b"the previous picture"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["grid.png"]
+
+
 def test_missing_metrics_and_summary_are_clear_errors(tmp_path: Path, seed_like_run: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(SeqMnistError, match="metrics.csv not found"):
-        plots.curves_figure([empty])
+        curves.curves_figure([empty])
     with pytest.raises(SeqMnistError, match="no such run directory"):
-        plots.curves_figure([tmp_path / "nowhere"])
+        curves.curves_figure([tmp_path / "nowhere"])
     with pytest.raises(SeqMnistError, match="summary.json not found"):
         plots.write_run_plots(seed_like_run)
 
@@ -400,11 +421,11 @@ def test_cli_plot_single_and_overlay(
     for name in plots.RUN_PLOT_NAMES:
         assert f"wrote {single / name}" in printed
         read_png(single / name)
-    read_png(single / "curves.png", size=tuple(px(x) for x in plots.curves_figsize(1)))
+    read_png(single / "curves.png", size=tuple(px(x) for x in curves.curves_figsize(1)))
 
     overlay = tmp_path / "overlay"
     assert main(["plot", str(tiny_run), str(seed_like_run), "--out", str(overlay)]) == 0
-    read_png(overlay / "curves.png", size=tuple(px(x) for x in plots.curves_figsize(2)))
+    read_png(overlay / "curves.png", size=tuple(px(x) for x in curves.curves_figsize(2)))
     assert not (overlay / "confusion.png").exists()
 
 

@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from conftest import synthetic_digits
-from seqmnist import pictures
+from seqmnist import figures, pictures
 from seqmnist.cli import main
 from seqmnist.config import ModelConfig
 from seqmnist.data import load_mnist, to_model_input
@@ -107,7 +107,7 @@ def test_sequence_picture_words_follow_the_model(tmp_path, monkeypatch):
 
 
 def _fig():
-    return pictures._pyplot().figure()
+    return figures.pyplot().figure()
 
 
 def _digit_file(folder: Path, data_dir: Path, index: int) -> Path:

@@ -191,7 +191,7 @@ def draw_sequence(image: Any, label: int, out: PathLike, **order: Any) -> Path:
 
 def draw_curves(runs: PathLike | list[PathLike], out: PathLike) -> Path:
     """Loss, accuracy and learning-rate curves of one run directory, or several overlaid."""
-    from .plots import curves
+    from .curves import curves
 
     return curves([runs] if isinstance(runs, (str, os.PathLike)) else list(runs), out)
 

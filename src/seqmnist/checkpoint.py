@@ -50,6 +50,24 @@ def _short_repr(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
+def exported_program_kind(path: str | os.PathLike) -> str | None:
+    """What ``seqmnist export`` writes that ``torch.load`` cannot read, told apart by the zip's
+    member names alone (nothing in it is loaded): "an exported program (torch.export, .pt2)",
+    "a TorchScript program", or None for anything else."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return None
+    if any(name.endswith("/archive_format") for name in names):  # torch.export.save's layout
+        return "an exported program (torch.export, .pt2)"
+    if any("/code/" in name for name in names):  # torch.jit.save's compiled code
+        return "a TorchScript program"
+    return None
+
+
 def load_checkpoint(
     path: str | os.PathLike, map_location: str | torch.device = "cpu"
 ) -> dict[str, Any]:
@@ -70,6 +88,12 @@ def load_checkpoint(
     except PermissionError:
         raise CheckpointError(f"cannot read {path}: permission denied") from None
     except Exception:
+        program = exported_program_kind(path)
+        if program is not None:
+            raise CheckpointError(
+                f"{path} is {program}, not a checkpoint: pass the run directory it was exported "
+                "from, or its checkpoint_*.pt"
+            ) from None
         raise CheckpointError(
             f"{path} is not a seqmnist checkpoint (unreadable or damaged); {NOT_A_CHECKPOINT}"
         ) from None

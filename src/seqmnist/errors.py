@@ -23,6 +23,10 @@ class ConfigError(SeqMnistError):
     """A configuration value is out of range or inconsistent."""
 
 
+class ExplainError(SeqMnistError):
+    """Something ``explain`` cannot do with this model or these arguments."""
+
+
 class TrainingInterrupted(SeqMnistError):
     """Ctrl-C during training; the run directory holds a checkpoint to resume from."""
 

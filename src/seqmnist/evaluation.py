@@ -172,9 +172,9 @@ def format_description(info: dict[str, Any]) -> str:
         f"optimizer={t['optimizer']} schedule={t['schedule']} seed={t['seed']}"
     )
     s = info.get("summary")
-    if s:
+    if s:  # a finished run: its result, and what reproduces it
         lines.append("result       " + _result_text(s))
-    lines.append("reproduce    " + _reproduce_text(t, s))
+        lines.append("reproduce    " + _reproduce_text(t, s))
     return "\n".join(lines)
 
 

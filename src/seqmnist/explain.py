@@ -15,12 +15,12 @@ Three views, each with one honest definition:
   then starts from step t - 1, not from the image's last step). At t = T it is the model's output.
 - recurrent states: every layer and direction's hidden state (and, for an LSTM, its input,
   forget and output gates and its cell state; for a GRU its reset and update gates) recomputed
-  step by step from the layer's weights with PyTorch's documented equations. Layer l + 1 reads
-  [forward | backward] of layer l, as ``nn.LSTM`` does. Tests check the recomputation against
-  ``nn.LSTM`` / ``nn.GRU``'s own output, h_n and c_n.
+  step by step from the layer's weights with PyTorch's documented equations
+  (``seqmnist.rnn_states``).
 - integrated gradients (Captum) of the predicted digit's logit over the model's input, from a
-  baseline that is a blank image in the model's input space: (0 - 0.1307) / 0.3081 per pixel
-  for a normalising recipe, 0 for the article's ToTensor scaling.
+  blank image in the model's input space (``seqmnist.attribution``).
+
+This module computes the first view and ``watch`` gathers all three into one ``Reading``.
 
 Shapes: T steps of F pixels (the reading order's), H hidden units per direction, D directions,
 L layers, S prefix lengths (S = T up to ``max_steps``, else every k-th step and the last).
@@ -35,28 +35,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
+from .attribution import Attribution, integrated_gradients
 from .data import to_model_input
-from .errors import SeqMnistError
+from .errors import ExplainError
+from .rnn_states import LayerStates, layer_states, recurrent_states
 
 # Prefix lengths shown for one image: all of them up to this many steps, else every k-th.
 MAX_STEPS = 49
-# Integrated gradients: start with this many steps and double until the completeness gap
-# (Captum's delta) is under IG_TOLERANCE of |F(image) - F(baseline)|, up to IG_MAX_STEPS.
-IG_START_STEPS = 32
-IG_MAX_STEPS = 1024
-IG_TOLERANCE = 0.05
-# Below this |gap| the output barely moves (an untrained model): 5 % of it would be float
-# noise that no number of steps meets, so the tolerance is 5 % of this much instead.
-IG_MIN_GAP = 1e-3
-
-LSTM_GATES = ("input", "forget", "cell_input", "output")  # PyTorch's row blocks i, f, g, o
-GRU_GATES = ("reset", "update", "new")  # r, z, n
-
-
-class ExplainError(SeqMnistError):
-    """Something ``explain`` cannot do with this model or these arguments."""
 
 
 # --- prefix probabilities ----------------------------------------------------------------
@@ -89,193 +75,6 @@ def prefix_probabilities(model: Any, images: torch.Tensor, steps: list[int]) -> 
     sequence = model.read(images)  # (B, T, F)
     rows = [torch.softmax(logits_of_sequence(model, sequence[:, :t]), dim=1) for t in steps]
     return torch.stack(rows, dim=1).float()  # (B, S, 10)
-
-
-# --- recurrent states recomputed from the weights ----------------------------------------
-
-
-@dataclass
-class LayerStates:
-    """One layer and direction of the recurrent stack, over time; each array (T, H), in sequence
-    order (index t is the state after reading step t; the backward direction reads T-1 down to
-    t, so its state at t has seen steps t..T-1)."""
-
-    layer: int
-    direction: str  # "forward" or "backward"
-    hidden: np.ndarray
-    gates: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (T, H), in 0..1
-    cell: np.ndarray | None = None  # the LSTM's cell state c_t; None for other cells
-
-
-def _weights(rnn: nn.RNNBase, layer: int, reverse: bool) -> tuple[torch.Tensor, ...]:
-    """(W_ih (G*H, in), W_hh (G*H, H), b_ih (G*H,), b_hh (G*H,)); zero biases if bias=False."""
-    suffix = f"_l{layer}" + ("_reverse" if reverse else "")
-    w_ih, w_hh = getattr(rnn, "weight_ih" + suffix), getattr(rnn, "weight_hh" + suffix)
-    if rnn.bias:
-        return w_ih, w_hh, getattr(rnn, "bias_ih" + suffix), getattr(rnn, "bias_hh" + suffix)
-    zero = torch.zeros(w_ih.shape[0], dtype=w_ih.dtype, device=w_ih.device)
-    return w_ih, w_hh, zero, zero
-
-
-def _lstm_steps(x: torch.Tensor, w: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
-    """nn.LSTM's equations over x (B, T, in), zero initial state -> name -> (B, T, H)."""
-    w_ih, w_hh, b_ih, b_hh = w
-    hidden_size = w_hh.shape[1]
-    inputs = x @ w_ih.T + b_ih  # (B, T, 4H): the input's part of every gate, all steps at once
-    h = c = x.new_zeros(x.shape[0], hidden_size)
-    out: dict[str, list[torch.Tensor]] = {k: [] for k in (*LSTM_GATES, "cell", "hidden")}
-    for t in range(x.shape[1]):
-        i, f, g, o = (inputs[:, t] + h @ w_hh.T + b_hh).chunk(4, dim=1)  # each (B, H)
-        i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
-        c = f * c + i * g
-        h = o * torch.tanh(c)
-        for name, value in zip((*LSTM_GATES, "cell", "hidden"), (i, f, g, o, c, h)):
-            out[name].append(value)
-    return {name: torch.stack(values, dim=1) for name, values in out.items()}
-
-
-def _gru_steps(x: torch.Tensor, w: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
-    """nn.GRU's equations: r, z from input + hidden; n = tanh(W_in x + b_in + r * (W_hn h +
-    b_hn)); h = (1 - z) * n + z * h."""
-    w_ih, w_hh, b_ih, b_hh = w
-    inputs = x @ w_ih.T + b_ih  # (B, T, 3H)
-    h = x.new_zeros(x.shape[0], w_hh.shape[1])
-    out: dict[str, list[torch.Tensor]] = {k: [] for k in (*GRU_GATES, "hidden")}
-    for t in range(x.shape[1]):
-        xr, xz, xn = inputs[:, t].chunk(3, dim=1)
-        hr, hz, hn = (h @ w_hh.T + b_hh).chunk(3, dim=1)
-        r, z = torch.sigmoid(xr + hr), torch.sigmoid(xz + hz)
-        n = torch.tanh(xn + r * hn)
-        h = (1 - z) * n + z * h
-        for name, value in zip((*GRU_GATES, "hidden"), (r, z, n, h)):
-            out[name].append(value)
-    return {name: torch.stack(values, dim=1) for name, values in out.items()}
-
-
-def _rnn_steps(x: torch.Tensor, w: tuple[torch.Tensor, ...], relu: bool) -> dict[str, Any]:
-    """nn.RNN's equation: h = tanh (or relu)(W_ih x + b_ih + W_hh h + b_hh)."""
-    w_ih, w_hh, b_ih, b_hh = w
-    inputs = x @ w_ih.T + b_ih  # (B, T, H)
-    act = torch.relu if relu else torch.tanh
-    h = x.new_zeros(x.shape[0], w_hh.shape[1])
-    hidden = []
-    for t in range(x.shape[1]):
-        h = act(inputs[:, t] + h @ w_hh.T + b_hh)
-        hidden.append(h)
-    return {"hidden": torch.stack(hidden, dim=1)}
-
-
-def _cell_steps(rnn: nn.RNNBase) -> Any:
-    """The step function for this layer type, or ExplainError for one we cannot recompute."""
-    if getattr(rnn, "proj_size", 0):
-        raise ExplainError("cannot recompute the states of an LSTM with proj_size")
-    if isinstance(rnn, nn.LSTM):
-        return _lstm_steps
-    if isinstance(rnn, nn.GRU):
-        return _gru_steps
-    if isinstance(rnn, nn.RNN):
-        relu = rnn.nonlinearity == "relu"
-        return lambda x, w: _rnn_steps(x, w, relu)
-    raise ExplainError(f"cannot recompute the states of a {type(rnn).__name__} layer")
-
-
-@torch.no_grad()
-def recurrent_states(rnn: nn.RNNBase, sequence: torch.Tensor) -> list[list[dict[str, Any]]]:
-    """Recompute every layer and direction of ``rnn`` (batch_first) on ``sequence`` (B, T, F)
-    from its weights: [layer][direction] -> name -> (B, T, H) tensors, in sequence order.
-
-    Names: "hidden" always; LSTM: "input", "forget", "cell_input" (g), "output", "cell"; GRU:
-    "reset", "update", "new". Layer l + 1 reads cat([forward, backward], dim=2) of layer l
-    (dropout between layers is a training-time thing and is left out, as in eval mode).
-    """
-    steps = _cell_steps(rnn)
-    directions = 2 if rnn.bidirectional else 1
-    layers, x = [], sequence
-    for layer in range(rnn.num_layers):
-        states = []
-        for d in range(directions):
-            reverse = d == 1
-            seen = x.flip(1) if reverse else x  # the backward direction reads T-1 first
-            result = steps(seen, _weights(rnn, layer, reverse))
-            states.append({k: v.flip(1) if reverse else v for k, v in result.items()})
-        layers.append(states)
-        x = torch.cat([s["hidden"] for s in states], dim=2)  # (B, T, D*H)
-    return layers
-
-
-def final_states(layers: list[list[dict[str, Any]]], name: str = "hidden") -> torch.Tensor:
-    """h_n (or c_n with name="cell") as nn.LSTM lays it out, (L*D, B, H), from recomputed
-    states: forward's state after step T-1, backward's after step 0."""
-    finals = []
-    for states in layers:
-        for d, state in enumerate(states):
-            finals.append(state[name][:, 0 if d == 1 else -1])
-    return torch.stack(finals)
-
-
-def _layer_states(layers: list[list[dict[str, Any]]]) -> list[LayerStates]:
-    """Image 0 of recomputed states as ``LayerStates`` (numpy, (T, H) each)."""
-    result = []
-    for layer, states in enumerate(layers):
-        for d, state in enumerate(states):
-            arrays = {k: v[0].cpu().numpy() for k, v in state.items()}
-            hidden, cell = arrays.pop("hidden"), arrays.pop("cell", None)
-            direction = "backward" if d == 1 else "forward"
-            result.append(LayerStates(layer, direction, hidden, arrays, cell))
-    return result
-
-
-# --- integrated gradients ----------------------------------------------------------------
-
-
-def blank_baseline(normalize: bool, device: Any = "cpu") -> torch.Tensor:
-    """A blank (all-black) image in the model's input space, (1, 28, 28): the pixel value 0
-    after the run's normalisation ((0 - 0.1307) / 0.3081 = -0.4242 when it standardises)."""
-    return to_model_input(torch.zeros(1, 28, 28, dtype=torch.uint8, device=device), normalize)
-
-
-@dataclass
-class Attribution:
-    """Integrated gradients of one digit's output over the model's input."""
-
-    pixels: np.ndarray  # (28, 28): each pixel's share of output(image) - output(baseline)
-    target: int  # the digit whose output is explained (the prediction by default)
-    delta: float  # Captum's convergence delta: sum(pixels) - (output(image) - output(baseline))
-    gap: float  # output(image) - output(baseline)
-    n_steps: int  # integration steps used (doubled until |delta| < 5 % of |gap|)
-
-
-def integrated_gradients(
-    model: Any, image: torch.Tensor, target: int, normalize: bool
-) -> Attribution:
-    """Captum's IntegratedGradients of ``model``'s output ``target`` for one model-input image
-    (1, 28, 28), from ``blank_baseline``. n_steps doubles from 32 until Captum's delta is under
-    5 % of |output(image) - output(baseline)| (of 1e-3 when the gap is smaller), or 1024 steps:
-    then the delta says how far."""
-    try:
-        from captum.attr import IntegratedGradients
-    except ImportError:
-        raise ExplainError(
-            "pixel attributions need Captum: pip install 'seqmnist[notebook]'"
-        ) from None
-    baseline = blank_baseline(normalize, image.device)
-    with torch.no_grad():
-        outputs = model(torch.cat([image, baseline]))[:, target]  # (2,)
-    gap = float(outputs[0] - outputs[1])
-    ig = IntegratedGradients(model)
-    n_steps = IG_START_STEPS
-    with torch.enable_grad():
-        while True:
-            attr, delta = ig.attribute(
-                image, baseline, target=target, n_steps=n_steps, return_convergence_delta=True
-            )
-            tolerance = IG_TOLERANCE * max(abs(gap), IG_MIN_GAP)
-            done = abs(float(delta)) < tolerance or n_steps >= IG_MAX_STEPS
-            if done:
-                break
-            n_steps *= 2
-    pixels = attr[0].detach().cpu().numpy()  # (28, 28)
-    return Attribution(pixels, int(target), float(delta), gap, n_steps)
 
 
 # --- one image, all views ----------------------------------------------------------------
@@ -385,7 +184,7 @@ def watch(
     )
     probabilities = prefix_probabilities(model, x, steps)[0].cpu().numpy()  # (S, 10)
     try:
-        states = _layer_states(recurrent_states(model.rnn, model.read(x)))
+        states = layer_states(recurrent_states(model.rnn, model.read(x)))
     except ExplainError:  # a layer type we cannot recompute: the other views still stand
         states = []
     attribution = None

@@ -16,7 +16,8 @@ import numpy as np
 
 from .errors import SeqMnistError
 from .explain import Reading
-from .pictures import DIGIT_CMAP, _pyplot, _save, prepare_output
+from .figures import prepare_output, pyplot, save_figure
+from .pictures import DIGIT_CMAP
 from .run import atomic_write
 
 DIGIT_COLOURS = "tab10"  # one colour per digit, the same in every picture
@@ -55,7 +56,7 @@ def _draw_digit(ax: Any, reading: Reading, steps_read: int | None = None) -> Non
 def _draw_probabilities(ax: Any, reading: Reading, upto: int | None = None) -> None:
     """P(digit) against prefix length, one line per digit; the 3 most probable at some step are
     labelled at their end."""
-    plt = _pyplot()
+    plt = pyplot()
     colours = plt.get_cmap(DIGIT_COLOURS)
     shown = len(reading.steps) if upto is None else upto
     steps, probs = np.array(reading.steps[:shown]), reading.probabilities[:shown]  # (s,), (s, 10)
@@ -78,7 +79,7 @@ def _draw_probabilities(ax: Any, reading: Reading, upto: int | None = None) -> N
 
 def probabilities(reading: Reading, out_path: str | os.PathLike) -> Path:
     """The image, and the probability of each digit after each prefix of its sequence."""
-    plt = _pyplot()
+    plt = pyplot()
     prepare_output(out_path)
     fig, (ax_img, ax) = plt.subplots(1, 2, figsize=(10, 3.8), gridspec_kw={"width_ratios": [1, 3]})
     _draw_digit(ax_img, reading)
@@ -86,7 +87,7 @@ def probabilities(reading: Reading, out_path: str | os.PathLike) -> Path:
     _draw_probabilities(ax, reading)
     ax.set_title(f"P(digit) {_steps_text(reading)}: the model run on each prefix", fontsize=11)
     fig.tight_layout()
-    return _save(fig, out_path)
+    return save_figure(fig, out_path)
 
 
 def _state_rows(reading: Reading) -> list[tuple[str, str, float, float]]:
@@ -113,7 +114,7 @@ def _state(layer_states: Any, name: str) -> np.ndarray:
 def states(reading: Reading, out_path: str | os.PathLike) -> Path:
     """Hidden state (and gates, cell state) over time, H units x T steps, one column per layer
     and direction."""
-    plt = _pyplot()
+    plt = pyplot()
     if not reading.states:
         raise SeqMnistError("this model's recurrent layer cannot be recomputed: no states to draw")
     prepare_output(out_path)
@@ -139,7 +140,7 @@ def states(reading: Reading, out_path: str | os.PathLike) -> Path:
                 fig.colorbar(shown, ax=ax, fraction=0.04, pad=0.02)
     fig.suptitle(_states_title(reading, fig.get_figwidth()), fontsize=11)
     fig.tight_layout()
-    return _save(fig, out_path)
+    return save_figure(fig, out_path)
 
 
 def _states_title(reading: Reading, width_inches: float) -> str:
@@ -156,7 +157,7 @@ def _states_title(reading: Reading, width_inches: float) -> str:
 
 def attributions(reading: Reading, out_path: str | os.PathLike) -> Path:
     """Integrated gradients over the image and over the sequence the order made of it."""
-    plt = _pyplot()
+    plt = pyplot()
     found = reading.attribution
     if found is None:
         raise SeqMnistError("no attributions in this reading: explain it with attributions=True")
@@ -185,7 +186,7 @@ def attributions(reading: Reading, out_path: str | os.PathLike) -> Path:
         fontsize=11,
     )
     fig.tight_layout()
-    return _save(fig, out_path)
+    return save_figure(fig, out_path)
 
 
 def _faded(reading: Reading, steps_read: int) -> np.ndarray:
@@ -200,7 +201,7 @@ def reading_gif(reading: Reading, out_path: str | os.PathLike) -> Path:
     long orders), the last frame held longer."""
     from PIL import Image
 
-    plt = _pyplot()
+    plt = pyplot()
     out_path = Path(out_path)
     if out_path.suffix.lower() != ".gif":
         raise SeqMnistError(f"cannot write {out_path}: the animation is a GIF; name it *.gif")

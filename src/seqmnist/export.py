@@ -43,6 +43,7 @@ from .trained import load_trained
 
 FORMATS = ("onnx", "pt2", "torchscript")
 DEFAULT_NAMES = {"onnx": "model.onnx", "pt2": "model.pt2", "torchscript": "model.pt"}
+SUFFIXES = {fmt: Path(name).suffix for fmt, name in DEFAULT_NAMES.items()}  # "onnx" -> ".onnx"
 # The extra file of a .pt2 that says how to prepare its input (torch.export.load(..., extra_files)).
 PT2_INFO = "seqmnist.json"
 TORCHSCRIPT_DEPRECATED = (
@@ -86,6 +87,7 @@ def export_model(
     model, config = trained.model, trained.config
     out_path = _checked_out_path(out, trained.checkpoint.parent / DEFAULT_NAMES[fmt], fmt)
     _refuse_foreign_file(out_path, fmt, trained.checkpoint, overwrite)
+    _refuse_other_formats_suffix(out_path, fmt)
 
     # Real test images, normalised exactly as in training: (N, 28, 28) float32.
     test = load_mnist(data_dir, train=False, download=download)
@@ -137,6 +139,20 @@ def _refuse_foreign_file(out_path: Path, fmt: str, checkpoint: Path, overwrite: 
     raise ExportError(
         f"--out {out_path} already exists and is not an earlier {fmt} export: "
         "choose another file, or add --overwrite to replace it"
+    )
+
+
+def _refuse_other_formats_suffix(out_path: Path, fmt: str) -> None:
+    """An --out named like another format's export (``--format pt2 --out m.onnx``) is refused:
+    tools pick their reader by the suffix. Any other suffix, or none, is the user's choice."""
+    suffix = out_path.suffix.lower()
+    other = next((f for f, s in SUFFIXES.items() if s == suffix and f != fmt), None)
+    if other is None:
+        return
+    raise ExportError(
+        f"--format {fmt} writes a {SUFFIXES[fmt]} file, but --out {out_path} ends in "
+        f"{out_path.suffix}, the suffix of {other} exports: name it "
+        f"{out_path.with_suffix(SUFFIXES[fmt]).name}, or pass --format {other}"
     )
 
 

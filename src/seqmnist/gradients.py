@@ -160,9 +160,9 @@ def format_gradients(result: dict[str, Any]) -> str:
 
 def gradient_picture(result: dict[str, Any], out_path: str | os.PathLike, title: str) -> Path:
     """Two log-scale panels over time: |dL/dx_t| and each direction's |dL/dh_t|."""
-    from .pictures import _pyplot, _save
+    from .figures import pyplot, save_figure
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, (ax_x, ax_h) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
     t = range(result["steps"])
     ax_x.semilogy(t, result["input"], color="tab:blue")
@@ -192,4 +192,4 @@ def gradient_picture(result: dict[str, Any], out_path: str | os.PathLike, title:
             )
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
-    return _save(fig, out_path)
+    return save_figure(fig, out_path)

@@ -1,10 +1,9 @@
-"""Pictures of digit images: sample grids, the sequence view, error galleries; and the plumbing
-every picture shares.
+"""Pictures of digit images: sample grids, the sequence view, error galleries.
 
-matplotlib is an optional extra (``pip install 'seqmnist[plots]'``), so it is imported inside the
-functions that draw, never at module import. Every drawing function writes one picture and returns
-its path. The plots of a run (curves, confusion matrix, ``write_run_plots``) live in
-``seqmnist.plots``, which draws with the helpers here (``_pyplot``, ``prepare_output``, ``_save``).
+Every drawing function writes one picture and returns its path, through the helpers every picture
+shares (``seqmnist.figures``: matplotlib imported lazily, checked output paths, atomic saves).
+The training curves live in ``seqmnist.curves``, the other plots of a run (confusion matrix,
+``write_run_plots``) in ``seqmnist.plots``.
 """
 
 from __future__ import annotations
@@ -17,90 +16,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import SeqMnistError
+from .figures import as_numpy, pyplot, save_figure
 
 if TYPE_CHECKING:  # only for type hints; matplotlib is imported lazily
     from matplotlib.figure import Figure
 
-DPI = 120
 DIGIT_CMAP = "gray_r"  # ink dark on white: digits read like handwriting and the PNGs stay small
-
-
-class PlotsUnavailable(SeqMnistError, ImportError):
-    """matplotlib is not installed. An ImportError too, so training only warns about it."""
-
-
-def _pyplot() -> Any:
-    """Import pyplot with the non-interactive Agg backend (no display needed)."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise PlotsUnavailable(
-            "matplotlib is not installed: pip install 'seqmnist[plots]' to draw pictures"
-        ) from None
-    return plt
-
-
-# Output file suffix -> matplotlib format (JPEG through Pillow, a core dependency).
-PLOT_FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".pdf": "pdf", ".svg": "svg"}
-
-
-def _unwritable(out_path: Path, exc: OSError) -> SeqMnistError:
-    return SeqMnistError(
-        f"cannot write {out_path} ({exc.strerror or exc}): choose a writable output path"
-    )
-
-
-def plot_format(out_path: str | os.PathLike) -> str:
-    """The format ``out_path``'s suffix names (``.png`` -> "png"); other suffixes are refused."""
-    suffix = Path(out_path).suffix.lower()
-    if suffix not in PLOT_FORMATS:
-        named = f"ends in {suffix!r}" if suffix else "has no file suffix"
-        raise SeqMnistError(
-            f"cannot write {out_path}: it {named}; give a file name ending in "
-            f"{', '.join(PLOT_FORMATS)}"
-        )
-    return PLOT_FORMATS[suffix]
-
-
-def prepare_output(out_path: str | os.PathLike) -> Path:
-    """Check the suffix and create the folder ``out_path`` goes into, so a bad or unwritable path
-    fails before any drawing (call it before slow work too)."""
-    out_path = Path(out_path)
-    if out_path.is_dir():
-        raise SeqMnistError(
-            f"cannot write {out_path}: it is a folder; give a file name ending in "
-            f"{', '.join(PLOT_FORMATS)}"
-        )
-    plot_format(out_path)
-    try:
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise _unwritable(out_path, exc) from None
-    return out_path
-
-
-def _save(fig: Figure, out_path: str | os.PathLike) -> Path:
-    """Write ``fig`` in the format its suffix names (PNG, JPEG, PDF or SVG) and close it; errors
-    name the path."""
-    plt = _pyplot()
-    try:
-        out_path = prepare_output(out_path)
-        fig.savefig(out_path, dpi=DPI, format=plot_format(out_path))
-    except OSError as exc:
-        raise _unwritable(Path(out_path), exc) from None
-    finally:
-        plt.close(fig)
-    return out_path
-
-
-def _as_numpy(array: Any) -> np.ndarray:
-    """Tensors (any device) and lists become numpy arrays."""
-    if hasattr(array, "detach"):
-        array = array.detach().cpu().numpy()
-    return np.asarray(array)
 
 
 # Image grids are drawn as ONE picture (a mosaic) on one axes: 25 separate axes would cost
@@ -132,7 +53,7 @@ def _mosaic(
     fontsize: float,
 ) -> Figure:
     """28x28 images in a grid on one axes, each with its caption above it, framed in grey."""
-    plt = _pyplot()
+    plt = pyplot()
     from matplotlib.patches import Rectangle
 
     count = len(images)
@@ -178,7 +99,7 @@ def select_samples(
     image (counted within the kept ones); otherwise the first ``count`` are kept. Out-of-range
     values raise ``SeqMnistError``.
     """
-    images, labels = _as_numpy(images), _as_numpy(labels)
+    images, labels = as_numpy(images), as_numpy(labels)
     if not 1 <= count <= 100:
         raise SeqMnistError(f"--count must be an integer from 1 to 100; got {count}")
     indices = np.arange(len(labels))
@@ -209,9 +130,11 @@ def sample_grid(
     title: str = "MNIST samples (label above each image)",
 ) -> Path:
     """Images (N, 28, 28) uint8 in a grid, each with its label above it."""
-    images, labels = _as_numpy(images), _as_numpy(labels)
+    images, labels = as_numpy(images), as_numpy(labels)
     captions = [f"label {int(label)}" for label in labels]
-    return _save(_mosaic(images, captions, ncols, SAMPLE_CELL_INCHES, title, fontsize=10), out_path)
+    return save_figure(
+        _mosaic(images, captions, ncols, SAMPLE_CELL_INCHES, title, fontsize=10), out_path
+    )
 
 
 # How each reading order names a time step and a feature, for the sequence view's axes.
@@ -241,7 +164,7 @@ def sequence_view(
     ``directions``: the model's direction count (1 or 2), for the words about who reads which
     way; None when no model is named (a reading order only). ``label`` None: an image file.
     """
-    sequence = _as_numpy(sequence).astype(np.float64)  # (T, F)
+    sequence = as_numpy(sequence).astype(np.float64)  # (T, F)
     if sequence.shape[0] <= LINE_PLOT_MAX_STEPS:
         fig = _short_sequence_figure(sequence, order, directions)
     else:
@@ -254,7 +177,7 @@ def sequence_view(
         fontsize=12,
     )
     fig.tight_layout()
-    return _save(fig, out_path)
+    return save_figure(fig, out_path)
 
 
 def reading_directions_text(steps: int, directions: int | None) -> str:
@@ -268,7 +191,7 @@ def reading_directions_text(steps: int, directions: int | None) -> str:
 
 
 def _short_sequence_figure(sequence: np.ndarray, order: str, directions: int | None) -> Any:
-    plt = _pyplot()
+    plt = pyplot()
     steps, features = sequence.shape
     step_axis, feature_axis = SEQUENCE_AXES[order]
     fig, (ax_map, ax_seq) = plt.subplots(
@@ -304,7 +227,7 @@ def _short_sequence_figure(sequence: np.ndarray, order: str, directions: int | N
 
 
 def _long_sequence_figure(sequence: np.ndarray, order: str) -> Any:
-    plt = _pyplot()
+    plt = pyplot()
     steps, features = sequence.shape
     step_axis, feature_axis = SEQUENCE_AXES[order]
     fig, (ax_strip, ax_mean) = plt.subplots(
@@ -356,19 +279,19 @@ def error_gallery(
     ``confidences`` is the probability the model gave its (wrong) prediction; ``total`` the number
     of images evaluated, for the title.
     """
-    images = _as_numpy(images)  # (N, 28, 28) uint8
-    true_labels, pred_labels = _as_numpy(true_labels), _as_numpy(pred_labels)
-    confidences = _as_numpy(confidences).astype(np.float64)
+    images = as_numpy(images)  # (N, 28, 28) uint8
+    true_labels, pred_labels = as_numpy(true_labels), as_numpy(pred_labels)
+    confidences = as_numpy(confidences).astype(np.float64)
     order = np.argsort(-confidences, kind="stable")[:max_items]
     of_total = f" of {total:,} test images" if total is not None else ""
     if len(order) == 0:
-        plt = _pyplot()
+        plt = pyplot()
         fig, ax = plt.subplots(figsize=(5, 2))
         ax.axis("off")
         ax.text(
             0.5, 0.5, f"no misclassified images{of_total}", ha="center", va="center", fontsize=12
         )
-        return _save(fig, out_path)
+        return save_figure(fig, out_path)
     if indices is None:
         caption = "true → predicted (probability)"
         captions = [
@@ -377,7 +300,7 @@ def error_gallery(
         ]
     else:
         caption = "#test index  true → predicted (probability)"
-        indices = _as_numpy(indices)
+        indices = as_numpy(indices)
         captions = [
             f"#{int(indices[i])}  {int(true_labels[i])} → {int(pred_labels[i])} "
             f"({confidences[i]:.2f})"
@@ -388,4 +311,4 @@ def error_gallery(
         f"(caption: {caption})"
     )
     fig = _mosaic(images[order], captions, ncols, ERROR_CELL_INCHES, title, fontsize=9)
-    return _save(fig, out_path)
+    return save_figure(fig, out_path)

@@ -126,12 +126,12 @@ def output_picture(
     ``h_n``'s last-layer rows and, for a bidirectional model, the article's ``output[:, -1, :]``."""
     from matplotlib.patches import Rectangle
 
-    from .pictures import _pyplot, _save
+    from .figures import pyplot, save_figure
 
     output, _, _, _ = _run(model, image)
     out = output[0].float().numpy()  # (T, D*H)
     T, H, D = out.shape[0], model.config.hidden, model.num_directions
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(min(4 + D * H / 12, 16), 5.5))
     shown = ax.imshow(out, aspect="auto", cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
     fig.colorbar(shown, ax=ax, fraction=0.04).set_label("h (clipped to [-1, 1] for colour)")
@@ -164,4 +164,4 @@ def output_picture(
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), fontsize=8, ncol=1)
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
-    return _save(fig, out_path)
+    return save_figure(fig, out_path)

@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from ..config import PRESETS, FlagSpec, TrainConfig
+from ..config import DEVICES, PRESETS, FlagSpec, TrainConfig
 from ..errors import SeqMnistError
 
 EXIT_ERROR = 1
@@ -63,6 +63,19 @@ def _common_data_flags(parser: argparse.ArgumentParser) -> None:
         "--no-download",
         action="store_true",
         help="never download MNIST; fail if it is missing (default: download when missing)",
+    )
+
+
+def _device_flag(
+    parser: argparse.ArgumentParser, default: str = "cpu", purpose: str = "run the model on"
+) -> None:
+    """--device for a command that runs a trained model: one of config.DEVICES. The commands that
+    serve one image at a time default to the CPU; evaluate, a whole test set, to "auto"."""
+    parser.add_argument(
+        "--device",
+        choices=DEVICES,
+        default=default,
+        help=f"device to {purpose} (default: {default})",
     )
 
 

@@ -6,10 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..config import DEVICES
 from ..errors import SeqMnistError
 from ..options import require_int
-from .common import EXIT_ERROR, _common_data_flags, _model_argument
+from .common import EXIT_ERROR, _common_data_flags, _device_flag, _model_argument
 
 
 def _add_explain(sub: argparse._SubParsersAction) -> None:
@@ -57,9 +56,7 @@ def _add_explain(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="replace pictures already in --out (default: refuse)",
     )
-    p.add_argument(
-        "--device", choices=DEVICES, default="cpu", help="device to run the model on (default: cpu)"
-    )
+    _device_flag(p)
 
 
 def _stems(images: list[str]) -> list[str]:
@@ -94,7 +91,7 @@ def _refuse_taken(out: Path, stems: list[str], overwrite: bool) -> None:
 def _run_explain(args: argparse.Namespace) -> int:
     from ..explain import watch
     from ..explain_plots import write_explanation
-    from ..pictures import _pyplot
+    from ..figures import pyplot
     from ..predict import load
 
     require_int("--max-steps", args.max_steps, 1, 784)
@@ -103,7 +100,7 @@ def _run_explain(args: argparse.Namespace) -> int:
     out = Path(args.out)
     stems = _stems(args.images) + [f"test-{i}" for i in args.index]
     _refuse_taken(out, stems, args.overwrite)
-    _pyplot()  # no matplotlib: say so before loading anything
+    pyplot()  # no matplotlib: say so before loading anything
     classifier = load(args.model, device=args.device)
     digits = [(image, False) for image in args.images] + _test_digits(args)
     failed = False

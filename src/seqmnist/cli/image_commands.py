@@ -8,13 +8,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..config import DEVICES, ModelConfig
+from ..config import ModelConfig
 from ..errors import SeqMnistError
 from ..options import flag_specs, require_int
 from .common import (
     EXIT_ERROR,
     _add_config_flag,
     _common_data_flags,
+    _device_flag,
     _json,
     _model_argument,
 )
@@ -111,7 +112,8 @@ def _run_show(args: argparse.Namespace) -> int:
     import torch
 
     from ..data import load_mnist
-    from ..pictures import prepare_output, sample_grid, select_samples, sequence_view
+    from ..figures import prepare_output
+    from ..pictures import sample_grid, select_samples, sequence_view
     from ..sequence import SequenceReader
 
     index = 0 if args.as_sequence and args.index is None else args.index
@@ -173,7 +175,9 @@ def _run_plot(args: argparse.Namespace) -> int:
     """One run: its curves, confusion matrix and error gallery. Several: their curves in one
     picture; a folder that cannot be drawn is one error line (and a non-zero exit), the others
     are still drawn."""
-    from ..plots import load_runs, save_curves, write_run_plots
+    from ..curve_data import load_runs
+    from ..curves import save_curves
+    from ..plots import write_run_plots
 
     if len(args.run_dirs) == 1:
         written = write_run_plots(
@@ -221,9 +225,7 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
         default=8000,
         help="TCP port, 1 to 65535; 0 picks a free one (default: 8000)",
     )
-    p.add_argument(
-        "--device", choices=DEVICES, default="cpu", help="device to run the model on (default: cpu)"
-    )
+    _device_flag(p)
     p.add_argument(
         "--threads",
         type=int,
@@ -320,9 +322,7 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
         help="name every file or folder a folder walk skipped, and why (default: one line per "
         "folder with the counts)",
     )
-    p.add_argument(
-        "--device", choices=DEVICES, default="cpu", help="device to run the model on (default: cpu)"
-    )
+    _device_flag(p)
 
 
 def _run_predict(args: argparse.Namespace) -> int:

@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..config import DEVICES
 from ..options import require_int
-from .common import EXIT_ERROR, _common_data_flags, _json, _model_argument
+from .common import EXIT_ERROR, _common_data_flags, _device_flag, _json, _model_argument
 
 # --- evaluate -------------------------------------------------------------------------------
 
@@ -29,9 +28,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         help="print one JSON object instead of tables; its 'mistakes' list gives each "
         "misclassified image's index in the split (for show / inspect --index) (default: off)",
     )
-    p.add_argument(
-        "--device", choices=DEVICES, default="auto", help="device to evaluate on (default: auto)"
-    )
+    _device_flag(p, default="auto", purpose="evaluate on")
     p.add_argument(
         "--batch-size", type=int, default=1000, help="evaluation batch size (default: 1000)"
     )
