@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from seqmnist.config import TrainConfig, preset_config
+from seqmnist.config import PRESETS, TrainConfig, preset_config
 from seqmnist.data import Split
 from seqmnist.printed import BANK_SIZE, printed_bank, with_printed_digits
 
