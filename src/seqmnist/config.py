@@ -184,7 +184,8 @@ class TrainConfig:
     train_size: int = option(
         0,
         "train on a seeded random subset of this many training images (after --val-size is "
-        "held out), the same subset on --resume; for a quick look at long sequences (0 = all)",
+        "held out; --printed-digits count among them), the same subset on --resume; for a "
+        "quick look at long sequences (0 = all)",
         low=0,
         high=60_000,
     )
