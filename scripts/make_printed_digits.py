@@ -43,6 +43,7 @@ FACES = (
     "cmti10.ttf",
     "cmtt10.ttf",
 )
+SEED = 19  # the bank's random draws: sizes, weights, widths, slants, turns
 VARIANTS = 30  # drawings per face and digit: 9 faces x 10 digits x 30 = 2,700 images
 OUT = Path(__file__).resolve().parent.parent / "src" / "seqmnist" / "samples" / "printed_digits.npz"
 
@@ -66,7 +67,7 @@ def draw(label: int, face: str, rng: np.random.Generator) -> Image.Image:
 
 
 def main() -> None:
-    rng = np.random.default_rng(19)
+    rng = np.random.default_rng(SEED)
     images, labels, faces = [], [], []
     for face_index, face in enumerate(FACES):
         for label in range(10):

@@ -80,3 +80,24 @@ def test_a_run_trains_on_mnist_plus_the_printed_digits(tmp_path, synthetic_data_
     fit(config, tmp_path / "run", data_dir=synthetic_data_dir, download=False, log=lines.append)
     expected = 600 - config.val_size + 700  # the synthetic training split plus the draw
     assert any(f"{expected:,} training images" in line for line in lines), lines[:2]
+
+
+def test_the_script_still_draws_the_bank():
+    """scripts/make_printed_digits.py and the checked-in bank agree: its first drawings (face 0,
+    digit 0), re-rendered now, match the bank's first images. A newer FreeType or Pillow may
+    move anti-aliased edges by a grey level or two, so "match" is a mean difference under 2."""
+    import importlib.util
+    from pathlib import Path
+
+    from seqmnist.preprocess import to_mnist
+
+    script = Path(__file__).resolve().parent.parent / "scripts" / "make_printed_digits.py"
+    spec = importlib.util.spec_from_file_location("make_printed_digits", script)
+    maker = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(maker)
+    rng = maker.np.random.default_rng(maker.SEED)
+    bank, _ = printed_bank()
+    for i in range(4):
+        drawn = to_mnist(maker.draw(0, maker.FACES[0], rng)).astype(float)
+        assert abs(drawn - bank.images[i].numpy()).mean() < 2.0, i
+        assert bank.labels[i] == 0
