@@ -127,7 +127,8 @@ def _save_order(name: str, run: dict) -> None:
         fcntl.flock(f, fcntl.LOCK_EX)
         f.seek(0)
         text = f.read()
-        result = json.loads(text) if text else {"machine": machine(), "orders": {}}
+        result = json.loads(text) if text else {"orders": {}}
+        result["machine"] = machine()  # of the latest run: its thread count, torch
         result["orders"][name] = run
         f.seek(0)
         f.truncate()
