@@ -144,7 +144,7 @@ def test_gate_init_runs_on_the_meta_device(gate_init):
         ({"cell": "rnn", "forget_bias": 2.0}, "--cell rnn has no gates"),
         (
             {"gate_init": "chrono", "forget_bias": 2.0},
-            "--forget-bias needs --gate-init forget-bias",
+            "--forget-bias 2 needs --gate-init forget-bias",
         ),
         ({"gate_init": "bogus"}, "--gate-init must be one of pytorch, forget-bias, chrono"),
         ({"forget_bias": 99.0, "gate_init": "forget-bias"}, "--forget-bias must be a number"),
@@ -171,6 +171,25 @@ def test_a_gateless_cell_names_the_gate_option_it_was_given(overrides, given):
         ModelConfig(**overrides).validate()
     assert given in str(info.value)
     assert "--gate-init pytorch nor" not in str(info.value)
+
+
+def test_switching_gate_init_from_a_saved_forget_bias_config_says_how(tmp_path, capsys):
+    """A config.json of a `--gate-init forget-bias --forget-bias 3` run, then `--config it
+    --gate-init chrono`: the user typed no --forget-bias, so the error says which value and how to
+    reset it (it used to read only '--forget-bias needs --gate-init forget-bias')."""
+    from seqmnist.cli import main
+
+    saved = tmp_path / "config.json"
+    fb3 = ["--gate-init", "forget-bias", "--forget-bias", "3"]
+    assert main(["train", *fb3, "--print-config"]) == 0
+    saved.write_text(capsys.readouterr().out)
+    assert main(["train", "--config", str(saved), "--gate-init", "chrono", "--print-config"]) != 0
+    err = capsys.readouterr().err.strip()
+    assert "--forget-bias 3 needs --gate-init forget-bias" in err and "\n" not in err
+    assert "--forget-bias 1" in err
+    argv = ["train", "--config", str(saved), "--gate-init", "chrono", "--forget-bias", "1"]
+    assert main([*argv, "--print-config"]) == 0
+    assert '"gate_init": "chrono"' in capsys.readouterr().out
 
 
 def test_configs_written_before_gate_init_read_as_pytorch():

@@ -126,9 +126,12 @@ class ModelConfig:
                 f"got {self.gate_init!r}"
             )
         if self.forget_bias != 1.0 and self.gate_init != "forget-bias":
+            # The value may come from a --config file rather than the command line: say how
+            # to reset it, not only what is wrong.
             raise ConfigError(
-                f"--forget-bias needs --gate-init forget-bias (this config has --gate-init "
-                f"{self.gate_init})"
+                f"--forget-bias {self.forget_bias:g} needs --gate-init forget-bias (this config "
+                f"has --gate-init {self.gate_init}); drop it, or pass --forget-bias 1 to reset "
+                "a value read from --config"
             )
         if self.gate_init == "chrono" and self.steps < 3:
             raise ConfigError(
