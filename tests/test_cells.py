@@ -144,7 +144,7 @@ def test_gate_init_runs_on_the_meta_device(gate_init):
         ({"cell": "rnn", "forget_bias": 2.0}, "--cell rnn has no gates"),
         (
             {"gate_init": "chrono", "forget_bias": 2.0},
-            "--forget-bias needs --gate-init forget-bias",
+            "--forget-bias 2 needs --gate-init forget-bias",
         ),
         ({"gate_init": "bogus"}, "--gate-init must be one of pytorch, forget-bias, chrono"),
         ({"forget_bias": 99.0, "gate_init": "forget-bias"}, "--forget-bias must be a number"),
@@ -157,7 +157,57 @@ def test_gate_options_are_refused_in_one_line(overrides, match):
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize(
+    "overrides,given",
+    [
+        ({"cell": "rnn", "forget_bias": 2.0}, "takes no --forget-bias 2 "),
+        ({"cell": "irnn", "gate_init": "chrono"}, "takes no --gate-init chrono "),
+    ],
+)
+def test_a_gateless_cell_names_the_gate_option_it_was_given(overrides, given):
+    """--cell rnn --forget-bias 2 used to read 'takes neither --gate-init pytorch nor
+    --forget-bias (use --gate-init pytorch ...)': refusing the very init it then advised."""
+    with pytest.raises(ConfigError, match="has no gates") as info:
+        ModelConfig(**overrides).validate()
+    assert given in str(info.value)
+    assert "--gate-init pytorch nor" not in str(info.value)
+
+
+def test_switching_gate_init_from_a_saved_forget_bias_config_says_how(tmp_path, capsys):
+    """A config.json of a `--gate-init forget-bias --forget-bias 3` run, then `--config it
+    --gate-init chrono`: the user typed no --forget-bias, so the error says which value and how to
+    reset it (it used to read only '--forget-bias needs --gate-init forget-bias')."""
+    from seqmnist.cli import main
+
+    saved = tmp_path / "config.json"
+    fb3 = ["--gate-init", "forget-bias", "--forget-bias", "3"]
+    assert main(["train", *fb3, "--print-config"]) == 0
+    saved.write_text(capsys.readouterr().out)
+    assert main(["train", "--config", str(saved), "--gate-init", "chrono", "--print-config"]) != 0
+    err = capsys.readouterr().err.strip()
+    assert "--forget-bias 3 needs --gate-init forget-bias" in err and "\n" not in err
+    assert "--forget-bias 1" in err
+    argv = ["train", "--config", str(saved), "--gate-init", "chrono", "--forget-bias", "1"]
+    assert main([*argv, "--print-config"]) == 0
+    assert '"gate_init": "chrono"' in capsys.readouterr().out
+
+
 def test_configs_written_before_gate_init_read_as_pytorch():
     old = {k: v for k, v in asdict(ModelConfig()).items() if k not in ("gate_init", "forget_bias")}
     config = ModelConfig.from_dict(old)
     assert (config.gate_init, config.forget_bias) == ("pytorch", 1.0)
+
+
+def test_inspect_reads_the_range_of_h_from_the_spec(monkeypatch):
+    """readout_probe used to list the bounded cells by name ("lstm", "gru", "rnn"), so a new cell
+    meant editing it too; the bound is now part of the one spec."""
+    from dataclasses import replace
+
+    from seqmnist.readout_probe import readout_probe
+
+    monkeypatch.setitem(CELL_SPECS, "rnn", replace(CELL_SPECS["rnn"], h_bound="(-7, 7)"))
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(cell="rnn", hidden=4)).eval()
+    images, labels = torch.randn(6, 28, 28), torch.arange(6)
+    assert readout_probe(model, images, labels, blank_last=0.0)["h_bound"] == "(-7, 7)"
+    assert {s.name: s.h_bound for s in CELL_SPECS.values()}["irnn"] == "unbounded (ReLU)"

@@ -110,9 +110,15 @@ class ModelConfig:
         """The gate options need a cell with a memory gate, and chrono a range to draw from."""
         spec = CELL_SPECS[self.cell]
         if spec.memory_gate is None and (self.gate_init != "pytorch" or self.forget_bias != 1.0):
+            # Name the option that was set: PyTorch's init is the one such a cell does take.
+            given = (
+                f"--gate-init {self.gate_init}"
+                if self.gate_init != "pytorch"
+                else f"--forget-bias {self.forget_bias:g}"
+            )
             raise ConfigError(
-                f"--cell {self.cell} has no gates: it takes neither --gate-init {self.gate_init} "
-                "nor --forget-bias (use --gate-init pytorch, or --cell lstm / gru)"
+                f"--cell {self.cell} has no gates, so it takes no {given} (leave the gate "
+                "options at --gate-init pytorch and --forget-bias 1, or use --cell lstm / gru)"
             )
         if self.gate_init not in spec.gate_inits:
             raise ConfigError(
@@ -120,9 +126,12 @@ class ModelConfig:
                 f"got {self.gate_init!r}"
             )
         if self.forget_bias != 1.0 and self.gate_init != "forget-bias":
+            # The value may come from a --config file rather than the command line: say how
+            # to reset it, not only what is wrong.
             raise ConfigError(
-                f"--forget-bias needs --gate-init forget-bias (this config has --gate-init "
-                f"{self.gate_init})"
+                f"--forget-bias {self.forget_bias:g} needs --gate-init forget-bias (this config "
+                f"has --gate-init {self.gate_init}); drop it, or pass --forget-bias 1 to reset "
+                "a value read from --config"
             )
         if self.gate_init == "chrono" and self.steps < 3:
             raise ConfigError(

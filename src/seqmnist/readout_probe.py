@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from .cells import cell_spec
 from .model import SeqClassifier
 
 
@@ -55,11 +56,10 @@ def readout_probe(
     model.eval()
     output, h_n, c_n, readout = _run(model, images)
     H, D = model.config.hidden, model.num_directions
-    bounded = model.config.cell in ("lstm", "gru", "rnn")
     result: dict[str, Any] = {
         "images": int(images.shape[0]),
         "h_range": [float(output.min()), float(output.max())],
-        "h_bound": "(-1, 1)" if bounded else "unbounded (ReLU)",
+        "h_bound": cell_spec(model.config.cell).h_bound,  # declared with the cell (cells/)
         "c_range": None if c_n is None else [float(c_n.min()), float(c_n.max())],
         "blank_last_step": blank_last,
         "accuracy": _accuracy(model, readout, labels),

@@ -6,11 +6,13 @@ initialises the cell (``seqmnist.cells.lstm`` ...), imported only when a model i
 
 Who reads a spec: config.py (choices, help, which ``--gate-init`` a cell accepts), model.py
 (``build_rnn``, the final states, the multiply-adds behind the FLOP figures), inspect.py (the
-final states, the effective memory-gate bias) and the benchmarks (through model.py).
+final states, the effective memory-gate bias), readout_probe.py (the range ``h`` can take) and
+the benchmarks (through model.py).
 
 Adding a cell: write ``cells/<name>.py`` with ``build(config) -> nn.Module`` (an ``nn.RNNBase``-
 like module: ``batch_first`` input (B, T, F) -> ``output, state``) and, where it has a memory gate,
-a gate-bias layout for ``gates.py``; then add one ``CellSpec`` entry below.
+its gate blocks in PyTorch's packing order (``torch_rnn.init_gate_biases`` reads them); then add
+one ``CellSpec`` entry below.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class CellSpec:
     memory_gate: str | None  # the gate whose bias sets how long the state is kept; None: no gate
     gate_inits: tuple[str, ...]  # the --gate-init values it accepts
     cell_state: bool  # True: the state is (h_n, c_n), else h_n alone
+    h_bound: str  # the range h can take, as inspect prints it: "(-1, 1)" for a tanh-squashed h
 
     def macs_per_step(self, inputs: int, hidden: int) -> int:
         """Multiply-adds of one step and direction: each gate block is x @ W_ih^T + h @ W_hh^T,
@@ -68,6 +71,7 @@ CELL_SPECS: dict[str, CellSpec] = {
             memory_gate="f",
             gate_inits=GATE_INITS,
             cell_state=True,
+            h_bound="(-1, 1)",
         ),
         CellSpec(
             "gru",
@@ -77,6 +81,7 @@ CELL_SPECS: dict[str, CellSpec] = {
             memory_gate="z",
             gate_inits=GATE_INITS,
             cell_state=False,
+            h_bound="(-1, 1)",
         ),
         CellSpec(
             "rnn",
@@ -86,6 +91,7 @@ CELL_SPECS: dict[str, CellSpec] = {
             memory_gate=None,
             gate_inits=("pytorch",),
             cell_state=False,
+            h_bound="(-1, 1)",
         ),
         CellSpec(
             "irnn",
@@ -95,6 +101,7 @@ CELL_SPECS: dict[str, CellSpec] = {
             memory_gate=None,
             gate_inits=("pytorch",),
             cell_state=False,
+            h_bound="unbounded (ReLU)",
         ),
     )
 }
