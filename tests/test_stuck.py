@@ -77,6 +77,15 @@ def test_a_run_that_cannot_learn_warns_and_records_it(synthetic_data_dir, tmp_pa
     assert "2 (never left)" in capsys.readouterr().out
 
 
+def test_a_quiet_run_still_says_it_is_stuck_on_stderr(synthetic_data_dir, tmp_path, capsys):
+    """--quiet silences progress, not the warning (found by the review: a scripted --quiet run
+    at chance printed nothing for its whole length)."""
+    _, lines = _fit(synthetic_data_dir, _config(1e-8, epochs=1), tmp_path / "quiet", quiet=True)
+    err = capsys.readouterr().err
+    assert lines == [] and err.count("seqmnist: warning: validation accuracy") == 1, err
+    assert "is still at chance" in err and "--gate-init chrono" in err
+
+
 def test_a_run_that_learns_never_warns(synthetic_data_dir, tmp_path):
     summary, lines = _fit(synthetic_data_dir, _config(3e-3, epochs=1), tmp_path / "ok")
     assert not [line for line in lines if "warning" in line], lines

@@ -134,6 +134,15 @@ def _print_line(message: str) -> None:
     print(message, flush=True)
 
 
+def _warn(message: str, say: Callable[[str], None], to_stderr: bool) -> None:
+    """A stuck run says so even under --quiet, which silences ``say``: then on stderr, as the
+    CLI's other warnings; otherwise in the progress stream beside the epoch line it is about."""
+    if to_stderr:
+        print(f"seqmnist: {message}", file=sys.stderr, flush=True)
+    else:
+        say(message)
+
+
 def _build_state(
     config: TrainConfig, rt: Runtime, train_images: int, started: float, say: Callable[[str], None]
 ) -> tuple[TrainState, GraphedStep | None]:
@@ -286,7 +295,7 @@ def _train_epochs(
             say(epoch_line(row, config.epochs))
             steps = epoch * _steps_per_epoch(config, len(splits.train), rt)
             if warning := stuck_warning(row, _chance(splits), steps):
-                say(warning)
+                _warn(warning, say, quiet and rt.dist.is_primary)
     except (KeyboardInterrupt, BrokenPipeError) as exc:
         bar.close()
         closed = isinstance(exc, BrokenPipeError)
