@@ -101,3 +101,12 @@ def test_the_script_still_draws_the_bank():
         drawn = to_mnist(maker.draw(0, maker.FACES[0], rng)).astype(float)
         assert abs(drawn - bank.images[i].numpy()).mean() < 2.0, i
         assert bank.labels[i] == 0
+
+
+def test_train_size_may_name_every_image_of_the_largest_training_split():
+    """--val-size 0 with all 2,700 printed digits trains on 62,700 images; --train-size 62700
+    names all of them and must not be refused by a range that forgot the printed digits."""
+    full = preset_config("default")
+    TrainConfig(**{**full.__dict__, "val_size": 0, "train_size": 60_000 + BANK_SIZE}).validate()
+    with pytest.raises(Exception, match="--train-size"):
+        TrainConfig(train_size=60_000 + BANK_SIZE + 1).validate()
