@@ -110,3 +110,28 @@ def test_train_size_may_name_every_image_of_the_largest_training_split():
     TrainConfig(**{**full.__dict__, "val_size": 0, "train_size": 60_000 + BANK_SIZE}).validate()
     with pytest.raises(Exception, match="--train-size"):
         TrainConfig(train_size=60_000 + BANK_SIZE + 1).validate()
+
+
+def test_the_benchmark_leaves_out_installed_faces_of_the_bank_families(monkeypatch):
+    """Where fontconfig lists the very files the bank was drawn from (matplotlib's STIX and
+    Computer Modern), ``font_files`` drops them and keeps other families (DejaVu)."""
+    import subprocess
+    from pathlib import Path
+
+    import matplotlib
+
+    import foreign
+
+    ttf = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    listed = [ttf / name for name in ("cmr10.ttf", "STIXGeneralBol.ttf", "DejaVuSans.ttf")]
+    listing = "".join(f"{path}: \n" for path in listed)
+    monkeypatch.setattr(
+        foreign.subprocess,
+        "run",
+        lambda *a, **k: subprocess.CompletedProcess(a, 0, stdout=listing, stderr=""),
+    )
+    foreign.font_files.cache_clear()  # cached for the whole session: list them anew, and after
+    try:
+        assert foreign.font_files() == (str(ttf / "DejaVuSans.ttf"),)
+    finally:
+        foreign.font_files.cache_clear()
