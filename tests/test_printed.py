@@ -135,3 +135,24 @@ def test_the_benchmark_leaves_out_installed_faces_of_the_bank_families(monkeypat
         assert foreign.font_files() == (str(ttf / "DejaVuSans.ttf"),)
     finally:
         foreign.font_files.cache_clear()
+
+
+def test_validation_and_test_splits_hold_no_printed_digit(synthetic_data_dir):
+    """The bank joins the training split only: validation is held out of MNIST before the draw
+    is appended, and the test split (evaluated every epoch here) is MNIST's own."""
+    from conftest import tiny_config
+    from seqmnist.runtime import DistInfo, Runtime
+    from seqmnist.train import _load_splits
+
+    config = tiny_config(printed_digits=BANK_SIZE, eval_test_every_epoch=True)
+    rt = Runtime(torch.device("cpu"), DistInfo(), 1)
+    splits = _load_splits(config, rt, synthetic_data_dir, False)
+    bank = {bytes(image.numpy()) for image in printed_bank()[0].images}
+
+    def printed_in(split: Split) -> int:
+        return sum(bytes(image.numpy()) in bank for image in split.images)
+
+    assert len(splits.train) == 600 - config.val_size + BANK_SIZE
+    assert printed_in(splits.train) == BANK_SIZE
+    assert len(splits.val) == config.val_size and printed_in(splits.val) == 0
+    assert len(splits.test) == 200 and printed_in(splits.test) == 0
