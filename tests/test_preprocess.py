@@ -403,3 +403,24 @@ def test_float_pixels_beyond_float32s_range_are_full_ink_without_warnings(dtype)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         np.testing.assert_array_equal(to_mnist(huge), to_mnist(plain))
+
+
+def test_a_heavy_bold_zero_is_not_reported_blank():
+    """DejaVu Sans Bold (shipped with matplotlib) with Pillow's stroke of 10 px closes the 0's
+    counter to a slit: the thinning, sized by the median width of the filled blob, erased every
+    stroke and to_mnist said "no ink found". The drawing is kept instead: a digit, not blank."""
+    import matplotlib  # the test extra installs it (seqmnist[all])
+    from PIL import ImageDraw, ImageFont
+
+    font_file = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans-Bold.ttf"
+    size = 93
+    canvas = Image.new("L", (size * 3, size * 3), 255)
+    font = ImageFont.truetype(str(font_file), size)
+    ImageDraw.Draw(canvas).text(
+        (size, size // 2), "0", fill=0, font=font, stroke_width=10, stroke_fill=0
+    )
+    digit = to_mnist(canvas)  # (28, 28) uint8
+    ink = digit > 127
+    assert ink.sum() > 60  # a glyph-sized blob, not a speck
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    assert rows[-1] - rows[0] >= 15 and cols[-1] - cols[0] >= 8  # a 0's height and width

@@ -101,3 +101,58 @@ def test_the_script_still_draws_the_bank():
         drawn = to_mnist(maker.draw(0, maker.FACES[0], rng)).astype(float)
         assert abs(drawn - bank.images[i].numpy()).mean() < 2.0, i
         assert bank.labels[i] == 0
+
+
+def test_train_size_may_name_every_image_of_the_largest_training_split():
+    """--val-size 0 with all 2,700 printed digits trains on 62,700 images; --train-size 62700
+    names all of them and must not be refused by a range that forgot the printed digits."""
+    full = preset_config("default")
+    TrainConfig(**{**full.__dict__, "val_size": 0, "train_size": 60_000 + BANK_SIZE}).validate()
+    with pytest.raises(Exception, match="--train-size"):
+        TrainConfig(train_size=60_000 + BANK_SIZE + 1).validate()
+
+
+def test_the_benchmark_leaves_out_installed_faces_of_the_bank_families(monkeypatch):
+    """Where fontconfig lists the very files the bank was drawn from (matplotlib's STIX and
+    Computer Modern), ``font_files`` drops them and keeps other families (DejaVu)."""
+    import subprocess
+    from pathlib import Path
+
+    import matplotlib
+
+    import foreign
+
+    ttf = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    listed = [ttf / name for name in ("cmr10.ttf", "STIXGeneralBol.ttf", "DejaVuSans.ttf")]
+    listing = "".join(f"{path}: \n" for path in listed)
+    monkeypatch.setattr(
+        foreign.subprocess,
+        "run",
+        lambda *a, **k: subprocess.CompletedProcess(a, 0, stdout=listing, stderr=""),
+    )
+    foreign.font_files.cache_clear()  # cached for the whole session: list them anew, and after
+    try:
+        assert foreign.font_files() == (str(ttf / "DejaVuSans.ttf"),)
+    finally:
+        foreign.font_files.cache_clear()
+
+
+def test_validation_and_test_splits_hold_no_printed_digit(synthetic_data_dir):
+    """The bank joins the training split only: validation is held out of MNIST before the draw
+    is appended, and the test split (evaluated every epoch here) is MNIST's own."""
+    from conftest import tiny_config
+    from seqmnist.runtime import DistInfo, Runtime
+    from seqmnist.train import _load_splits
+
+    config = tiny_config(printed_digits=BANK_SIZE, eval_test_every_epoch=True)
+    rt = Runtime(torch.device("cpu"), DistInfo(), 1)
+    splits = _load_splits(config, rt, synthetic_data_dir, False)
+    bank = {bytes(image.numpy()) for image in printed_bank()[0].images}
+
+    def printed_in(split: Split) -> int:
+        return sum(bytes(image.numpy()) in bank for image in split.images)
+
+    assert len(splits.train) == 600 - config.val_size + BANK_SIZE
+    assert printed_in(splits.train) == BANK_SIZE
+    assert len(splits.val) == config.val_size and printed_in(splits.val) == 0
+    assert len(splits.test) == 200 and printed_in(splits.test) == 0

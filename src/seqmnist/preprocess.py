@@ -353,7 +353,13 @@ def _normalise_strokes(levels: np.ndarray) -> np.ndarray:
     width = _stroke_width(mask) / px_per_final  # at the final 20-px scale
     if width > MAX_STROKE:  # a marker's or a bold font's strokes: thinned to MNIST's width
         radius = round((width - TARGET_STROKE) / 2 * px_per_final)
-        return ndimage.grey_erosion(small, footprint=disk(radius)) if radius >= 1 else levels
+        if radius < 1:
+            return levels
+        thinned = ndimage.grey_erosion(small, footprint=disk(radius))
+        # The radius comes from the median width: where a bold glyph's counter is closed up (a
+        # heavy "0" drawn as one blob) its real strokes are thinner and all of them can vanish.
+        # Then the drawing is kept as it is, not reported as blank.
+        return thinned if float(thinned.max()) > 0 else levels
     if width >= MIN_STROKE:
         return levels
     radius = round((TARGET_STROKE - width) / 2 * px_per_final)

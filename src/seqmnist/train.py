@@ -229,7 +229,8 @@ def _load_splits(config: TrainConfig, rt: Runtime, data_dir: Any, download: bool
     if config.train_size > len(train):
         raise ConfigError(
             f"--train-size {config.train_size} is more than the {len(train)} training images "
-            f"left after --val-size {config.val_size}: pass at most {len(train)} (0 = all)"
+            f"left after --val-size {config.val_size} (with --printed-digits "
+            f"{config.printed_digits}): pass at most {len(train)} (0 = all)"
         )
     train = train_subset(train, config.train_size, config.seed)  # --train-size: a seeded subset
     test = (
