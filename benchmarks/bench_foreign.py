@@ -122,7 +122,7 @@ def evaluate_model(run: Path, args: argparse.Namespace, images, labels) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "))
     parser.add_argument(
         "runs", type=Path, nargs="+", help="run directories or checkpoint files (several: compared)"
     )
