@@ -60,6 +60,8 @@ CLI_ARGS = [
     "0",
     "--augment-scale",
     "0",
+    "--printed-digits",
+    "0",
     "--no-plots",
     "--log",
     "tensorboard",

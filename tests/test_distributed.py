@@ -90,6 +90,7 @@ CLI_FLAGS = dict(
     augment_shift=0,
     augment_rotate=0.0,
     augment_scale=0.0,
+    printed_digits=0,
 )  # = ddp_worker.CLI_ARGS
 
 
