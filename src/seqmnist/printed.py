@@ -18,10 +18,11 @@ from importlib import resources
 import numpy as np
 import torch
 
+from .config import PRINTED_BANK_SIZE
 from .data import Split, derived_seed
 
 BANK_FILE = "printed_digits.npz"
-BANK_SIZE = 2_700  # images in the bank; config.py's range for --printed-digits says the same
+BANK_SIZE = PRINTED_BANK_SIZE  # images in the bank (config.py states the flags' ranges in it)
 BANK_STREAM = 3  # derived_seed stream of the draw (0-2 belong to data.py's other draws)
 
 
