@@ -44,6 +44,26 @@ def test_warning_waits_for_min_steps_and_is_one_sided():
     assert stuck_warning(_row(3, None, train_acc=0.9), chance, 10_000) is None
 
 
+@pytest.mark.parametrize(
+    ("overrides", "suggested", "not_suggested"),
+    [
+        ({"grad_clip": 0.0}, ["--gate-init chrono", "--lr", "--grad-clip 1"], []),
+        ({"grad_clip": 5.0}, ["--grad-clip 1"], []),  # looser than 1: worth tightening
+        ({"grad_clip": 1.0}, ["--gate-init chrono", "--lr"], ["--grad-clip"]),
+        ({"gate_init": "chrono", "grad_clip": 0.5}, ["--lr"], ["--gate-init", "--grad-clip"]),
+        ({"cell": "rnn"}, ["--lr"], ["--gate-init"]),  # no gates to initialise
+    ],
+)
+def test_warning_suggests_only_what_the_run_has_not_tried(overrides, suggested, not_suggested):
+    """Found by the issue-20 review: a run already clipping at 1 was told to try --grad-clip 1."""
+    line = stuck_warning(_row(1, 0.1135), 0.1135, MIN_STEPS, tiny_config(**overrides))
+    assert line and "\n" not in line
+    for flag in suggested:
+        assert flag in line
+    for flag in not_suggested:
+        assert flag not in line
+
+
 def test_chance_record_counts_epochs_at_chance_and_the_epoch_that_left():
     rows = [_row(1, 0.11), _row(2, 0.12), _row(3, 0.40), _row(4, 0.10), _row(5, 0.9)]
     assert chance_record(rows, 0.1135) == {

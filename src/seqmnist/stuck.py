@@ -20,9 +20,14 @@ truncates to the checkpoint's epoch, so old runs resume and report it like new o
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+from .cells import CELL_SPECS
+
+if TYPE_CHECKING:
+    from .config import TrainConfig
 
 MARGIN = 0.02  # 2 points above the majority class's share
 MIN_STEPS = 500
@@ -43,9 +48,27 @@ def at_chance(accuracy: float, chance: float) -> bool:
     return accuracy < chance + MARGIN
 
 
-def stuck_warning(row: dict[str, Any], chance: float, steps_done: int) -> str | None:
+def likely_causes(config: TrainConfig | None) -> str:
+    """The causes worth trying for this run's config: a fix it already has is not suggested
+    (chrono init for a run that has it or a cell without gates, clipping at 1 or tighter)."""
+    causes = []
+    gated = config is None or CELL_SPECS[config.model.cell].memory_gate is not None
+    if gated and (config is None or config.model.gate_init != "chrono"):
+        causes.append(
+            "gates that forget within a few steps on long sequences (try --gate-init chrono)"
+        )
+    causes.append("a learning rate too high or too low (--lr)")
+    if config is None or not 0 < config.grad_clip <= 1:
+        causes.append("exploding gradients (--grad-clip 1)")
+    return ", ".join(causes)
+
+
+def stuck_warning(
+    row: dict[str, Any], chance: float, steps_done: int, config: TrainConfig | None = None
+) -> str | None:
     """One warning line for an epoch's metrics row that is still at chance after ``MIN_STEPS``
-    optimisation steps; None otherwise."""
+    optimisation steps; None otherwise. ``config`` narrows the suggested causes to those the run
+    has not ruled out (all of them without it)."""
     key, accuracy = measured_accuracy(row)
     if accuracy is None or steps_done < MIN_STEPS or not at_chance(accuracy, chance):
         return None
@@ -53,8 +76,7 @@ def stuck_warning(row: dict[str, Any], chance: float, steps_done: int) -> str | 
     return (
         f"warning: {split} accuracy {accuracy:.2%} is still at chance (the most common class is "
         f"{chance:.2%}) after {steps_done:,} steps: the model is not learning. Likely causes: "
-        "gates that forget within a few steps on long sequences (try --gate-init chrono), a "
-        "learning rate too high or too low (--lr), exploding gradients (--grad-clip 1)"
+        f"{likely_causes(config)}"
     )
 
 

@@ -295,7 +295,7 @@ def _train_epochs(
             saved_epoch = epoch
             say(epoch_line(row, config.epochs))
             steps = epoch * _steps_per_epoch(config, len(splits.train), rt)
-            if warning := stuck_warning(row, _chance(splits), steps):
+            if warning := stuck_warning(row, _chance(splits), steps, config):
                 _warn(warning, say, quiet and rt.dist.is_primary)
     except (KeyboardInterrupt, BrokenPipeError) as exc:
         bar.close()
