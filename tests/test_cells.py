@@ -192,6 +192,28 @@ def test_switching_gate_init_from_a_saved_forget_bias_config_says_how(tmp_path, 
     assert '"gate_init": "chrono"' in capsys.readouterr().out
 
 
+@pytest.mark.parametrize(
+    "flags,error",
+    [
+        (["--forget-bias", "1"], "takes effect only with --gate-init forget-bias"),
+        (["--gate-init", "chrono", "--forget-bias", "1"], "this run has --gate-init chrono"),
+        (["--cell", "rnn", "--forget-bias", "1"], "--cell rnn has no gates"),
+        (["--gate-init", "forget-bias", "--forget-bias", "1"], None),
+    ],
+)
+def test_a_forget_bias_flag_that_sets_nothing_is_refused(flags, error, capsys):
+    """--forget-bias 1 (the field's default) with PyTorch's init was accepted without a word,
+    and the model kept PyTorch's random gate biases (found by the issue-20 review)."""
+    from seqmnist.cli import main
+
+    code = main(["train", *flags, "--print-config"])
+    err = capsys.readouterr().err.strip()
+    if error is None:
+        assert code == 0
+    else:
+        assert code != 0 and error in err and "\n" not in err
+
+
 def test_configs_written_before_gate_init_read_as_pytorch():
     old = {k: v for k, v in asdict(ModelConfig()).items() if k not in ("gate_init", "forget_bias")}
     config = ModelConfig.from_dict(old)

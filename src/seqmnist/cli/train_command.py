@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..cells import CELL_SPECS
 from ..config import PRESETS, TrainConfig, apply_overrides, flag_fields, preset_config
 from ..errors import ConfigError, SeqMnistError
 from .common import _add_config_flag, _common_data_flags, _defaults_text
@@ -121,9 +122,28 @@ def _resolve_config(args: argparse.Namespace) -> tuple[TrainConfig, Path, dict[s
         config, origin = load_config_file(args.config, args.preset, overrides)
     else:
         config = apply_overrides(preset_config(args.preset or "default"), overrides)
+        _refuse_unused_forget_bias(config, overrides)
         origin = {"config_file": None, "preset": config.preset, "flags": overrides}
     run_dir = Path(args.out) if args.out else Path("runs") / config.preset
     return config, run_dir, origin
+
+
+def _refuse_unused_forget_bias(config: TrainConfig, overrides: dict[str, Any]) -> None:
+    """--forget-bias given without --gate-init forget-bias sets nothing. The config's check can
+    only see values other than the default 1; a flag given as 1 is caught here. (With --config,
+    --forget-bias 1 is how a file's value is reset, so it is left to the config's check.)"""
+    model = config.model
+    if "forget_bias" not in overrides or model.gate_init == "forget-bias":
+        return
+    if CELL_SPECS[model.cell].memory_gate is None:
+        raise ConfigError(
+            f"--cell {model.cell} has no gates, so it takes no --forget-bias: drop it"
+        )
+    raise ConfigError(
+        f"--forget-bias {model.forget_bias:g} takes effect only with --gate-init forget-bias "
+        f"(this run has --gate-init {model.gate_init}): add --gate-init forget-bias, or drop "
+        "--forget-bias"
+    )
 
 
 def _resumed_config(args: argparse.Namespace, overrides: dict[str, Any]) -> TrainConfig:
