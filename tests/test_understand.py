@@ -138,7 +138,11 @@ def test_cli_inspect_index_image_picture_and_random_layers(synthetic_data_dir, t
     [
         (["--index", "200"], "--index 200 is outside the test split: it has 200 images"),
         (["--index", "1", "--image", "x.png"], "--index and --image both name a digit"),
-        (["RUN", "--layers", "2"], "--layers describe the random-weights model"),
+        (["RUN", "--layers", "2"], "--layers: it describes the random-weights model"),
+        (
+            ["RUN", "--layers", "2", "--gate-init", "chrono"],
+            "--layers, --gate-init: they describe the random-weights model",
+        ),
     ],
 )
 def test_cli_inspect_refusals(args, needle, synthetic_data_dir, tiny_run, capsys):

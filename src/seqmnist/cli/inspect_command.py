@@ -72,7 +72,11 @@ def _model_and_config(args: argparse.Namespace) -> tuple[Any, Any]:
     if args.model:
         if given:
             flags = ", ".join("--" + k.replace("_", "-") for k in given)
-            raise SeqMnistError(f"{flags} describe the random-weights model; drop them for a run")
+            which = "it describes" if len(given) == 1 else "they describe"
+            raise SeqMnistError(
+                f"{flags}: {which} the random-weights model, not a trained run; drop "
+                f"{'it' if len(given) == 1 else 'them'} (the run's own config is used)"
+            )
         from ..trained import load_trained
 
         trained = load_trained(args.model)
