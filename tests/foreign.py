@@ -149,9 +149,11 @@ def scan(digit: np.ndarray, variant: str, rng: np.random.Generator) -> Image.Ima
 
 @lru_cache(maxsize=1)
 def font_files() -> tuple[str, ...]:
-    """The TrueType / OpenType fonts ``fc-list`` names that draw all ten digits, sorted, less any
-    face of a family the default recipe trains on (``seqmnist.printed``: STIX General, Computer
-    Modern), so that no scored face was ever a training image."""
+    """The TrueType / OpenType fonts ``fc-list`` names that draw all ten digits, sorted, one file
+    per face (family and style: Debian's fonts-liberation and fonts-liberation2 hold two
+    versions of the same faces), less any face of a family the default recipe trains on
+    (``seqmnist.printed``: STIX General, Computer Modern), so that no scored face was ever a
+    training image."""
     try:
         listing = subprocess.run(
             ["fc-list", ":", "file"], capture_output=True, text=True, timeout=30
@@ -160,7 +162,7 @@ def font_files() -> tuple[str, ...]:
         listing = ""
     paths = sorted({line.split(":")[0].strip() for line in listing.splitlines() if line.strip()})
     training_families = set(printed_bank()[1])
-    usable = []
+    usable, faces = [], set()
     for path in paths:
         if Path(path).suffix.lower() not in (".ttf", ".otf") or not Path(path).is_file():
             continue
@@ -168,11 +170,12 @@ def font_files() -> tuple[str, ...]:
             font = ImageFont.truetype(path, 40)
         except OSError:
             continue
-        if font.getname()[0] in training_families:
+        if font.getname()[0] in training_families or font.getname() in faces:
             continue
         boxes = [font.getbbox(str(d)) for d in range(10)]
         if all(b[2] - b[0] > 2 and b[3] - b[1] > 10 for b in boxes):
             usable.append(path)
+            faces.add(font.getname())
     return tuple(usable)
 
 

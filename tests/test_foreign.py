@@ -95,6 +95,15 @@ def test_font_digits(clf, torch_one_thread):
     assert accuracy >= 0.8
 
 
+def test_font_files_lists_each_face_once():
+    """One file per (family, style): two packaged versions of one face (Debian's fonts-liberation
+    and fonts-liberation2) would count it twice and weigh it double in the font scores."""
+    from PIL import ImageFont
+
+    faces = [ImageFont.truetype(path, 40).getname() for path in font_files()]
+    assert len(faces) == len(set(faces))
+
+
 @pytest.mark.parametrize("source", ["thin-pen", "pencil"])
 def test_thin_pen_and_pencil(clf, test_split, source, torch_one_thread):
     accuracy, mnist, rejected = read_test_digits_as(clf, source, *test_split)
