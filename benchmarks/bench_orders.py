@@ -118,13 +118,13 @@ def render_table(result: dict) -> str:
     lines = [
         "## Reading orders (`benchmarks/bench_orders.py`)",
         "",
-        f"{result['machine']['cpu']}, {result['machine']['cores']} cores, torch "
-        f"{result['machine']['torch']}. Test accuracy at the end of training (the median over "
-        "the seeds listed, each seed's after it); seconds of training per epoch of the first "
-        "seed.",
+        f"{result['machine']['cores']} cores, torch {result['machine']['torch']}; the CPU and "
+        "date of each row's measurement in its last column (`--only` reruns some rows and "
+        "keeps the others). Test accuracy at the end of training (the median over the seeds "
+        "listed, each seed's after it); seconds of training per epoch of the first seed.",
         "",
-        "| run | steps x pixels | model | params | epochs | s / epoch | test acc |",
-        "|---|---|---|---|---|---|---|",
+        "| run | steps x pixels | model | params | epochs | s / epoch | test acc | measured |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, r in result["runs"].items():
         by_seed = ", ".join(f"{a:.2%}" for a in r["test_acc_by_seed"])
@@ -132,13 +132,13 @@ def render_table(result: dict) -> str:
             f"| {name} | {r['steps_x_pixels']} | {r['model']} | {r['parameters']:,} "
             f"| {r['epochs']} | {r['seconds_per_epoch']:.1f} | {r['median_test_acc']:.2%} "
             f"({'seeds' if len(r['seeds']) > 1 else 'seed'} {', '.join(map(str, r['seeds']))}: "
-            f"{by_seed}) |"
+            f"{by_seed}) | {r.get('measured', '-')} |"
         )
     for name, p in result["presets"].items():
         lines.append(
             f"| `--preset {name}` (estimated from {p['samples_per_s']:,.0f} images/s) | "
             f"{p['steps_x_pixels']} | {p['model']} | - | {p['epochs']} | "
-            f"{p['seconds_per_epoch']:.0f} | not trained here |"
+            f"{p['seconds_per_epoch']:.0f} | not trained here | {p.get('measured', '-')} |"
         )
     return "\n".join(lines)
 
@@ -167,10 +167,11 @@ def main() -> None:
     full = load_mnist(args.data_dir, train=True, download=False)
     train_split, _ = split_train_val(full, SMOKE["val_size"] if args.smoke else 5000, 0)
     result: dict = {"machine": machine(), "runs": {}, "presets": {}}
+    measured = {"measured": f"{result['machine']['cpu']}, {time.strftime('%Y-%m-%d')}"}
     if args.only and saved.exists() and not args.smoke:
         result["runs"] = json.loads(saved.read_text())["runs"]  # the other runs stay as measured
     for name in args.only or RUNS:
-        result["runs"][name] = train_seeds(name, args.data_dir, args.smoke)
+        result["runs"][name] = train_seeds(name, args.data_dir, args.smoke) | measured
         r = result["runs"][name]
         print(
             f"{name}: {r['median_test_acc']:.2%} (median of seeds {r['seeds']}) after "
@@ -178,7 +179,7 @@ def main() -> None:
             flush=True,
         )
     for name in ("smnist", "pmnist"):
-        result["presets"][name] = preset_epoch_seconds(name, train_split, args.smoke)
+        result["presets"][name] = preset_epoch_seconds(name, train_split, args.smoke) | measured
         print(f"{name}: {result['presets'][name]['seconds_per_epoch']:.0f} s/epoch", flush=True)
     if args.smoke:
         print(render_table(result))
