@@ -42,7 +42,9 @@ from scipy import ndimage
 from skimage.filters import threshold_otsu
 from skimage.morphology import disk, skeletonize
 
+from .frame_ink import frame_junk, mostly_beside, paper_over, with_rim
 from .images import MAX_PIXELS, WORK_MAX_SIDE, ImageError, open_image, sample_pixels, to_grey
+from .several_digits import SEVERAL_DIGITS, digits_side_by_side
 
 MNIST_SIZE = 28
 DIGIT_BOX = 20  # MNIST fits each digit's longer side to 20 px
@@ -64,26 +66,11 @@ MAX_STROKE = 3.6  # ... and thicker than this (a marker, a bold font; ~97% of MN
 TARGET_STROKE = 2.25  # ... thinned, to MNIST's median width (``_stroke_width`` of 1,000 test
 # digits at 80 px: 5th percentile 1.25, median 2.25, 95th 3.3, 99th 4.05)
 
-FRAME_HUG = 0.4  # ink along the edge, unbroken over 40% of a side (a rotation leaves ~50%) ...
-FRAME_HUG_SHARE = 0.9  # ... and over 90% of its own extent along it ...
-FRAME_BAND = 0.3  # ... as a band at most 30% deep, is frame-like; junk if no part goes deeper
-FRAME_GAP = 0.1  # ... and 10% of the longer side away from any other ink
-FRAME_RIM = 0.005  # junk is painted over with a rim of 0.5% of the longer side (at least 2 px)
 FRAME_PASSES = 2  # frame junk removed at most twice (what a dark frame hid may reach the edge)
-
-SPLIT_SIDE = 56  # several digits are looked for with the ink's longer side at 56 px
-SPLIT_LEVEL = 0.15  # ink there: above 15% of full ink (a thin pen's line, box-averaged, is more)
-SPLIT_MIN_PART = 0.05  # parts under 5% of the ink are ignored (specks, dots)
-SPLIT_HEIGHT = 0.6  # a digit-sized group is at least 60% as tall as all the ink ...
-SPLIT_MASS = 0.15  # ... and holds at least 15% of it
 
 FRAME_INK = (
     "ink runs along the image's edge (a border, the desk or a rotation's fill?): if it is not "
     "part of the digit, crop to the digit"
-)
-SEVERAL_DIGITS = (
-    "the ink forms {} separate digit-sized parts side by side: this may be several digits; "
-    "crop to one digit"
 )
 NO_INK = (
     "no ink found: the image is blank or too faint (draw or photograph a digit with clear "
@@ -135,7 +122,7 @@ def to_mnist(image: Image.Image | np.ndarray, notes: list[str] | None = None) ->
     levels = np.clip((crop - low) / max(ink_level - low, 1e-6), 0.0, 1.0)  # (h, w)
     if notes is not None:
         notes.extend(found_notes)
-        digits = _digits_side_by_side(levels)
+        digits = digits_side_by_side(levels)
         if digits > 1:
             notes.append(SEVERAL_DIGITS.format(digits))
     levels = _normalise_strokes(levels)  # a ballpoint's line is far thinner than MNIST's
@@ -162,21 +149,21 @@ def _find_digit(grey: np.ndarray) -> tuple[np.ndarray, Found, list[str]]:
     """
     light_paper, flat, found = _ink_in_either_polarity(grey, _paper_is_light(grey))
     for _ in range(FRAME_PASSES):
-        junk, doubtful = _frame_ink(found.ink)
+        junk, doubtful = frame_junk(found.ink)
         if not junk.any():
             return flat, found, [FRAME_INK] if doubtful else []
-        painted = _with_rim(junk)
-        cleaned = _paper_over(grey, flat, found.paper, painted, light_paper)
+        painted = with_rim(junk)
+        cleaned = paper_over(grey, flat, found.paper, painted, light_paper)
         try:
             cleaned_flat, cleaned_found = _flatten_and_find_ink(cleaned, light_paper)
         except ImageError:  # the frame-like ink was all the ink there was: kept
             return flat, found, [FRAME_INK]
-        if _mostly_beside(cleaned_found.ink, painted):
+        if mostly_beside(cleaned_found.ink, painted):
             # What is left is the painted part's own fringe: it was the digit itself (a 7 cut
             # so close that its bar and stem run along two edges). Kept.
             return flat, found, [FRAME_INK]
         grey, flat, found = cleaned, cleaned_flat, cleaned_found
-    junk, doubtful = _frame_ink(found.ink)  # still frame-like ink after the last pass
+    junk, doubtful = frame_junk(found.ink)  # still frame-like ink after the last pass
     return flat, found, [FRAME_INK] if doubtful or junk.any() else []
 
 
@@ -367,159 +354,6 @@ def _normalise_strokes(levels: np.ndarray) -> np.ndarray:
         return levels
     padded = np.pad(small.astype(np.float32), radius)  # room for the strokes to grow outwards
     return ndimage.grey_dilation(padded, footprint=disk(radius))
-
-
-# --- ink at the frame ------------------------------------------------------------------------
-
-
-def _frame_ink(ink: np.ndarray) -> tuple[np.ndarray, bool]:
-    """(frame junk (H, W) bool, whether frame-like ink that is not junk was seen).
-
-    A part of the ink (8-connected) is frame-like when it lies along a side of the image as a
-    band (``_lies_along_frame``): a dark border, the desk's edge and the wedges that a rotation
-    leaves at the corners always do; a pen stroke seldom runs exactly along the edge for long.
-    It is junk when all of it stays within FRAME_BAND of the shorter side from the edge and no
-    other ink comes within FRAME_GAP of it. One that reaches deeper (a digit running into a
-    border), or lies close to the rest (the detached base of a "1" cropped close), may be the
-    digit's: only a warning can say so.
-    """
-    junk = np.zeros(ink.shape, bool)
-    edges = (ink[0], ink[-1], ink[:, 0], ink[:, -1])
-    if all(_longest_run(edge)[1] < FRAME_HUG * edge.size for edge in edges):
-        return junk, False  # nearly always: a margin of paper, or strokes cut by a tight crop
-    labels, _ = ndimage.label(ink, structure=np.ones((3, 3)))
-    boxes = ndimage.find_objects(labels)
-    shallow, doubtful = _frame_like_parts(labels, boxes)
-    rest = ink & ~np.isin(labels, shallow)  # (H, W): the digit, if it is ink yet
-    gap = max(1, round(FRAME_GAP * max(ink.shape)))
-    for label in shallow:
-        box = tuple(slice(max(0, s.start - gap), s.stop + gap) for s in boxes[label - 1])
-        near = ndimage.maximum_filter(labels[box] == label, size=2 * gap + 1)
-        if (near & rest[box]).any():
-            doubtful = True  # beside the digit's strokes: perhaps one of them
-        else:
-            junk |= labels == label
-    return junk, doubtful
-
-
-def _frame_like_parts(labels: np.ndarray, boxes: list) -> tuple[list[int], bool]:
-    """(labels of the frame-like parts that stay within FRAME_BAND of the edge, whether a
-    frame-like part reaches deeper)."""
-    h, w = labels.shape
-    shallow, deep = [], False
-    for label in np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])):
-        if label == 0 or not _lies_along_frame(labels, label, boxes[label - 1]):
-            continue
-        box = boxes[label - 1]
-        ys, xs = np.nonzero(labels[box] == label)
-        ys, xs = ys + box[0].start, xs + box[1].start
-        depth = np.minimum(np.minimum(ys, h - 1 - ys), np.minimum(xs, w - 1 - xs)).max()
-        if depth <= FRAME_BAND * min(h, w):
-            shallow.append(int(label))
-        else:
-            deep = True
-    return shallow, deep
-
-
-def _lies_along_frame(labels: np.ndarray, label: int, box: tuple[slice, slice]) -> bool:
-    """Does part ``label`` (with bounding ``box``) lie along one side of the image as a band?
-
-    Along that side it touches the edge without a break over at least FRAME_HUG of the side and
-    over nearly all (FRAME_HUG_SHARE) of its own extent along it, and there it reaches inwards
-    at most FRAME_BAND of the image (median): a thin "1" cropped close fills the width, no band.
-    """
-    views = (  # each side as row 0 of a view, with the part's extent along that side
-        (labels, box[1]),
-        (labels[::-1], box[1]),
-        (labels.T, box[0]),
-        (labels.T[::-1], box[0]),
-    )
-    for view, extent in views:
-        start, run = _longest_run(view[0] == label)
-        if run < FRAME_HUG * view.shape[1] or run < FRAME_HUG_SHARE * (extent.stop - extent.start):
-            continue
-        limit = int(FRAME_BAND * view.shape[0])
-        strip = view[: limit + 1, start : start + run] == label  # (limit + 1, run)
-        inward = np.where(strip.all(axis=0), limit + 1, strip.argmin(axis=0))  # (run,)
-        if np.median(inward) <= limit:
-            return True
-    return False
-
-
-def _longest_run(line: np.ndarray) -> tuple[int, int]:
-    """(start, length) of the longest run of True in a 1-D bool array; (0, 0) if none."""
-    if not line.any():
-        return 0, 0
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], line.astype(np.int8), [0]])))
-    starts, lengths = edges[::2], edges[1::2] - edges[::2]
-    longest = int(lengths.argmax())
-    return int(starts[longest]), int(lengths[longest])
-
-
-def _with_rim(junk: np.ndarray) -> np.ndarray:
-    """``junk`` (H, W) bool grown by a rim (its soft edge, JPEG ringing) of FRAME_RIM."""
-    rim = max(2, round(FRAME_RIM * max(junk.shape)))
-    return ndimage.binary_dilation(junk, structure=np.ones((3, 3)), iterations=rim)
-
-
-def _paper_over(
-    grey: np.ndarray, flat: np.ndarray, paper: float, painted: np.ndarray, light_paper: bool
-) -> np.ndarray:
-    """``grey`` (H, W) with the ``painted`` pixels replaced by the paper that the fitted surface
-    puts there."""
-    excess = np.where(painted, flat - paper, 0.0)  # how far above the paper, in light-ink terms
-    return (grey + excess if light_paper else grey - excess).astype(np.float32)
-
-
-def _mostly_beside(ink: np.ndarray, painted: np.ndarray) -> bool:
-    """Does most of ``ink`` (H, W) lie within FRAME_GAP of the ``painted`` pixels?"""
-    gap = max(1, round(FRAME_GAP * max(ink.shape)))
-    beside = ndimage.maximum_filter(painted, size=2 * gap + 1)  # (H, W)
-    return int((ink & beside).sum()) > 0.5 * int(ink.sum())
-
-
-# --- several digits --------------------------------------------------------------------------
-
-
-def _digits_side_by_side(levels: np.ndarray) -> int:
-    """How many digit-sized parts the ink (h, w) forms side by side: 1 for one digit.
-
-    Looked at about 56 px high: parts (8-connected, at least 5% of the ink) whose column ranges
-    overlap are one group; a group is digit-sized when it is at least 60% as tall as all the
-    ink and holds at least 15% of it. A digit's detached strokes (the bar of a 5 or a 7 above
-    the rest; a 4's stem beside a shorter hook; a thin pen's gaps) overlap the rest of the digit
-    or are too short or too light. Measured on MNIST test digits: 2 of 10,000 as they are (a "1"
-    with a stray mark, an "i4"), 1 of 10,000 upscaled, 2 of 10,000 cut to their ink; 0 of 2,000
-    of each scan variant and pencil, 1 of 2,000 thin pen. Two pasted side by side: ~99.6 %.
-    """
-    h, w = levels.shape
-    scale = SPLIT_SIDE / max(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    small = Image.fromarray(levels.astype(np.float32), mode="F").resize(size, Image.Resampling.BOX)
-    small = np.asarray(small)  # (sh, sw); BOX keeps a thin pen's line above SPLIT_LEVEL
-    labels, count = ndimage.label(small > SPLIT_LEVEL, structure=np.ones((3, 3)))
-    if count < 2:
-        return 1
-    mass = ndimage.sum(small, labels, index=np.arange(1, count + 1))  # (count,)
-    boxes = ndimage.find_objects(labels)
-    parts = sorted(
-        (boxes[i][1].start, boxes[i][1].stop, boxes[i][0].start, boxes[i][0].stop, mass[i])
-        for i in range(count)
-        if mass[i] >= SPLIT_MIN_PART * mass.sum()
-    )
-    groups: list[list[float]] = []  # [left, right, top, bottom, mass], left to right
-    for left, right, top, bottom, m in parts:
-        if groups and left < groups[-1][1]:  # overlaps the group on its left: the same digit
-            g = groups[-1]
-            g[1], g[2], g[3], g[4] = max(g[1], right), min(g[2], top), max(g[3], bottom), g[4] + m
-        else:
-            groups.append([left, right, top, bottom, m])
-    if len(groups) < 2:
-        return 1
-    height = max(g[3] for g in groups) - min(g[2] for g in groups)
-    return sum(
-        g[3] - g[2] >= SPLIT_HEIGHT * height and g[4] >= SPLIT_MASS * mass.sum() for g in groups
-    )
 
 
 def _fit_and_centre(crop: np.ndarray) -> np.ndarray:
