@@ -50,6 +50,9 @@ def _short_repr(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
+TORCHSCRIPT_PROGRAM = "a TorchScript program"
+
+
 def exported_program_kind(path: str | os.PathLike) -> str | None:
     """What ``seqmnist export`` writes that ``torch.load`` cannot read, told apart by the zip's
     member names alone (nothing in it is loaded): "an exported program (torch.export, .pt2)",
@@ -64,7 +67,7 @@ def exported_program_kind(path: str | os.PathLike) -> str | None:
     if any(name.endswith("/archive_format") for name in names):  # torch.export.save's layout
         return "an exported program (torch.export, .pt2)"
     if any("/code/" in name for name in names):  # torch.jit.save's compiled code
-        return "a TorchScript program"
+        return TORCHSCRIPT_PROGRAM
     return None
 
 

@@ -34,6 +34,7 @@ from typing import Any
 
 import torch
 
+from .checkpoint import TORCHSCRIPT_PROGRAM, exported_program_kind
 from .config import TrainConfig
 from .data import MNIST_MEAN, MNIST_STD, load_mnist, to_model_input
 from .errors import SeqMnistError
@@ -161,13 +162,13 @@ def _is_export(path: Path, fmt: str) -> bool:
     metadata names seqmnist as producer; pt2: its small extra file does; TorchScript: a zip
     holding compiled code (a checkpoint from torch.save is a zip too, but without code). Only
     zip names and that small JSON are read, never the file's program, weights or pickles."""
-    if fmt in ("torchscript", "pt2"):
+    if fmt == "torchscript":
+        return exported_program_kind(path) == TORCHSCRIPT_PROGRAM
+    if fmt == "pt2":
         import zipfile
 
         try:
             with zipfile.ZipFile(path) as archive:
-                if fmt == "torchscript":
-                    return any("/code/" in name for name in archive.namelist())
                 return _pt2_is_ours(archive)
         except (OSError, zipfile.BadZipFile):
             return False
