@@ -31,6 +31,7 @@ from seqmnist.inputs import (
     to_unit_range,
 )
 from seqmnist.predict import Classifier, _prediction
+from seqmnist.preprocess import to_mnist
 
 # --- shapes alone ----------------------------------------------------------------------------
 
@@ -123,6 +124,7 @@ def test_list_items_that_are_not_one_image_are_refused(shape, words):
 # --- values alone ----------------------------------------------------------------------------
 
 DIGITISH = np.arange(256, dtype=np.uint8).reshape(16, 16)  # every 8-bit level once
+LIGHT_IMAGE = np.linspace(40, 255, 64).round().reshape(8, 8)  # grey ink on white paper, no black
 
 
 @pytest.mark.parametrize(
@@ -153,6 +155,9 @@ def test_every_value_encoding_gives_the_same_levels(encode):
         (np.linspace(0, 1000, 64, dtype=np.float32).reshape(8, 8), "value_range"),
         (np.full((8, 8), np.nan, np.float32), "NaN"),
         (np.array([["a"]]), "numbers"),
+        # MNIST-normalised pixels of a light image without pure black (paper, grey ink): once
+        # read as 0..255, so as a blank image ("no ink found" for a plain digit)
+        (((LIGHT_IMAGE / 255 - MNIST_MEAN) / MNIST_STD).astype(np.float32), "'mnist'"),
     ],
 )
 def test_ranges_the_rules_cannot_tell_are_refused(array, words):
@@ -167,6 +172,8 @@ def test_value_range_states_the_range():
     assert to_unit_range(twelve_bit, (0, 4095)).max() == 1.0
     normalised = ((DIGITISH / 255 - MNIST_MEAN) / MNIST_STD).astype(np.float32)
     assert np.array_equal(np.rint(to_unit_range(normalised, "mnist") * 255), DIGITISH)
+    light = ((LIGHT_IMAGE / 255 - MNIST_MEAN) / MNIST_STD).astype(np.float32)
+    assert np.array_equal(np.rint(to_unit_range(light, "mnist") * 255), LIGHT_IMAGE)
     with pytest.raises(InputError, match="outside value_range"):
         to_unit_range(DIGITISH, (0, 1))
     for bad in ((1, 0), "unit", (0, float("inf")), 3):
@@ -299,6 +306,27 @@ def test_same_pixels_same_answer(
     tolerance = 1 if encoding in LOSSY else 0
     assert got.label == label
     assert np.abs(got.image.astype(int) - seen.astype(int)).max() <= tolerance
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_to_mnist_reads_arrays_by_the_same_value_rules_as_predict(digits, encoding):
+    """``preprocess.to_mnist`` called directly on an array (as scripts and notebooks do) reads its
+    values by the contract's rules, as ``predict`` does: the same 28x28 image for every encoding,
+    both for a digit already in MNIST form and for a dark digit off-centre on light paper (the
+    whole pipeline). Before, to_mnist had rules of its own: a uint16 array of 8-bit samples was
+    read as a near-black image, MNIST-normalised floats as 0..255."""
+    white = _values(np.full((28, 28), 255, np.uint8), encoding)[0, 0]
+    tolerance = 1 if encoding in LOSSY else 0
+    for digit in digits[0][:6]:
+        paper = np.full((64, 80), 255, np.uint8)
+        # (64, 80): dark ink on light paper, off-centre; its darkest pixel is black, which tells
+        # MNIST-normalised pixels (a light image without black is refused: test above)
+        paper[20:48, 30:58] = 255 - np.rint(digit * (255 / digit.max())).astype(np.uint8)
+        for picture in (digit, paper):
+            expected = to_mnist(picture)  # (28, 28) uint8
+            for layout in ("HW", "HWC1", "HWC3", "HWC4"):
+                got = to_mnist(_channels(_values(picture, encoding), layout, white))
+                assert np.abs(got.astype(int) - expected).max() <= tolerance, (encoding, layout)
 
 
 PIL_FORMS = {

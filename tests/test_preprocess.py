@@ -18,6 +18,7 @@ from photos import KINDS, make_photo
 from seqmnist.data import load_mnist
 from seqmnist.errors import SeqMnistError
 from seqmnist.images import MAX_PIXELS, ImageError, open_image
+from seqmnist.inputs import InputError
 from seqmnist.preprocess import is_mnist_form, load_mnist_image, to_mnist
 
 
@@ -393,16 +394,16 @@ def test_bad_arrays_are_image_errors():
 
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64, np.longdouble])
-def test_float_pixels_beyond_float32s_range_are_full_ink_without_warnings(dtype):
-    """1e300 in a float64 array would overflow a cast to float32 (RuntimeWarning, then a wrong
-    "infinite values" error); any value above 255 is full ink, as 255 is."""
+def test_float_pixels_far_beyond_0_255_are_refused_without_warnings(dtype):
+    """1e300 in a float64 array once overflowed a cast to float32 (a RuntimeWarning, then a wrong
+    "infinite values" error). By the input contract, floats far above 255 are no range it can
+    place: one line naming ``value_range``, as ``predict`` says for the same array."""
     huge = np.zeros((28, 28), dtype=dtype)
     huge[6:22, 12:16] = np.finfo(dtype).max
-    plain = np.zeros((28, 28), dtype=dtype)
-    plain[6:22, 12:16] = 255
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        np.testing.assert_array_equal(to_mnist(huge), to_mnist(plain))
+        with pytest.raises(InputError, match="value_range"):
+            to_mnist(huge)
 
 
 def test_a_heavy_bold_zero_is_not_reported_blank():

@@ -15,6 +15,15 @@ class DataError(SeqMnistError):
     """MNIST files are missing, truncated or corrupt."""
 
 
+class ImageError(SeqMnistError):
+    """An image cannot be used: unreadable, empty, truncated, not an image, too large, or blank."""
+
+
+class InputError(ImageError):
+    """What was passed to ``predict`` is not in the input contract: the message names the form
+    and the argument or change that fixes it."""
+
+
 class CheckpointError(SeqMnistError):
     """A file is not a seqmnist checkpoint, or one this version cannot read."""
 

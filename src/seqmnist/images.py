@@ -18,7 +18,8 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import SeqMnistError, first_line
+from .errors import ImageError, first_line
+from .pixel_values import require_numbers, to_unit_range
 
 MAX_PIXELS = 40_000_000
 """Images with more pixels than this are refused before decoding (40 MP is ~160 MB of RGBA)."""
@@ -53,10 +54,6 @@ compares them case-insensitively."""
 
 WORK_MAX_SIDE = 1024  # larger images are box-reduced to about this first: plenty for a 20 px digit
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601, as Pillow's convert("L")
-
-
-class ImageError(SeqMnistError):
-    """An image cannot be used: unreadable, empty, truncated, not an image, too large, or blank."""
 
 
 # --- reading ---------------------------------------------------------------------------------
@@ -226,21 +223,12 @@ def _pil_to_array(image: Image.Image) -> np.ndarray:
 
 def to_grey(image: Image.Image | np.ndarray) -> np.ndarray:
     """Any image -> float32 (H, W) in [0, 1]; transparent pixels read as the paper (see
-    ``_flatten_alpha``)."""
-    arr = _pil_to_array(image) if isinstance(image, Image.Image) else np.asarray(image)
-    if arr.dtype.kind not in "biuf":  # complex, strings, objects, dates ...
-        raise ImageError(
-            f"an image array must hold numbers (bool, int or float); got dtype {arr.dtype}"
-        )
-    if arr.ndim == 3 and arr.shape[2] == 1:
-        arr = arr[:, :, 0]
-    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
-        raise ImageError(
-            f"an image array must be (H, W), (H, W, 3) or (H, W, 4); got shape {arr.shape}"
-        )
-    if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ImageError(f"image has no pixels (shape {arr.shape})")
-    x = _scale_to_unit(arr)  # (H, W[, C]) float32 in [0, 1]
+    ``_flatten_alpha``). A PIL image is scaled by its mode; an array by the input contract's
+    value rules (``pixel_values``), the same as ``Classifier.predict`` applies."""
+    if isinstance(image, Image.Image):
+        x = _pil_pixels_to_unit(_pil_to_array(image))  # (H, W[, 4]) float32 in [0, 1]
+    else:
+        x = to_unit_range(_image_shaped(np.asarray(image)))
     if x.ndim == 2:
         return x
     grey = x[:, :, :3] @ _LUMA  # (H, W)
@@ -250,6 +238,20 @@ def to_grey(image: Image.Image | np.ndarray) -> np.ndarray:
     if alpha.min() >= 0.999:
         return grey
     return _flatten_alpha(grey, alpha)
+
+
+def _image_shaped(arr: np.ndarray) -> np.ndarray:
+    """Check one image array's dtype and shape: -> (H, W), (H, W, 3) or (H, W, 4)."""
+    require_numbers(arr)  # complex, strings, objects, dates ... are refused
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
+        raise ImageError(
+            f"an image array must be (H, W), (H, W, 3) or (H, W, 4); got shape {arr.shape}"
+        )
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ImageError(f"image has no pixels (shape {arr.shape})")
+    return arr
 
 
 ONE_TONE = 0.1  # visible pixels within this range of grey: one ink colour, the digit is in alpha
@@ -329,28 +331,18 @@ def _grown(mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def _scale_to_unit(arr: np.ndarray) -> np.ndarray:
-    """uint8 / 16-bit / int / bool / float pixels (``to_grey`` checked they are numbers) ->
-    float32 in [0, 1]."""
-    if arr.dtype == np.bool_:
-        return arr.astype(np.float32)
+def _pil_pixels_to_unit(arr: np.ndarray) -> np.ndarray:
+    """The array of a PIL image (``_pil_to_array``: uint8 from "L" or "RGBA", int32 from "I",
+    float32 from "F") -> float32 in [0, 1]. A PIL image carries its range in its mode:
+    "I" holds 16-bit samples, or 8-bit ones in a 16-bit file when none is above 255."""
     if arr.dtype == np.uint8:
         return arr.astype(np.float32) / 255.0
-    if arr.dtype == np.uint16:
-        return arr.astype(np.float32) / 65535.0
-    if np.issubdtype(arr.dtype, np.floating):
-        if not np.isfinite(arr).all():
-            raise ImageError("image array holds NaN or infinite values")
-        # float64 beyond float32's range would overflow the cast (a RuntimeWarning and inf); every
-        # value above 255 ends as full ink below, so clipping first changes no result.
-        if arr.dtype.itemsize > 4:
-            arr = np.clip(arr, -65535.0, 65535.0)
     x = arr.astype(np.float32)
-    top = float(x.max()) if x.size else 0.0
-    if np.issubdtype(arr.dtype, np.integer):  # e.g. Pillow's mode "I" from a 16-bit PNG
-        return np.clip(x / (65535.0 if top > 255 else 255.0), 0.0, 1.0)
-    # floats: [0, 1] as given, else read as 0-255
-    return np.clip(x / 255.0 if top > 1.0 + 1e-6 else x, 0.0, 1.0)
+    if np.issubdtype(arr.dtype, np.integer):
+        return np.clip(x / (65535.0 if x.max() > 255 else 255.0), 0.0, 1.0)
+    if not np.isfinite(x).all():
+        raise ImageError("image holds NaN or infinite values")
+    return np.clip(x / 255.0 if x.max() > 1.0 + 1e-6 else x, 0.0, 1.0)  # "F": 0..1, else 0..255
 
 
 def sample_pixels(x: np.ndarray, size: int = 4_096) -> np.ndarray:

@@ -49,8 +49,10 @@ Values (per image, so an image gives the same answer alone or in a batch)
       0.3081``, when the smallest is MNIST's black, -0.4242, and the largest at most its white,
       2.8215 (both to bfloat16's precision); else 0..1 when all lie in [-0.25, 1.25] (outside
       [0, 1] is the overshoot of bicubic or Lanczos resampling, clipped); else 0..255 when all
-      lie in [-64, 319] and the largest is above 1.25; anything else (``[-1, 1]``, larger
-      values) refused: say which with ``value_range``. NaN and infinity are refused.
+      lie in [-64, 319] and the largest is above MNIST's white (at most 2.82 of 255 would be a
+      blank image: MNIST-normalised pixels of a light image without black, refused); anything
+      else (``[-1, 1]``, larger values) refused: say which with ``value_range``. NaN and
+      infinity are refused.
 
     ``value_range=(low, high)`` maps ``low`` to black and ``high`` to white for every array and
     tensor; ``value_range="mnist"`` undoes MNIST's normalisation. Values up to a quarter of the
@@ -74,8 +76,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from .data import MNIST_MEAN, MNIST_STD
-from .images import ImageError
+from .errors import InputError
+from .pixel_values import require_numbers, to_unit_range
 
 LAYOUTS = ("HW", "CHW", "HWC", "NHW", "NCHW", "NHWC", "flat")
 """Names for ``layout=``: N images, C channels, H rows, W columns; "flat" is rows of 784 pixels
@@ -85,16 +87,7 @@ FLAT_PIXELS = 28 * 28
 CHANNELS = (1, 2, 3, 4)  # grey, grey + alpha (Pillow's "LA" as an array), RGB, RGBA
 COLOUR_NAMES = {2: "grey + alpha", 3: "RGB", 4: "RGBA"}
 ROWS_SAMPLE = 8  # (N, 784) with at least this many rows is checked for being one wide image
-MNIST_BLACK = (0.0 - MNIST_MEAN) / MNIST_STD  # -0.4242: a 0 pixel after MNIST's normalisation
-MNIST_WHITE = (1.0 - MNIST_MEAN) / MNIST_STD  # 2.8215
-OVERSHOOT = 0.25  # floats this far outside their range are resampling's overshoot: clipped
-BFLOAT16_TOLERANCE = 2**-7  # relative: bfloat16 keeps 8 significant bits
 FILE_TYPES = (str, os.PathLike, bytes, bytearray, memoryview)  # a path or an image file's bytes
-
-
-class InputError(ImageError):
-    """What was passed to ``predict`` is not in the input contract: the message names the form
-    and the argument or change that fixes it."""
 
 
 class AmbiguousLayoutWarning(UserWarning):
@@ -177,7 +170,7 @@ def as_array(x: Any) -> np.ndarray | None:
 def _split_array(a: np.ndarray, layout: str | None) -> tuple[list[InputItem], bool]:
     """One array -> its images (each (H, W), (H, W, C), (C, H, W) or flat) and ``single``."""
     # Before the shape: np.array of images of different sizes is a 1-D array of objects.
-    _require_numbers(a, " (for images of different sizes, pass a list of arrays)")
+    require_numbers(a, " (for images of different sizes, pass a list of arrays)")
     given, layout = layout, layout or _infer_layout(a.shape)
     expected = {"HW": 2, "CHW": 3, "HWC": 3, "NHW": 3, "NCHW": 4, "NHWC": 4}
     if layout == "flat":
@@ -319,90 +312,4 @@ def _item_layout(shape: tuple[int, ...]) -> str:
     raise InputError(
         f"a list item of shape {shape} is not one image: each item must be (H, W), (C, H, W) "
         "or (H, W, C); pass a batch itself, not inside a list"
-    )
-
-
-def _require_numbers(a: np.ndarray, hint: str = "") -> None:
-    """Refuse complex, strings, objects, dates ...: pixels are bool, int or float."""
-    if a.dtype.kind not in "biuf":
-        raise InputError(
-            f"an image array must hold numbers (bool, int or float); got dtype {a.dtype}{hint}"
-        )
-
-
-def to_unit_range(a: np.ndarray, value_range: Any = None) -> np.ndarray:
-    """Pixels of any accepted dtype -> float32 in [0, 1] by the contract's value rules."""
-    _require_numbers(a)
-    if a.size == 0:
-        raise InputError(f"image has no pixels (shape {a.shape})")
-    if a.dtype.kind == "f" and not np.isfinite(a).all():
-        raise InputError("image array holds NaN or infinite values")
-    if value_range is None and a.dtype == np.uint8 and a.max() > 1:  # common, kept cheap
-        return a.astype(np.float32) / 255.0
-    low, high = _value_range(a, value_range)
-    x = (a.astype(np.float64) - low) / (high - low)
-    # With a range given, a little outside it is resampling's overshoot (bicubic, Lanczos) and
-    # is clipped; far outside, the range is wrong (0..255 pixels given as (0, 1)).
-    if value_range is not None and (x.min() < -OVERSHOOT or x.max() > 1 + OVERSHOOT):
-        raise InputError(
-            f"pixel values {_span(a)} lie far outside value_range=({low:g}, {high:g}): "
-            "give the range the values really have"
-        )
-    return np.clip(x, 0.0, 1.0).astype(np.float32)
-
-
-def _value_range(a: np.ndarray, value_range: Any) -> tuple[float, float]:
-    """(black, white) for an image array: the one given, else the contract's rule."""
-    if value_range is not None:
-        return _given_range(value_range)
-    if a.dtype == np.bool_:
-        return 0.0, 1.0
-    low, high = float(a.min()), float(a.max())
-    if a.dtype.kind in "iu":
-        if low < 0:
-            raise _unclear(a, "integer pixels are never negative here")
-        if high == 1:  # 0..255 would make it blank: say what it is instead of guessing
-            raise _unclear(a, "only 0 and 1, a mask? (value_range=(0, 1), or .astype(bool))")
-        if high > 65535:
-            raise _unclear(a, "integer pixels above 65535 (16 bits)")
-        if high <= 255:
-            return 0.0, 255.0  # 8-bit samples, also in a 16-bit container (as Pillow reads)
-        if high > 4095:
-            return 0.0, 65535.0
-        raise _unclear(a, "12-bit samples (value_range=(0, 4095)) or a dark 16-bit image?")
-    # MNIST's normalisation first: its black, -0.4242, is exact (to bfloat16's precision).
-    near_black = abs(low - MNIST_BLACK) <= abs(MNIST_BLACK) * BFLOAT16_TOLERANCE
-    if near_black and high <= MNIST_WHITE * (1 + BFLOAT16_TOLERANCE):
-        return MNIST_BLACK, MNIST_WHITE
-    # Bicubic or Lanczos resampling overshoots its range by up to ~20 %: clipped below. An image
-    # of 0..255 whose brightest pixel is under 1.25 would be blank either way.
-    if low >= -OVERSHOOT and high <= 1 + OVERSHOOT:
-        return 0.0, 1.0
-    if low >= -OVERSHOOT * 255 and 1 + OVERSHOOT < high <= 255 * (1 + OVERSHOOT):
-        return 0.0, 255.0
-    raise _unclear(a, "not 0..1, 0..255 or MNIST-normalised ((x / 255 - 0.1307) / 0.3081)")
-
-
-def _given_range(value_range: Any) -> tuple[float, float]:
-    if isinstance(value_range, str) and value_range.lower() == "mnist":
-        return MNIST_BLACK, MNIST_WHITE
-    try:
-        low, high = (float(v) for v in value_range)
-    except (TypeError, ValueError):
-        raise InputError(
-            f"value_range must be (low, high) numbers or 'mnist'; got {value_range!r}"
-        ) from None
-    if not (np.isfinite(low) and np.isfinite(high) and low < high):
-        raise InputError(f"value_range needs finite low < high; got {value_range!r}")
-    return low, high
-
-
-def _span(a: np.ndarray) -> str:
-    return f"from {float(a.min()):g} to {float(a.max()):g}"
-
-
-def _unclear(a: np.ndarray, why: str) -> InputError:
-    return InputError(
-        f"{a.dtype} pixels {_span(a)}: {why}; pass value_range=(black, white), "
-        "e.g. (0, 1), (0, 255), (-1, 1) or 'mnist'"
     )

@@ -101,9 +101,10 @@ def is_mnist_form(grey: np.ndarray) -> bool:
 def to_mnist(image: Image.Image | np.ndarray, notes: list[str] | None = None) -> np.ndarray:
     """Any image of one digit -> (28, 28) uint8, light ink on black, MNIST-style.
 
-    Accepts a PIL image of any mode or an array (H, W), (H, W, 3) RGB or (H, W, 4) RGBA of uint8,
-    uint16, bool or float (floats in [0, 1], or 0-255 if larger). Raises ``ImageError`` when no
-    ink is found (a blank, uniform or pure-noise image). When ``notes`` is a list, one-line
+    Accepts a PIL image of any mode or an array (H, W), (H, W, 3) RGB or (H, W, 4) RGBA of any
+    dtype, its values read by the input contract's rules (``inputs.py``, "Values"; refused with
+    ``InputError`` where they cannot tell). Raises ``ImageError`` when no ink is found (a blank,
+    uniform or pure-noise image). When ``notes`` is a list, one-line
     warnings about the image are appended to it: ink at the image's edge that may not be the
     digit's, several digits side by side. The answer is given either way.
     """
