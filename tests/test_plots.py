@@ -4,6 +4,7 @@ overlay holds one line per run and series; bad inputs are one-line CLI errors.""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -439,6 +440,87 @@ def test_cli_plot_bad_input(tmp_path: Path, tiny_run: Path, capsys) -> None:
     blocker.write_text("")
     rc = main(["plot", str(tiny_run), str(tiny_run), "--out", str(blocker)])
     assert_one_line_error(rc, capsys.readouterr().err, str(blocker / "curves.png"))
+
+
+# --- nothing of the user's is written over (issue 19) ------------------------------------------
+
+
+def _users_image(path: Path) -> bytes:
+    """A user's photo of a "1" (a dark stroke on white paper) at ``path``; its bytes."""
+    paper = np.full((64, 64), 255, np.uint8)
+    paper[12:52, 29:35] = 20
+    Image.fromarray(paper).save(path)
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("overwrite", [[], ["--overwrite"]])
+def test_show_never_writes_over_the_image_it_reads(tmp_path: Path, capsys, overwrite) -> None:
+    """``show --image digit.png --out digit.png`` replaced the user's photo with the picture."""
+    image = tmp_path / "digit.png"
+    before = _users_image(image)
+    rc = main(["show", "--as-sequence", "--image", str(image), "--out", str(image), *overwrite])
+    assert_one_line_error(rc, capsys.readouterr().err, "image being read")
+    assert image.read_bytes() == before
+
+
+def test_show_draws_its_own_picture_again_but_keeps_a_users_file(
+    synthetic_data_dir: Path, tmp_path: Path, capsys
+) -> None:
+    data = ["--data-dir", str(synthetic_data_dir), "--no-download"]
+    out = tmp_path / "samples.png"
+    before = _users_image(out)
+    rc = main(["show", "--out", str(out), *data])
+    assert_one_line_error(rc, capsys.readouterr().err, "seqmnist did not draw it", "--overwrite")
+    assert out.read_bytes() == before
+    assert main(["show", "--out", str(out), "--overwrite", *data]) == 0
+    assert figures.drawn_by_seqmnist(out)
+    assert main(["show", "--count", "4", "--out", str(out), *data]) == 0  # its own: drawn again
+    read_png(out, size=grid_px(4, 5))
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".pdf", ".svg"])
+def test_every_picture_format_says_seqmnist_drew_it(tmp_path: Path, suffix: str) -> None:
+    plt = figures.pyplot()
+    ours = figures.save_figure(plt.figure(figsize=(2, 2)), tmp_path / f"ours{suffix}")
+    assert figures.drawn_by_seqmnist(ours)
+    theirs = plt.figure(figsize=(2, 2))
+    theirs.savefig(tmp_path / f"theirs{suffix}")  # matplotlib's own marks name matplotlib
+    plt.close(theirs)
+    assert not figures.drawn_by_seqmnist(tmp_path / f"theirs{suffix}")
+
+
+@pytest.mark.parametrize("flag", ["--picture", "--gradients"])
+def test_inspect_never_writes_over_the_image_it_reads(
+    synthetic_data_dir: Path, tmp_path: Path, capsys, flag: str
+) -> None:
+    image = tmp_path / "digit.png"
+    before = _users_image(image)
+    data = ["--data-dir", str(synthetic_data_dir), "--no-download"]
+    rc = main(["inspect", "--image", str(image), flag, str(image), "--probe-size", "0", *data])
+    assert_one_line_error(rc, capsys.readouterr().err, "image being read")
+    assert image.read_bytes() == before
+
+
+def test_plot_draws_a_runs_pictures_again_but_keeps_a_users_file(
+    tiny_run: Path, synthetic_data_dir: Path, tmp_path: Path, capsys
+) -> None:
+    out = tmp_path / "pictures"
+    out.mkdir()
+    before = _users_image(out / "confusion.png")
+    args = ["plot", str(tiny_run), "--out", str(out), "--data-dir", str(synthetic_data_dir)]
+    rc = main([*args, "--no-download"])
+    assert_one_line_error(rc, capsys.readouterr().err, "confusion.png", "--overwrite")
+    assert (out / "confusion.png").read_bytes() == before
+    assert not (out / "curves.png").exists()  # refused before anything was drawn
+    assert main([*args, "--no-download", "--overwrite"]) == 0
+    assert main([*args, "--no-download"]) == 0  # its own pictures now: drawn again
+    # In a run directory the pictures are the run's, also those drawn before they carried the
+    # mark: plot draws them again without --overwrite.
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    _users_image(run / "curves.png")
+    assert main(["plot", str(run), *args[4:], "--no-download"]) == 0
+    assert figures.drawn_by_seqmnist(run / "curves.png")
 
 
 def test_cli_train_draws_plots_with_its_data_dir(

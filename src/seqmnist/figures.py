@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -99,6 +99,56 @@ def removing_new_folders(folder: str | os.PathLike) -> Iterator[None]:
         raise
 
 
+MADE_BY = "written by seqmnist"
+"""In the metadata of every picture seqmnist saves (PNG "Software", PDF / SVG "Creator", a JPEG
+comment): it tells a picture seqmnist may draw again from a file of the user's."""
+READ_FOR_MARK = 1 << 16  # the mark sits in a picture's first (PNG, SVG, JPEG) or last (PDF) bytes
+
+
+def _marked(fmt: str) -> dict[str, Any]:
+    """``savefig`` keyword arguments that write MADE_BY into a picture of format ``fmt``."""
+    if fmt == "png":
+        return {"metadata": {"Software": MADE_BY}}
+    if fmt in ("pdf", "svg"):
+        return {"metadata": {"Creator": MADE_BY}}
+    return {"pil_kwargs": {"comment": MADE_BY.encode()}}  # jpeg, through Pillow
+
+
+def drawn_by_seqmnist(path: str | os.PathLike) -> bool:
+    """True for a picture seqmnist saved (its metadata holds MADE_BY)."""
+    mark = MADE_BY.encode()
+    try:
+        with open(path, "rb") as f:
+            head = f.read(READ_FOR_MARK)
+            f.seek(max(0, os.fstat(f.fileno()).st_size - READ_FOR_MARK))
+            return mark in head or mark in f.read()
+    except OSError:
+        return False
+
+
+def refuse_replacing(
+    out_path: str | os.PathLike,
+    *,
+    inputs: Iterable[str | os.PathLike | None] = (),
+    overwrite: bool = False,
+) -> None:
+    """Before any drawing: a command never writes a picture over one of its ``inputs``, nor over
+    a file seqmnist did not draw unless ``overwrite`` (its own pictures are drawn again)."""
+    out_path = Path(out_path)
+    if not out_path.is_file():
+        return
+    for source in inputs:
+        if source is not None and Path(source).exists() and out_path.samefile(source):
+            raise SeqMnistError(
+                f"cannot write {out_path}: it is the image being read; give another output name"
+            )
+    if not overwrite and not drawn_by_seqmnist(out_path):
+        raise SeqMnistError(
+            f"{out_path} already exists and seqmnist did not draw it: give another output "
+            "name, or pass --overwrite to replace it"
+        )
+
+
 def save_figure(fig: Figure, out_path: str | os.PathLike) -> Path:
     """Write ``fig`` in the format its suffix names (PNG, JPEG, PDF or SVG) and close it; errors
     name the path. Atomic, as every file seqmnist writes: a failed or interrupted save leaves the
@@ -107,7 +157,7 @@ def save_figure(fig: Figure, out_path: str | os.PathLike) -> Path:
     try:
         out_path = prepare_output(out_path)
         fmt = plot_format(out_path)
-        atomic_write(out_path, lambda f: fig.savefig(f, dpi=DPI, format=fmt))
+        atomic_write(out_path, lambda f: fig.savefig(f, dpi=DPI, format=fmt, **_marked(fmt)))
     finally:
         plt.close(fig)
     return out_path

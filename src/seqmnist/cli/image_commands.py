@@ -73,6 +73,12 @@ def _add_show(sub: argparse._SubParsersAction) -> None:
         "MNIST-like as `seqmnist predict` makes it (default: none)",
     )
     p.add_argument("--out", default="samples.png", help="PNG file to write (default: samples.png)")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing --out file that seqmnist did not draw (its own pictures "
+        "are always redrawn; the --image file is never replaced) (default: refuse)",
+    )
     _common_data_flags(p)
 
 
@@ -112,7 +118,7 @@ def _run_show(args: argparse.Namespace) -> int:
     import torch
 
     from ..data import load_mnist
-    from ..figures import prepare_output
+    from ..figures import prepare_output, refuse_replacing
     from ..pictures import sample_grid, select_samples, sequence_view
     from ..sequence import SequenceReader
 
@@ -130,6 +136,7 @@ def _run_show(args: argparse.Namespace) -> int:
         raise SeqMnistError("--image names the digit itself: drop --index and --digit")
     reading, directions = _reading_order(args) if args.as_sequence else (None, None)
     prepare_output(args.out)  # a bad --out fails before the data is read and drawn
+    refuse_replacing(args.out, inputs=[args.image], overwrite=args.overwrite)
     if args.image is not None:
         return _show_file_as_sequence(args.image, reading, directions, args.out)
     split = load_mnist(args.data_dir, train=args.split == "train", download=not args.no_download)
@@ -168,7 +175,30 @@ def _add_plot(sub: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="folder for the PNGs (default: the run directory; for several runs, the first one)",
     )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace same-named files in --out that seqmnist did not draw (its own "
+        "pictures, and any in a run directory, are always redrawn) (default: refuse)",
+    )
     _common_data_flags(p)
+
+
+def _refuse_replacing_plots(args: argparse.Namespace) -> None:
+    """Pictures in a run directory are the run's own, drawn again; in another --out folder, a
+    same-named file seqmnist did not draw is refused unless --overwrite."""
+    from ..figures import refuse_replacing
+    from ..plots import RUN_PLOT_NAMES
+
+    if args.out is None or any(_same_folder(args.out, run) for run in args.run_dirs):
+        return
+    names = RUN_PLOT_NAMES if len(args.run_dirs) == 1 else ("curves.png",)
+    for name in names:
+        refuse_replacing(Path(args.out) / name, overwrite=args.overwrite)
+
+
+def _same_folder(a: str, b: str) -> bool:
+    return Path(a).is_dir() and Path(b).is_dir() and Path(a).samefile(b)
 
 
 def _run_plot(args: argparse.Namespace) -> int:
@@ -179,6 +209,7 @@ def _run_plot(args: argparse.Namespace) -> int:
     from ..curves import save_curves
     from ..plots import write_run_plots
 
+    _refuse_replacing_plots(args)
     if len(args.run_dirs) == 1:
         written = write_run_plots(
             args.run_dirs[0],

@@ -55,6 +55,12 @@ def _add_inspect(sub: argparse._SubParsersAction) -> None:
         metavar="PNG",
         help="measure |dL/dx_t| and |dL/dh_t| over the batch and draw them here (log scale)",
     )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a --picture or --gradients file that seqmnist did not draw (its own "
+        "pictures are always redrawn; the --image file is never replaced) (default: refuse)",
+    )
     defaults = ModelConfig()
     for spec in flag_specs(ModelConfig):  # the random-weights model's architecture, as train's
         default = getattr(defaults, spec.name)
@@ -96,10 +102,15 @@ def _run_inspect(args: argparse.Namespace) -> int:
 
     from ..data import load_mnist, to_model_input
     from ..digit_source import pick_digit
+    from ..figures import prepare_output, refuse_replacing
     from ..inspect import format_inspection, inspect_model
 
     require_int("--batch-size", args.batch_size, 1, 10_000)
     require_int("--probe-size", args.probe_size, 0, 10_000)
+    for picture in (args.picture, args.gradients):  # before any slow work
+        if picture is not None:
+            prepare_output(picture)
+            refuse_replacing(picture, inputs=[args.image], overwrite=args.overwrite)
     model, config = _model_and_config(args)
     test = load_mnist(args.data_dir, train=False, download=not args.no_download)
     digit = pick_digit(test, "test", args.index, args.image)
