@@ -4,6 +4,7 @@ files."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -226,6 +227,28 @@ def test_cli_predict_files_and_folders(real_run, photo_files, tmp_path, capsys):
     assert result["label"] == photo_files["digit0.png"][1] and len(result["top_k"]) == 2
     saved = Image.open(out_dir / "digit0.png.png")  # the name keeps the extension
     assert saved.size == (28, 28) and saved.mode == "L"
+
+
+def test_cli_predict_prints_names_the_terminal_cannot_encode(real_run, photo_files, tmp_path):
+    """A file name of bytes that are not UTF-8 (or a Chinese name under a Latin-1 locale) ended
+    the folder's predictions with a UnicodeEncodeError traceback."""
+    digit, label = photo_files["digit0.png"]
+    folder = tmp_path / "names"
+    folder.mkdir()
+    (folder / "七.png").write_bytes(digit.read_bytes())
+    with open(os.path.join(os.fsencode(folder), b"bad\xff.png"), "wb") as f:
+        f.write(digit.read_bytes())
+    for encoding in ("utf-8", "latin-1"):
+        done = subprocess.run(
+            [sys.executable, "-m", "seqmnist", "predict", str(real_run), str(folder)],
+            capture_output=True,
+            env={**os.environ, "PYTHONIOENCODING": encoding},
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr.decode(errors="replace")
+        lines = done.stdout.decode(encoding).splitlines()
+        assert len(lines) == 2 and all(f"  {label}  (" in line for line in lines), lines
+        assert b"Traceback" not in done.stderr
 
 
 def test_cli_predict_bad_files(real_run, photo_files, tmp_path, capsys):

@@ -52,6 +52,10 @@ IMAGE_EXTENSIONS = _image_extensions()
 """File name endings (lower case) ``seqmnist predict`` picks up when it walks a folder; it
 compares them case-insensitively."""
 
+PIL_REMEDY = (
+    "save the image with 8-bit samples, or pass its pixels as an array, np.array(image), with "
+    "value_range=(black, white)"
+)
 WORK_MAX_SIDE = 1024  # larger images are box-reduced to about this first: plenty for a 20 px digit
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601, as Pillow's convert("L")
 
@@ -206,6 +210,14 @@ def _usable_mode(image: Image.Image, name: str) -> Image.Image:
 
 def _pil_to_array(image: Image.Image) -> np.ndarray:
     """A PIL image of any mode -> an array (H, W) or (H, W, 4) RGBA, reduced to ~WORK_MAX_SIDE."""
+    try:
+        image.load()  # a lazily opened image whose file was closed fails here, in Pillow's words
+    except (AssertionError, OSError, ValueError) as exc:
+        why = first_line(exc) if str(exc).strip() else "its file was closed before they were read"
+        raise ImageError(
+            f"cannot read the pixels of this PIL image ({why}): call image.load() before "
+            "closing its file, or pass the file's path"
+        ) from None
     image = _usable_mode(image, "image")
     mode = image.mode
     has_alpha = mode in ("RGBA", "LA", "PA") or "transparency" in image.info
@@ -333,16 +345,13 @@ def _grown(mask: np.ndarray) -> np.ndarray:
 
 def _pil_pixels_to_unit(arr: np.ndarray) -> np.ndarray:
     """The array of a PIL image (``_pil_to_array``: uint8 from "L" or "RGBA", int32 from "I",
-    float32 from "F") -> float32 in [0, 1]. A PIL image carries its range in its mode:
-    "I" holds 16-bit samples, or 8-bit ones in a 16-bit file when none is above 255."""
+    float32 from "F") -> float32 in [0, 1]. Its numbers follow the input contract's value rules
+    (``pixel_values``), as the same pixels as an array do, except that 8-bit images are always
+    0..255 (the file says so). A file carries no ``value_range``: where the rules cannot tell
+    (12-bit samples in a 16-bit PNG, normalised floats in a TIFF), the refusal says what to do."""
     if arr.dtype == np.uint8:
         return arr.astype(np.float32) / 255.0
-    x = arr.astype(np.float32)
-    if np.issubdtype(arr.dtype, np.integer):
-        return np.clip(x / (65535.0 if x.max() > 255 else 255.0), 0.0, 1.0)
-    if not np.isfinite(x).all():
-        raise ImageError("image holds NaN or infinite values")
-    return np.clip(x / 255.0 if x.max() > 1.0 + 1e-6 else x, 0.0, 1.0)  # "F": 0..1, else 0..255
+    return to_unit_range(arr, remedy=PIL_REMEDY)
 
 
 def sample_pixels(x: np.ndarray, size: int = 4_096) -> np.ndarray:

@@ -49,10 +49,15 @@ Values (per image, so an image gives the same answer alone or in a batch)
       0.3081``, when the smallest is MNIST's black, -0.4242, and the largest at most its white,
       2.8215 (both to bfloat16's precision); else 0..1 when all lie in [-0.25, 1.25] (outside
       [0, 1] is the overshoot of bicubic or Lanczos resampling, clipped); else 0..255 when all
-      lie in [-64, 319] and the largest is above MNIST's white (at most 2.82 of 255 would be a
-      blank image: MNIST-normalised pixels of a light image without black, refused); anything
-      else (``[-1, 1]``, larger values) refused: say which with ``value_range``. NaN and
-      infinity are refused.
+      lie in [-64, 319] and span at least 16 (less would be a blank image: small floats are
+      normalised pixels, MNIST's without a black pixel or resized, or standardised, refused);
+      anything else (``[-1, 1]``, larger values) refused: say which with ``value_range``. NaN
+      and infinity are refused.
+    - PIL images and files follow the same rules (a 16-bit PNG of 12-bit samples is refused;
+      a mode "F" image of MNIST-normalised floats is read as such), except that 8-bit images
+      are always 0..255; they carry no ``value_range``.
+    - a numpy masked array: its data when nothing is masked; masked pixels are refused (what
+      is under the mask is the caller's to say: ``a.filled(0)``).
 
     ``value_range=(low, high)`` maps ``low`` to black and ``high`` to white for every array and
     tensor; ``value_range="mnist"`` undoes MNIST's normalisation. Values up to a quarter of the
@@ -102,6 +107,7 @@ class InputItem:
     image: Any
     source: str | None  # the file name, or None for in-memory images
     layout: str | None = None  # for arrays: "HW", "CHW", "HWC" or "flat"; None to decide
+    notes: tuple[str, ...] = ()  # what its answer's warnings must say about how it was read
 
 
 # --- the call: one image or many ------------------------------------------------------------
@@ -148,6 +154,13 @@ def _refuse_nested_numbers(items: Sequence[Any]) -> None:
 
 def as_array(x: Any) -> np.ndarray | None:
     """A numpy array of a torch tensor (any device, detached) or array-like; None otherwise."""
+    if isinstance(x, np.ma.MaskedArray):
+        if np.ma.is_masked(x):  # what is under the mask? black, white, the data: never guessed
+            raise InputError(
+                "a masked array: say what its masked pixels are, e.g. a.filled(0) for black, "
+                "or a.data to keep the values under the mask"
+            )
+        return np.ma.getdata(x)
     if isinstance(x, np.ndarray):
         return x
     torch = sys.modules.get("torch")  # no import: a tensor can only exist if torch is loaded
@@ -192,7 +205,23 @@ def _split_array(a: np.ndarray, layout: str | None) -> tuple[list[InputItem], bo
         )
     if not layout.startswith("N"):
         return [InputItem(a, None, layout)], True
-    return [InputItem(image, None, layout[1:]) for image in a], False
+    notes = () if given else _ambiguity_notes(a.shape)
+    return [InputItem(image, None, layout[1:], notes) for image in a], False
+
+
+def _ambiguity_notes(shape: tuple[int, ...]) -> tuple[str, ...]:
+    """A (2 | 3 | 4, H, W) array read as a batch by default: MNIST's ``data[:3]`` and
+    ``ToTensor()(rgb)`` share this shape. Never silent: an ``AmbiguousLayoutWarning`` (Python
+    shows it once per calling line) and a line in every one of its images' warnings."""
+    if len(shape) != 3 or shape[0] not in COLOUR_NAMES:
+        return ()
+    note = (
+        f"a {shape} array or tensor is read as {shape[0]} grey images; if it is one "
+        f"{COLOUR_NAMES[shape[0]]} image channels first, pass layout='CHW' "
+        "(layout='NHW' says it is a batch and silences this)"
+    )
+    warnings.warn(note, AmbiguousLayoutWarning, stacklevel=5)  # the line that called predict
+    return (note,)
 
 
 def _rows_look_like_one_image(rows: np.ndarray) -> bool:
@@ -220,14 +249,6 @@ def _infer_layout(shape: tuple[int, ...]) -> str:
             raise _ambiguous(shape, "HWC", "NHW", "CHW")
         if last in CHANNELS:
             return "HWC"
-        if first in COLOUR_NAMES:  # MNIST's data[:3] and ToTensor()(rgb) share this shape
-            warnings.warn(
-                f"a {shape} array or tensor is read as {first} grey images; if it is one "
-                f"{COLOUR_NAMES[first]} image channels first, pass layout='CHW' "
-                "(layout='NHW' says it is a batch and silences this)",
-                AmbiguousLayoutWarning,
-                stacklevel=5,  # the line that called predict
-            )
         return "NHW"
     if ndim == 4 and (layout := _channels_side(shape, shape[1], shape[3], "NCHW", "NHWC")):
         return layout
@@ -258,7 +279,8 @@ def _check_flat_width(width: int) -> None:
     if width == FLAT_PIXELS + 1:
         raise InputError(
             "rows of 785 values look like Kaggle's train.csv with its label column still in: "
-            "drop the label first (rows[:, 1:], or df.drop(columns='label'))"
+            "drop the label first (rows[:, 1:], or df.drop(columns='label')); for one picture "
+            "785 pixels wide, pass layout='HW'"
         )
     if width != FLAT_PIXELS:
         raise InputError(f"a flat image must have 784 values (28 x 28); got {width}")

@@ -21,6 +21,9 @@ MNIST_WHITE = (1.0 - MNIST_MEAN) / MNIST_STD  # 2.8215
 OVERSHOOT = 0.25  # floats this far outside their range are resampling's overshoot: clipped
 BFLOAT16_TOLERANCE = 2**-7  # relative: bfloat16 keeps 8 significant bits
 FLOAT64_MAX = float(np.finfo(np.float64).max)
+PASS_VALUE_RANGE = "pass value_range=(black, white), e.g. (0, 1), (0, 255), (-1, 1) or 'mnist'"
+MIN_SPREAD_0_255 = 16.0  # floats read as 0..255 span at least this: 6 % of white, the least
+# contrast preprocessing calls ink (preprocess.MIN_INK_CONTRAST); less would be a blank image
 
 
 def require_numbers(a: np.ndarray, hint: str = "") -> None:
@@ -31,9 +34,10 @@ def require_numbers(a: np.ndarray, hint: str = "") -> None:
         )
 
 
-def to_unit_range(a: np.ndarray, value_range: Any = None) -> np.ndarray:
+def to_unit_range(a: np.ndarray, value_range: Any = None, *, remedy: str = "") -> np.ndarray:
     """Pixels of any accepted dtype -> a new float32 array in [0, 1] by the contract's value
-    rules (the shape is kept: (H, W) or (H, W, C))."""
+    rules (the shape is kept: (H, W) or (H, W, C)). ``remedy`` replaces the refusal's advice
+    to pass ``value_range`` (for a file or PIL image, which carry no such argument)."""
     require_numbers(a)
     if a.size == 0:
         raise InputError(f"image has no pixels (shape {a.shape})")
@@ -43,7 +47,7 @@ def to_unit_range(a: np.ndarray, value_range: Any = None) -> np.ndarray:
         a = np.clip(a, -FLOAT64_MAX, FLOAT64_MAX).astype(np.float64)
     if value_range is None and a.dtype == np.uint8 and a.max() > 1:  # common, kept cheap
         return a.astype(np.float32) / 255.0
-    low, high = _value_range(a, value_range)
+    low, high = _value_range(a, value_range, remedy or PASS_VALUE_RANGE)
     if (low, high) == (0.0, 1.0) and a.dtype == np.float32 and a.min() >= 0 and a.max() <= 1:
         return a.copy()  # already in range: what preprocessing hands on (kept cheap)
     x = (a.astype(np.float64) - low) / (high - low)
@@ -57,7 +61,7 @@ def to_unit_range(a: np.ndarray, value_range: Any = None) -> np.ndarray:
     return np.clip(x, 0.0, 1.0).astype(np.float32)
 
 
-def _value_range(a: np.ndarray, value_range: Any) -> tuple[float, float]:
+def _value_range(a: np.ndarray, value_range: Any, remedy: str) -> tuple[float, float]:
     """(black, white) for an image array: the one given, else the contract's rule."""
     if value_range is not None:
         return _given_range(value_range)
@@ -66,16 +70,17 @@ def _value_range(a: np.ndarray, value_range: Any) -> tuple[float, float]:
     low, high = float(a.min()), float(a.max())
     if a.dtype.kind in "iu":
         if low < 0:
-            raise _unclear(a, "integer pixels are never negative here")
+            raise _unclear(a, "integer pixels are never negative here", remedy)
         if high == 1:  # 0..255 would make it blank: say what it is instead of guessing
-            raise _unclear(a, "only 0 and 1, a mask? (value_range=(0, 1), or .astype(bool))")
+            why = "only 0 and 1, a mask? (value_range=(0, 1), or .astype(bool))"
+            raise _unclear(a, why, remedy)
         if high > 65535:
-            raise _unclear(a, "integer pixels above 65535 (16 bits)")
+            raise _unclear(a, "integer pixels above 65535 (16 bits)", remedy)
         if high <= 255:
             return 0.0, 255.0  # 8-bit samples, also in a 16-bit container (as Pillow reads)
         if high > 4095:
             return 0.0, 65535.0
-        raise _unclear(a, "12-bit samples (value_range=(0, 4095)) or a dark 16-bit image?")
+        raise _unclear(a, "12-bit samples (value_range=(0, 4095)) or a dark 16-bit image?", remedy)
     # MNIST's normalisation first: its black, -0.4242, is exact (to bfloat16's precision).
     near_black = abs(low - MNIST_BLACK) <= abs(MNIST_BLACK) * BFLOAT16_TOLERANCE
     if near_black and high <= MNIST_WHITE * (1 + BFLOAT16_TOLERANCE):
@@ -84,17 +89,19 @@ def _value_range(a: np.ndarray, value_range: Any) -> tuple[float, float]:
     # of 0..255 whose brightest pixel is under 1.25 would be blank either way.
     if low >= -OVERSHOOT and high <= 1 + OVERSHOOT:
         return 0.0, 1.0
-    if high <= MNIST_WHITE * (1 + BFLOAT16_TOLERANCE):
-        # As 0..255 these would be black to 1 %: a blank image. MNIST-normalised pixels of a
-        # light image (paper, no pure black) look like this too. Say which, never guess.
+    if high - low < MIN_SPREAD_0_255:
+        # As 0..255 this would be a blank image (less contrast than preprocessing calls ink).
+        # Small floats are normalised pixels: MNIST's without a black pixel, resized (bicubic
+        # overshoots MNIST's black), or standardised per image. Say which, never guess.
         raise _unclear(
             a,
-            "as 0..255 it would be blank; MNIST-normalised without a black pixel "
-            "(value_range='mnist')?",
+            "as 0..255 they would be a blank image: MNIST-normalised (value_range='mnist') or "
+            "standardised (value_range=(a.min(), a.max()))?",
+            remedy,
         )
     if low >= -OVERSHOOT * 255 and high <= 255 * (1 + OVERSHOOT):
         return 0.0, 255.0
-    raise _unclear(a, "not 0..1, 0..255 or MNIST-normalised ((x / 255 - 0.1307) / 0.3081)")
+    raise _unclear(a, "not 0..1, 0..255 or MNIST-normalised ((x / 255 - 0.1307) / 0.3081)", remedy)
 
 
 def _given_range(value_range: Any) -> tuple[float, float]:
@@ -115,8 +122,5 @@ def _span(a: np.ndarray) -> str:
     return f"from {float(a.min()):g} to {float(a.max()):g}"
 
 
-def _unclear(a: np.ndarray, why: str) -> InputError:
-    return InputError(
-        f"{a.dtype} pixels {_span(a)}: {why}; pass value_range=(black, white), "
-        "e.g. (0, 1), (0, 255), (-1, 1) or 'mnist'"
-    )
+def _unclear(a: np.ndarray, why: str, remedy: str) -> InputError:
+    return InputError(f"{a.dtype} pixels {_span(a)}: {why}; {remedy}")

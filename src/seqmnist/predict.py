@@ -216,7 +216,8 @@ class Classifier:
         rows with their label column) raises ``InputError`` (an ``ImageError``), whatever
         ``errors`` says; ``top_k`` or ``errors`` of the wrong type or out of range raise
         ``PredictArgumentError``. Each ``Prediction.warnings`` lists what the answer's reader
-        should know: several digits side by side, ink at the frame, a low top probability.
+        should know: several digits side by side, ink at the frame, a low top probability, an
+        ambiguous layout read by default.
         """
         k = _check_top_k(top_k, self.model.config.num_classes)
         if errors is not None and errors not in ERROR_MODES:
@@ -227,7 +228,7 @@ class Classifier:
         results: list[Prediction | FailedPrediction | None] = [None] * len(items)
         seen, good, notes = [], [], []  # images (28, 28), their places in ``items``, warnings
         for n, item in enumerate(items):
-            item_notes: list[str] = []
+            item_notes = list(item.notes)  # how it was read (an ambiguous layout), then more
             try:
                 seen.append(_preprocess_item(item, value_range, item_notes))
                 good.append(n)

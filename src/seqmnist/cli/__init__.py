@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import io
 import os
 import sys
 import warnings
@@ -103,6 +104,7 @@ def _show_warning(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    _names_always_printable()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -118,6 +120,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if _silence_closed_output():
         code = EXIT_OUTPUT_CLOSED
     return code
+
+
+def _names_always_printable() -> None:
+    """A file name the terminal's encoding cannot show (bytes that are not UTF-8 on Linux, a
+    Chinese name under a Latin-1 locale) is printed with backslash escapes, as Python's own
+    stderr does, not a UnicodeEncodeError that ends a folder's predictions halfway."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper) and stream.errors == "strict":
+            stream.reconfigure(errors="backslashreplace")
 
 
 def _dispatch(args: argparse.Namespace) -> int:
