@@ -596,3 +596,19 @@ def test_every_answer_of_an_ambiguous_batch_says_how_it_was_read(clf, digits):
         assert all(any("layout='CHW'" in w for w in p.warnings) for p in results)
     named = clf.predict(torch.from_numpy(digits[0][:3]), layout="NHW")
     assert not any("layout" in w for p in named for w in p.warnings)
+
+
+def test_a_pil_image_is_turned_upright_by_its_exif_orientation_as_its_file_is(
+    clf, digits, tmp_path
+):
+    """A 6 stored upside down with Orientation=3 (as phones save photos): its path and bytes
+    read 6, the PIL image Image.open gives read 9, confidently."""
+    six = digits[0][int(np.flatnonzero(digits[1] == 6)[0])]
+    paper = 255 - np.array(Image.fromarray(six).resize((112, 112)))  # (112, 112) upright
+    exif = Image.Exif()
+    exif[0x0112] = 3  # "rotate 180 degrees to show"
+    path = tmp_path / "sideways.jpg"
+    Image.fromarray(paper).rotate(180).convert("RGB").save(path, exif=exif, quality=95)
+    upright, from_path, from_pil = clf.predict([paper, path, Image.open(path)], errors="raise")
+    assert from_path.label == from_pil.label == upright.label
+    assert np.array_equal(from_pil.image, from_path.image)

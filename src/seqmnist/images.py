@@ -56,6 +56,7 @@ PIL_REMEDY = (
     "save the image with 8-bit samples, or pass its pixels as an array, np.array(image), with "
     "value_range=(black, white)"
 )
+EXIF_ORIENTATION = 0x0112  # the EXIF tag phones set instead of turning a photo's pixels upright
 WORK_MAX_SIDE = 1024  # larger images are box-reduced to about this first: plenty for a 20 px digit
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601, as Pillow's convert("L")
 
@@ -218,6 +219,8 @@ def _pil_to_array(image: Image.Image) -> np.ndarray:
             f"cannot read the pixels of this PIL image ({why}): call image.load() before "
             "closing its file, or pass the file's path"
         ) from None
+    if image.getexif().get(EXIF_ORIENTATION, 1) != 1:  # as its file is read: turned upright
+        image = ImageOps.exif_transpose(image)
     image = _usable_mode(image, "image")
     mode = image.mode
     has_alpha = mode in ("RGBA", "LA", "PA") or "transparency" in image.info
