@@ -32,6 +32,7 @@ from seqmnist.inputs import (
     to_unit_range,
 )
 from seqmnist.predict import Classifier, _prediction
+from seqmnist.preprocess import load_mnist_image as preprocess_file
 from seqmnist.preprocess import to_mnist
 
 # --- shapes alone ----------------------------------------------------------------------------
@@ -550,20 +551,35 @@ def test_a_masked_array_is_refused_unless_nothing_is_masked(clf, digits, referen
 
 
 def test_pil_images_follow_the_value_rules_of_their_arrays(clf, digits, reference, tmp_path):
-    """A 16-bit image of 12-bit samples and a mode "F" image of MNIST-normalised floats read as
-    blank ("no ink found"), as a PIL image, a file, the CLI and the API alike; their arrays
-    were refused (12 bits) or read right (normalised)."""
+    """A mode "F" image of MNIST-normalised floats read as blank ("no ink found"), its array
+    right. A 16-bit file says more than its array: samples that stop at 4095 are 12-bit ones,
+    read so with a warning (its array is refused: value_range says which)."""
     x = digits[0][2]
-    twelve_bit = Image.fromarray(x.astype(np.uint16) * 16)  # mode I;16, samples 0 .. 4080
-    with pytest.raises(InputError, match="12-bit.*8-bit samples"):
-        clf.predict(twelve_bit)
-    path = tmp_path / "twelve.png"
-    twelve_bit.save(path)
-    with pytest.raises(ImageError, match="twelve.png.*12-bit"):
-        clf.predict(path)
     normalised = Image.fromarray(((x / 255 - MNIST_MEAN) / MNIST_STD).astype(np.float32))
     (p,) = clf.predict(normalised)
     assert p.label == reference[2][1] and np.array_equal(p.image, reference[2][0])
+    twelve_bit = Image.fromarray(x.astype(np.uint16) * 16)  # mode I;16, samples 0 .. 4080
+    path = tmp_path / "twelve.png"
+    twelve_bit.save(path)
+    for form in (twelve_bit, path):
+        (p,) = clf.predict(form)
+        assert p.label == reference[2][1] and any("12-bit samples" in w for w in p.warnings)
+    with pytest.raises(InputError, match="12-bit"):
+        clf.predict(np.array(Image.open(path)))
+
+
+def test_a_float_image_file_the_rules_cannot_read_says_how_to_save_it(tmp_path):
+    """A float TIFF of [-1, 1] or of a faint 0..255 scan has no value_range to pass: the
+    refusal names the image's mode and says to save it with 8-bit samples."""
+    for name, values in (
+        ("signed", np.linspace(-1, 1, 64 * 64)),
+        ("faint", np.linspace(186, 200, 64 * 64)),
+    ):
+        path = tmp_path / f"{name}.tif"
+        Image.fromarray(values.reshape(64, 64).astype(np.float32)).save(path)
+        with pytest.raises(ImageError, match=r"mode F image.*8-bit samples") as refused:
+            preprocess_file(path)
+        assert "\n" not in str(refused.value)
 
 
 def test_a_picture_785_pixels_wide_is_refused_naming_layout_hw(clf, digits, reference):
@@ -581,7 +597,7 @@ def test_a_closed_pil_image_in_a_list_fails_alone(clf, digits, reference, tmp_pa
     with Image.open(path) as closed:
         pass
     failed, good = clf.predict([closed, path])
-    assert not failed.ok and "image.load()" in str(failed.error)
+    assert not failed.ok and "Image.open(path) as image" in str(failed.error)
     assert good.ok and good.label == reference[1][1]
 
 
@@ -612,3 +628,14 @@ def test_a_pil_image_is_turned_upright_by_its_exif_orientation_as_its_file_is(
     upright, from_path, from_pil = clf.predict([paper, path, Image.open(path)], errors="raise")
     assert from_path.label == from_pil.label == upright.label
     assert np.array_equal(from_pil.image, from_path.image)
+    # Turned upright by hand, the image keeps Pillow's stale tag: it is not turned twice.
+    by_hand = Image.open(path).transpose(Image.Transpose.ROTATE_180)
+    (again,) = clf.predict(by_hand)
+    assert again.label == upright.label and np.array_equal(again.image, from_path.image)
+
+
+def test_to_mnist_refuses_a_masked_array_as_predict_does(digits):
+    x = digits[0][0]
+    with pytest.raises(InputError, match="masked"):
+        to_mnist(np.ma.masked_array(x, mask=x == 0))
+    assert np.array_equal(to_mnist(np.ma.masked_array(x, mask=False)), to_mnist(x))

@@ -470,7 +470,7 @@ def test_show_draws_its_own_picture_again_but_keeps_a_users_file(
     out = tmp_path / "samples.png"
     before = _users_image(out)
     rc = main(["show", "--out", str(out), *data])
-    assert_one_line_error(rc, capsys.readouterr().err, "seqmnist did not draw it", "--overwrite")
+    assert_one_line_error(rc, capsys.readouterr().err, "not marked as a picture", "--overwrite")
     assert out.read_bytes() == before
     assert main(["show", "--out", str(out), "--overwrite", *data]) == 0
     assert figures.drawn_by_seqmnist(out)
@@ -487,6 +487,9 @@ def test_every_picture_format_says_seqmnist_drew_it(tmp_path: Path, suffix: str)
     theirs.savefig(tmp_path / f"theirs{suffix}")  # matplotlib's own marks name matplotlib
     plt.close(theirs)
     assert not figures.drawn_by_seqmnist(tmp_path / f"theirs{suffix}")
+    if suffix in (".png", ".jpg"):  # a crop the user saves of it with Pillow is the user's file
+        Image.open(ours).crop((0, 0, 50, 50)).save(tmp_path / f"crop{suffix}")
+        assert not figures.drawn_by_seqmnist(tmp_path / f"crop{suffix}")
 
 
 @pytest.mark.parametrize("flag", ["--picture", "--gradients"])

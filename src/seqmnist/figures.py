@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from PIL import Image
 
 from .errors import SeqMnistError
 from .run import atomic_write
@@ -100,8 +101,9 @@ def removing_new_folders(folder: str | os.PathLike) -> Iterator[None]:
 
 
 MADE_BY = "written by seqmnist"
-"""In the metadata of every picture seqmnist saves (PNG "Software", PDF / SVG "Creator", a JPEG
-comment): it tells a picture seqmnist may draw again from a file of the user's."""
+"""In the metadata of every picture seqmnist saves (PNG "Software", PDF / SVG "Creator", JPEG EXIF
+"Software"): it tells a picture seqmnist may draw again from a file of the user's."""
+EXIF_SOFTWARE = 0x0131
 READ_FOR_MARK = 1 << 16  # the mark sits in a picture's first (PNG, SVG, JPEG) or last (PDF) bytes
 
 
@@ -111,7 +113,11 @@ def _marked(fmt: str) -> dict[str, Any]:
         return {"metadata": {"Software": MADE_BY}}
     if fmt in ("pdf", "svg"):
         return {"metadata": {"Creator": MADE_BY}}
-    return {"pil_kwargs": {"comment": MADE_BY.encode()}}  # jpeg, through Pillow
+    # JPEG, through Pillow: the EXIF "Software" tag, which editors rewrite with their own name
+    # (a JPEG comment would be copied into every crop Pillow saves of it)
+    exif = Image.Exif()
+    exif[EXIF_SOFTWARE] = MADE_BY
+    return {"pil_kwargs": {"exif": exif.tobytes()}}
 
 
 def drawn_by_seqmnist(path: str | os.PathLike) -> bool:
@@ -131,21 +137,23 @@ def refuse_replacing(
     *,
     inputs: Iterable[str | os.PathLike | None] = (),
     overwrite: bool = False,
+    flag: str = "--out",
 ) -> None:
     """Before any drawing: a command never writes a picture over one of its ``inputs``, nor over
-    a file seqmnist did not draw unless ``overwrite`` (its own pictures are drawn again)."""
+    a file seqmnist did not draw unless ``overwrite`` (its own pictures are drawn again).
+    ``flag`` names the option that chose ``out_path``, for the refusal's advice."""
     out_path = Path(out_path)
     if not out_path.is_file():
         return
     for source in inputs:
         if source is not None and Path(source).exists() and out_path.samefile(source):
             raise SeqMnistError(
-                f"cannot write {out_path}: it is the image being read; give another output name"
+                f"cannot write {out_path}: it is the image being read; choose another {flag}"
             )
     if not overwrite and not drawn_by_seqmnist(out_path):
         raise SeqMnistError(
-            f"{out_path} already exists and seqmnist did not draw it: give another output "
-            "name, or pass --overwrite to replace it"
+            f"{out_path} already exists and is not marked as a picture seqmnist drew (none "
+            f"before 2026-12-02 is): choose another {flag}, or pass --overwrite to replace it"
         )
 
 

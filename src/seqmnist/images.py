@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError, first_line
-from .pixel_values import require_numbers, to_unit_range
+from .pixel_values import require_numbers, to_unit_range, unmasked
 
 MAX_PIXELS = 40_000_000
 """Images with more pixels than this are refused before decoding (40 MP is ~160 MB of RGBA)."""
@@ -53,8 +53,8 @@ IMAGE_EXTENSIONS = _image_extensions()
 compares them case-insensitively."""
 
 PIL_REMEDY = (
-    "save the image with 8-bit samples, or pass its pixels as an array, np.array(image), with "
-    "value_range=(black, white)"
+    "save it with 8-bit samples (0 to 255); in Python, np.array(image) with "
+    "value_range=(black, white) also says what they are"
 )
 EXIF_ORIENTATION = 0x0112  # the EXIF tag phones set instead of turning a photo's pixels upright
 WORK_MAX_SIDE = 1024  # larger images are box-reduced to about this first: plenty for a 20 px digit
@@ -214,12 +214,14 @@ def _pil_to_array(image: Image.Image) -> np.ndarray:
     try:
         image.load()  # a lazily opened image whose file was closed fails here, in Pillow's words
     except (AssertionError, OSError, ValueError) as exc:
-        why = first_line(exc) if str(exc).strip() else "its file was closed before they were read"
+        why = first_line(exc) if str(exc).strip() else "its file was closed"
         raise ImageError(
-            f"cannot read the pixels of this PIL image ({why}): call image.load() before "
-            "closing its file, or pass the file's path"
+            f"cannot read the pixels of this PIL image ({why}): use it inside "
+            "`with Image.open(path) as image:`, or pass image.copy() or the file's path"
         ) from None
-    if image.getexif().get(EXIF_ORIENTATION, 1) != 1:  # as its file is read: turned upright
+    # An image as Image.open gives it is turned upright as its file is; one made from it
+    # (transpose, rotate, crop, copy: format None) keeps a stale tag and is read as its pixels are.
+    if image.format is not None and image.getexif().get(EXIF_ORIENTATION, 1) != 1:
         image = ImageOps.exif_transpose(image)
     image = _usable_mode(image, "image")
     mode = image.mode
@@ -236,14 +238,18 @@ def _pil_to_array(image: Image.Image) -> np.ndarray:
     return np.asarray(image)
 
 
-def to_grey(image: Image.Image | np.ndarray) -> np.ndarray:
+def to_grey(image: Image.Image | np.ndarray, notes: list[str] | None = None) -> np.ndarray:
     """Any image -> float32 (H, W) in [0, 1]; transparent pixels read as the paper (see
-    ``_flatten_alpha``). A PIL image is scaled by its mode; an array by the input contract's
-    value rules (``pixel_values``), the same as ``Classifier.predict`` applies."""
+    ``_flatten_alpha``). An array's values follow the input contract's value rules
+    (``pixel_values``), as in ``Classifier.predict``; a PIL image's too, read by its mode
+    (``_pil_pixels_to_unit``). A one-line note on how the values were read may be appended to
+    ``notes``."""
     if isinstance(image, Image.Image):
-        x = _pil_pixels_to_unit(_pil_to_array(image))  # (H, W[, 4]) float32 in [0, 1]
+        mode = image.mode
+        x = _pil_pixels_to_unit(_pil_to_array(image), mode, notes)  # (H, W[, 4]) in [0, 1]
     else:
-        x = to_unit_range(_image_shaped(np.asarray(image)))
+        arr = unmasked(image) if isinstance(image, np.ma.MaskedArray) else np.asarray(image)
+        x = to_unit_range(_image_shaped(arr))
     if x.ndim == 2:
         return x
     grey = x[:, :, :3] @ _LUMA  # (H, W)
@@ -346,15 +352,24 @@ def _grown(mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def _pil_pixels_to_unit(arr: np.ndarray) -> np.ndarray:
+def _pil_pixels_to_unit(arr: np.ndarray, mode: str, notes: list[str] | None) -> np.ndarray:
     """The array of a PIL image (``_pil_to_array``: uint8 from "L" or "RGBA", int32 from "I",
-    float32 from "F") -> float32 in [0, 1]. Its numbers follow the input contract's value rules
-    (``pixel_values``), as the same pixels as an array do, except that 8-bit images are always
-    0..255 (the file says so). A file carries no ``value_range``: where the rules cannot tell
-    (12-bit samples in a 16-bit PNG, normalised floats in a TIFF), the refusal says what to do."""
+    float32 from "F") -> float32 in [0, 1], by the input contract's value rules, except where a
+    file says more than an array can: 8-bit images are 0..255, and a 16-bit image's samples
+    are 8-bit (none above 255), 12-bit (none above 4095: read as such, with a note) or 16-bit.
+    A file carries no ``value_range``: a refusal says how to save it instead."""
     if arr.dtype == np.uint8:
         return arr.astype(np.float32) / 255.0
-    return to_unit_range(arr, remedy=PIL_REMEDY)
+    high = int(arr.max()) if arr.dtype.kind in "iu" else None
+    if high is not None and arr.min() >= 0 and high <= 65535:
+        bits = 8 if high <= 255 else 12 if high <= 4095 else 16
+        if bits == 12 and notes is not None:
+            notes.append(
+                f"a 16-bit image whose brightest sample is {high}: read as 12-bit samples "
+                "(0 to 4095); were it a very dark 16-bit image, its digit is read brighter"
+            )
+        return arr.astype(np.float32) / float(2**bits - 1)
+    return to_unit_range(arr, what=f"a mode {mode} image with values", remedy=PIL_REMEDY)
 
 
 def sample_pixels(x: np.ndarray, size: int = 4_096) -> np.ndarray:

@@ -53,9 +53,10 @@ Values (per image, so an image gives the same answer alone or in a batch)
       normalised pixels, MNIST's without a black pixel or resized, or standardised, refused);
       anything else (``[-1, 1]``, larger values) refused: say which with ``value_range``. NaN
       and infinity are refused.
-    - PIL images and files follow the same rules (a 16-bit PNG of 12-bit samples is refused;
-      a mode "F" image of MNIST-normalised floats is read as such), except that 8-bit images
-      are always 0..255; they carry no ``value_range``.
+    - PIL images and files follow the same rules (a mode "F" image of MNIST-normalised floats
+      is read as such), except where the file says more: 8-bit images are always 0..255, and a
+      16-bit image's samples are 8-bit (none above 255), 12-bit (none above 4095: read so,
+      with a warning) or 16-bit. They carry no ``value_range``; a refusal says how to save them.
     - a numpy masked array: its data when nothing is masked; masked pixels are refused (what
       is under the mask is the caller's to say: ``a.filled(0)``).
 
@@ -82,7 +83,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import InputError
-from .pixel_values import require_numbers, to_unit_range
+from .pixel_values import require_numbers, to_unit_range, unmasked
 
 LAYOUTS = ("HW", "CHW", "HWC", "NHW", "NCHW", "NHWC", "flat")
 """Names for ``layout=``: N images, C channels, H rows, W columns; "flat" is rows of 784 pixels
@@ -154,15 +155,8 @@ def _refuse_nested_numbers(items: Sequence[Any]) -> None:
 
 def as_array(x: Any) -> np.ndarray | None:
     """A numpy array of a torch tensor (any device, detached) or array-like; None otherwise."""
-    if isinstance(x, np.ma.MaskedArray):
-        if np.ma.is_masked(x):  # what is under the mask? black, white, the data: never guessed
-            raise InputError(
-                "a masked array: say what its masked pixels are, e.g. a.filled(0) for black, "
-                "or a.data to keep the values under the mask"
-            )
-        return np.ma.getdata(x)
     if isinstance(x, np.ndarray):
-        return x
+        return unmasked(x)
     torch = sys.modules.get("torch")  # no import: a tensor can only exist if torch is loaded
     if torch is not None and isinstance(x, torch.Tensor):
         x = x.detach()

@@ -9,7 +9,7 @@ PIL images and files carry their own range and are scaled by their mode in ``ima
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -34,10 +34,32 @@ def require_numbers(a: np.ndarray, hint: str = "") -> None:
         )
 
 
-def to_unit_range(a: np.ndarray, value_range: Any = None, *, remedy: str = "") -> np.ndarray:
+class Refusal(NamedTuple):
+    """How a refusal names the pixels ("uint16 pixels", "a 16-bit image") and their fix."""
+
+    what: str
+    remedy: str  # empty: pass value_range
+
+
+def unmasked(a: np.ndarray) -> np.ndarray:
+    """A numpy masked array -> its data when nothing is masked; masked pixels are refused: what
+    lies under the mask (black, white, the data) is the caller's to say, never guessed."""
+    if not isinstance(a, np.ma.MaskedArray):
+        return a
+    if np.ma.is_masked(a):
+        raise InputError(
+            "a masked array: say what its masked pixels are, e.g. a.filled(0) for black, "
+            "or a.data to keep the values under the mask"
+        )
+    return np.ma.getdata(a)
+
+
+def to_unit_range(
+    a: np.ndarray, value_range: Any = None, *, what: str = "", remedy: str = ""
+) -> np.ndarray:
     """Pixels of any accepted dtype -> a new float32 array in [0, 1] by the contract's value
-    rules (the shape is kept: (H, W) or (H, W, C)). ``remedy`` replaces the refusal's advice
-    to pass ``value_range`` (for a file or PIL image, which carry no such argument)."""
+    rules (the shape is kept: (H, W) or (H, W, C)). A refusal names the pixels (``what``, else
+    their dtype) and the fix (``remedy``, else ``value_range``: a file or PIL image has none)."""
     require_numbers(a)
     if a.size == 0:
         raise InputError(f"image has no pixels (shape {a.shape})")
@@ -47,7 +69,7 @@ def to_unit_range(a: np.ndarray, value_range: Any = None, *, remedy: str = "") -
         a = np.clip(a, -FLOAT64_MAX, FLOAT64_MAX).astype(np.float64)
     if value_range is None and a.dtype == np.uint8 and a.max() > 1:  # common, kept cheap
         return a.astype(np.float32) / 255.0
-    low, high = _value_range(a, value_range, remedy or PASS_VALUE_RANGE)
+    low, high = _value_range(a, value_range, Refusal(what or f"{a.dtype} pixels", remedy))
     if (low, high) == (0.0, 1.0) and a.dtype == np.float32 and a.min() >= 0 and a.max() <= 1:
         return a.copy()  # already in range: what preprocessing hands on (kept cheap)
     x = (a.astype(np.float64) - low) / (high - low)
@@ -61,7 +83,7 @@ def to_unit_range(a: np.ndarray, value_range: Any = None, *, remedy: str = "") -
     return np.clip(x, 0.0, 1.0).astype(np.float32)
 
 
-def _value_range(a: np.ndarray, value_range: Any, remedy: str) -> tuple[float, float]:
+def _value_range(a: np.ndarray, value_range: Any, refusal: Refusal) -> tuple[float, float]:
     """(black, white) for an image array: the one given, else the contract's rule."""
     if value_range is not None:
         return _given_range(value_range)
@@ -70,17 +92,17 @@ def _value_range(a: np.ndarray, value_range: Any, remedy: str) -> tuple[float, f
     low, high = float(a.min()), float(a.max())
     if a.dtype.kind in "iu":
         if low < 0:
-            raise _unclear(a, "integer pixels are never negative here", remedy)
+            raise _unclear(a, "integer pixels are never negative here", refusal)
         if high == 1:  # 0..255 would make it blank: say what it is instead of guessing
             why = "only 0 and 1, a mask? (value_range=(0, 1), or .astype(bool))"
-            raise _unclear(a, why, remedy)
+            raise _unclear(a, why, refusal)
         if high > 65535:
-            raise _unclear(a, "integer pixels above 65535 (16 bits)", remedy)
+            raise _unclear(a, "integer pixels above 65535 (16 bits)", refusal)
         if high <= 255:
             return 0.0, 255.0  # 8-bit samples, also in a 16-bit container (as Pillow reads)
         if high > 4095:
             return 0.0, 65535.0
-        raise _unclear(a, "12-bit samples (value_range=(0, 4095)) or a dark 16-bit image?", remedy)
+        raise _unclear(a, "12-bit samples (value_range=(0, 4095)) or a dark 16-bit image?", refusal)
     # MNIST's normalisation first: its black, -0.4242, is exact (to bfloat16's precision).
     near_black = abs(low - MNIST_BLACK) <= abs(MNIST_BLACK) * BFLOAT16_TOLERANCE
     if near_black and high <= MNIST_WHITE * (1 + BFLOAT16_TOLERANCE):
@@ -95,13 +117,14 @@ def _value_range(a: np.ndarray, value_range: Any, remedy: str) -> tuple[float, f
         # overshoots MNIST's black), or standardised per image. Say which, never guess.
         raise _unclear(
             a,
-            "as 0..255 they would be a blank image: MNIST-normalised (value_range='mnist') or "
-            "standardised (value_range=(a.min(), a.max()))?",
-            remedy,
+            f"as 0..255 they span under {MIN_SPREAD_0_255:g}, too faint to hold a digit: a "
+            "faint image, or normalised pixels (MNIST's: value_range='mnist'; "
+            "Normalize(0.5, 0.5): (-1, 1); standardised: (a.min(), a.max()))?",
+            refusal,
         )
     if low >= -OVERSHOOT * 255 and high <= 255 * (1 + OVERSHOOT):
         return 0.0, 255.0
-    raise _unclear(a, "not 0..1, 0..255 or MNIST-normalised ((x / 255 - 0.1307) / 0.3081)", remedy)
+    raise _unclear(a, "not 0..1, 0..255 or MNIST-normalised ((x / 255 - 0.1307) / 0.3081)", refusal)
 
 
 def _given_range(value_range: Any) -> tuple[float, float]:
@@ -122,5 +145,6 @@ def _span(a: np.ndarray) -> str:
     return f"from {float(a.min()):g} to {float(a.max()):g}"
 
 
-def _unclear(a: np.ndarray, why: str, remedy: str) -> InputError:
-    return InputError(f"{a.dtype} pixels {_span(a)}: {why}; {remedy}")
+def _unclear(a: np.ndarray, why: str, refusal: Refusal) -> InputError:
+    remedy = refusal.remedy or PASS_VALUE_RANGE
+    return InputError(f"{refusal.what} {_span(a)}: {why}; {remedy}")

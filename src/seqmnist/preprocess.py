@@ -108,7 +108,7 @@ def to_mnist(image: Image.Image | np.ndarray, notes: list[str] | None = None) ->
     warnings about the image are appended to it: ink at the image's edge that may not be the
     digit's, several digits side by side. The answer is given either way.
     """
-    grey = to_grey(image)  # (H, W) float32 in [0, 1]
+    grey = to_grey(image, notes)  # (H, W) float32 in [0, 1]
     if is_mnist_form(grey):
         return np.rint(grey * 255.0).astype(np.uint8)
     if max(grey.shape) > WORK_MAX_SIDE:  # arrays (PIL images were reduced on reading)

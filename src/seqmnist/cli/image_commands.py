@@ -194,7 +194,7 @@ def _refuse_replacing_plots(args: argparse.Namespace) -> None:
         return
     names = RUN_PLOT_NAMES if len(args.run_dirs) == 1 else ("curves.png",)
     for name in names:
-        refuse_replacing(Path(args.out) / name, overwrite=args.overwrite)
+        refuse_replacing(Path(args.out) / name, overwrite=args.overwrite, flag="--out folder")
 
 
 def _same_folder(a: str, b: str) -> bool:

@@ -107,10 +107,10 @@ def _run_inspect(args: argparse.Namespace) -> int:
 
     require_int("--batch-size", args.batch_size, 1, 10_000)
     require_int("--probe-size", args.probe_size, 0, 10_000)
-    for picture in (args.picture, args.gradients):  # before any slow work
-        if picture is not None:
+    for flag, picture in (("--picture", args.picture), ("--gradients", args.gradients)):
+        if picture is not None:  # checked before any slow work
             prepare_output(picture)
-            refuse_replacing(picture, inputs=[args.image], overwrite=args.overwrite)
+            refuse_replacing(picture, inputs=[args.image], overwrite=args.overwrite, flag=flag)
     model, config = _model_and_config(args)
     test = load_mnist(args.data_dir, train=False, download=not args.no_download)
     digit = pick_digit(test, "test", args.index, args.image)
