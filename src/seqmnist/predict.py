@@ -55,7 +55,8 @@ class Prediction:
     """the file name, or None for in-memory images"""
     warnings: list[str] = field(default_factory=list)
     """things the user should know about this answer (several digits, ink at the frame, a
-    low top probability, an ambiguous input layout); each one line, empty when all is clear"""
+    low top probability, an ambiguous input layout, 12-bit samples assumed in a 16-bit file);
+    each one line, empty when all is clear"""
 
     ok = True
     """a prediction (``FailedPrediction.ok`` is False)"""
@@ -200,7 +201,8 @@ class Classifier:
         a list; arrays and tensors as (H, W), (H, W, C), (N, H, W), (N, C, H, W), (N, H, W, C)
         or flat rows (N, 784); uint8 0..255, other integers, bool, floats in 0..1, 0..255 or
         MNIST-normalised. Each item of a list is one image; a (3 or 4, H, W) array on its own
-        is read as a batch of grey images with an ``AmbiguousLayoutWarning``.
+        is read as a batch of grey images, with an ``AmbiguousLayoutWarning`` and a line in each
+        answer's ``warnings``.
 
         - ``layout``: "HW", "CHW", "HWC", "NHW", "NCHW", "NHWC" or "flat" states how an array
           or tensor is laid out (for a list: each item's layout), where the shape alone is
@@ -215,9 +217,7 @@ class Classifier:
         A call the contract refuses as a whole (a bad ``layout``, an ambiguous shape, Kaggle
         rows with their label column) raises ``InputError`` (an ``ImageError``), whatever
         ``errors`` says; ``top_k`` or ``errors`` of the wrong type or out of range raise
-        ``PredictArgumentError``. Each ``Prediction.warnings`` lists what the answer's reader
-        should know: several digits side by side, ink at the frame, a low top probability, an
-        ambiguous layout read by default.
+        ``PredictArgumentError``. ``Prediction.warnings`` documents what each answer may warn.
         """
         k = _check_top_k(top_k, self.model.config.num_classes)
         if errors is not None and errors not in ERROR_MODES:
