@@ -628,10 +628,36 @@ def test_a_pil_image_is_turned_upright_by_its_exif_orientation_as_its_file_is(
     upright, from_path, from_pil = clf.predict([paper, path, Image.open(path)], errors="raise")
     assert from_path.label == from_pil.label == upright.label
     assert np.array_equal(from_pil.image, from_path.image)
-    # Turned upright by hand, the image keeps Pillow's stale tag: it is not turned twice.
+    # Turned upright by hand, the image keeps Pillow's stale tag: it is not turned twice, and
+    # the answer says how it was read (a copy or a conversion keeps a tag that is still true).
     by_hand = Image.open(path).transpose(Image.Transpose.ROTATE_180)
     (again,) = clf.predict(by_hand)
     assert again.label == upright.label and np.array_equal(again.image, from_path.image)
+    (converted,) = clf.predict(Image.open(path).convert("L"))
+    for answer in (again, converted):
+        assert any("exif_transpose" in w for w in answer.warnings)
+    assert not any("EXIF" in w for w in from_pil.warnings + from_path.warnings)
+
+
+def test_a_16_bit_files_samples_are_judged_before_it_is_shrunk(clf, tmp_path):
+    """A box reduction averages a lone bright sample away: a 2,100 px 16-bit file with strokes at
+    3000 and one sample at 5000 was read as 12-bit ("brightest sample 3000") while the same
+    picture at 1,008 px was read as 16-bit."""
+    readings = []
+    for side in (1008, 2100):
+        sixteen = np.zeros((side, side), np.uint16)
+        sixteen[side // 4 : 3 * side // 4, side // 2 - side // 40 : side // 2 + side // 40] = 3000
+        sixteen[0, 0] = 5000  # one hot pixel
+        path = tmp_path / f"hot{side}.png"
+        Image.fromarray(sixteen).save(path)
+        notes: list[str] = []
+        try:
+            preprocess_file(path, notes=notes)
+            readings.append(("read", tuple(notes)))
+        except ImageError as exc:
+            readings.append(("refused", str(exc).split(": ", 1)[1]))
+    assert readings[0] == readings[1]
+    assert not any("12-bit" in note for _, notes in readings for note in notes)
 
 
 def test_to_mnist_refuses_a_masked_array_as_predict_does(digits):

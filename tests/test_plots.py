@@ -453,6 +453,25 @@ def _users_image(path: Path) -> bytes:
     return path.read_bytes()
 
 
+def test_show_and_inspect_say_what_reading_the_image_noticed(
+    synthetic_data_dir: Path, tmp_path: Path, capsys
+) -> None:
+    """A 16-bit file of 12-bit samples: predict warned, show and inspect --image said nothing."""
+    image = tmp_path / "twelve.png"
+    paper = np.full((64, 64), 4000, np.uint16)
+    paper[12:52, 29:35] = 300  # a dark "1" on light paper, 12-bit samples
+    Image.fromarray(paper).save(image)
+    data = ["--data-dir", str(synthetic_data_dir), "--no-download"]
+    commands = (
+        ["show", "--as-sequence", "--image", str(image), "--out", str(tmp_path / "s.png")],
+        ["inspect", "--image", str(image), "--probe-size", "0", *data],
+    )
+    for command in commands:
+        assert main(command) == 0
+        err = capsys.readouterr().err
+        assert f"seqmnist: warning: {image}: a 16-bit image" in err, command
+
+
 @pytest.mark.parametrize("overwrite", [[], ["--overwrite"]])
 def test_show_never_writes_over_the_image_it_reads(tmp_path: Path, capsys, overwrite) -> None:
     """``show --image digit.png --out digit.png`` replaced the user's photo with the picture."""

@@ -5,7 +5,7 @@ open the same digit another view named (the error gallery's captions, ``evaluate
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -20,6 +20,7 @@ class Digit:
     image: torch.Tensor
     label: int | None
     source: str  # "test image 8" or the file's path
+    warnings: list[str] = field(default_factory=list)  # what reading the file noticed, as predict's
 
 
 def pick_digit(
@@ -34,8 +35,9 @@ def pick_digit(
             raise SeqMnistError("--index and --image both name a digit: pass one of them")
         from .predict import preprocess_one  # the same contract as `seqmnist predict`
 
-        pixels = preprocess_one(os.fspath(image_file))  # (28, 28) uint8
-        return Digit(torch.from_numpy(pixels), None, os.fspath(image_file))
+        notes: list[str] = []
+        pixels = preprocess_one(os.fspath(image_file), notes=notes)  # (28, 28) uint8
+        return Digit(torch.from_numpy(pixels), None, os.fspath(image_file), notes)
     assert split is not None, "a split is needed without --image"
     index = 0 if index is None else index
     if not 0 <= index < len(split):

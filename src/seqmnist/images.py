@@ -18,7 +18,7 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import ImageError, first_line
+from .errors import ImageError, InputError, first_line
 from .pixel_values import require_numbers, to_unit_range, unmasked
 
 MAX_PIXELS = 40_000_000
@@ -209,20 +209,21 @@ def _usable_mode(image: Image.Image, name: str) -> Image.Image:
 # --- to grey ---------------------------------------------------------------------------------
 
 
-def _pil_to_array(image: Image.Image) -> np.ndarray:
-    """A PIL image of any mode -> an array (H, W) or (H, W, 4) RGBA, reduced to ~WORK_MAX_SIDE."""
+def _pil_to_array(
+    image: Image.Image, notes: list[str] | None
+) -> tuple[np.ndarray, tuple[int, int] | None]:
+    """A PIL image of any mode -> (an array (H, W) or (H, W, 4) RGBA, reduced to about
+    WORK_MAX_SIDE; for integer modes the smallest and largest sample of the whole image, which
+    decide how its values are read, before any reduction averages them)."""
     try:
         image.load()  # a lazily opened image whose file was closed fails here, in Pillow's words
     except (AssertionError, OSError, ValueError) as exc:
         why = first_line(exc) if str(exc).strip() else "its file was closed"
         raise ImageError(
             f"cannot read the pixels of this PIL image ({why}): use it inside "
-            "`with Image.open(path) as image:`, or pass image.copy() or the file's path"
+            "`with Image.open(path) as image:`, or pass the file's path"
         ) from None
-    # An image as Image.open gives it is turned upright as its file is; one made from it
-    # (transpose, rotate, crop, copy: format None) keeps a stale tag and is read as its pixels are.
-    if image.format is not None and image.getexif().get(EXIF_ORIENTATION, 1) != 1:
-        image = ImageOps.exif_transpose(image)
+    image = _upright(image, notes)
     image = _usable_mode(image, "image")
     mode = image.mode
     has_alpha = mode in ("RGBA", "LA", "PA") or "transparency" in image.info
@@ -232,10 +233,29 @@ def _pil_to_array(image: Image.Image) -> np.ndarray:
         image = image.convert("I")  # 16-bit greys kept exact as int32
     elif mode != "F":
         image = image.convert("L")  # 1, L, P, RGB, CMYK, YCbCr ... (Pillow's luma weights)
+    extrema = image.getextrema() if image.mode == "I" else None
     factor = -(-max(image.size) // WORK_MAX_SIDE)
     if factor >= 2:
         image = image.reduce(factor)  # box average: fast and anti-aliased
-    return np.asarray(image)
+    return np.asarray(image), extrema
+
+
+def _upright(image: Image.Image, notes: list[str] | None) -> Image.Image:
+    """An image as Image.open gives it is turned upright by its EXIF Orientation tag, as its
+    file is. One made from it (transpose, rotate, copy, convert: format None) keeps Pillow's
+    copy of the tag, true or stale: read as its pixels are, with a note saying so."""
+    orientation = image.getexif().get(EXIF_ORIENTATION, 1)
+    if orientation == 1:
+        return image
+    if image.format is not None:
+        return ImageOps.exif_transpose(image)
+    if notes is not None:
+        notes.append(
+            f"this PIL image carries EXIF orientation {orientation} but was made from an opened "
+            "image, so it is read as its pixels are; if it is not upright yet, pass "
+            "ImageOps.exif_transpose(image), or the file's path"
+        )
+    return image
 
 
 def to_grey(image: Image.Image | np.ndarray, notes: list[str] | None = None) -> np.ndarray:
@@ -245,8 +265,8 @@ def to_grey(image: Image.Image | np.ndarray, notes: list[str] | None = None) -> 
     (``_pil_pixels_to_unit``). A one-line note on how the values were read may be appended to
     ``notes``."""
     if isinstance(image, Image.Image):
-        mode = image.mode
-        x = _pil_pixels_to_unit(_pil_to_array(image), mode, notes)  # (H, W[, 4]) in [0, 1]
+        arr, extrema = _pil_to_array(image, notes)
+        x = _pil_pixels_to_unit(arr, extrema, image.mode, notes)  # (H, W[, 4]) in [0, 1]
     else:
         arr = unmasked(image) if isinstance(image, np.ma.MaskedArray) else np.asarray(image)
         x = to_unit_range(_image_shaped(arr))
@@ -352,24 +372,32 @@ def _grown(mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def _pil_pixels_to_unit(arr: np.ndarray, mode: str, notes: list[str] | None) -> np.ndarray:
+def _pil_pixels_to_unit(
+    arr: np.ndarray, extrema: tuple[int, int] | None, mode: str, notes: list[str] | None
+) -> np.ndarray:
     """The array of a PIL image (``_pil_to_array``: uint8 from "L" or "RGBA", int32 from "I",
     float32 from "F") -> float32 in [0, 1], by the input contract's value rules, except where a
     file says more than an array can: 8-bit images are 0..255, and a 16-bit image's samples
-    are 8-bit (none above 255), 12-bit (none above 4095: read as such, with a note) or 16-bit.
-    A file carries no ``value_range``: a refusal says how to save it instead."""
+    are 8-bit (none above 255), 12-bit (none above 4095: read as such, with a note) or 16-bit,
+    judged on the whole image's ``extrema``. A file carries no ``value_range``: a refusal says
+    how to save it instead."""
     if arr.dtype == np.uint8:
         return arr.astype(np.float32) / 255.0
-    high = int(arr.max()) if arr.dtype.kind in "iu" else None
-    if high is not None and arr.min() >= 0 and high <= 65535:
-        bits = 8 if high <= 255 else 12 if high <= 4095 else 16
-        if bits == 12 and notes is not None:
-            notes.append(
-                f"a 16-bit image whose brightest sample is {high}: read as 12-bit samples "
-                "(0 to 4095); were it a very dark 16-bit image, its digit is read brighter"
-            )
-        return arr.astype(np.float32) / float(2**bits - 1)
-    return to_unit_range(arr, what=f"a mode {mode} image with values", remedy=PIL_REMEDY)
+    if extrema is None:  # "F"
+        return to_unit_range(arr, what=f"a mode {mode} image with values", remedy=PIL_REMEDY)
+    low, high = extrema
+    if low < 0 or high > 65535:
+        raise InputError(
+            f"a mode {mode} image with samples from {low} to {high}: integer samples outside "
+            f"0 to 65535; {PIL_REMEDY}"
+        )
+    bits = 8 if high <= 255 else 12 if high <= 4095 else 16
+    if bits == 12 and notes is not None:
+        notes.append(
+            f"a 16-bit image whose brightest sample is {high}: read as 12-bit samples "
+            "(0 to 4095); were it a very dark 16-bit image, its digit is read brighter"
+        )
+    return np.clip(arr.astype(np.float32) / float(2**bits - 1), 0.0, 1.0)
 
 
 def sample_pixels(x: np.ndarray, size: int = 4_096) -> np.ndarray:

@@ -108,6 +108,8 @@ def _show_file_as_sequence(
     from ..sequence import SequenceReader
 
     digit = pick_digit(None, "test", None, image)
+    for warning in digit.warnings:  # as `seqmnist predict` says them
+        print(f"seqmnist: warning: {digit.source}: {warning}", file=sys.stderr)
     sequence = SequenceReader(reading)(digit.image[None].float())[0]  # (T, F), values 0-255
     out = sequence_view(sequence, None, out_path, order=reading.order, directions=directions)
     print(f"wrote {out} ({digit.source}, made MNIST-like as predict does)")

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from ..config import ModelConfig
@@ -114,6 +115,8 @@ def _run_inspect(args: argparse.Namespace) -> int:
     model, config = _model_and_config(args)
     test = load_mnist(args.data_dir, train=False, download=not args.no_download)
     digit = pick_digit(test, "test", args.index, args.image)
+    for warning in digit.warnings:  # as `seqmnist predict` says them
+        print(f"seqmnist: warning: {digit.source}: {warning}", file=sys.stderr)
     start = args.index or 0
     rest = test.images[start + 1 : start + args.batch_size] if args.image is None else None
     if rest is None:
