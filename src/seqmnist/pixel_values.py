@@ -63,15 +63,17 @@ def to_unit_range(
     require_numbers(a)
     if a.size == 0:
         raise InputError(f"image has no pixels (shape {a.shape})")
+    if value_range is None:  # the two commonest forms, kept cheap (predict reads every image
+        # twice: its argument, then the float32 in [0, 1] that to_mnist is handed)
+        if a.dtype == np.uint8 and a.max() > 1:
+            return a.astype(np.float32) / 255.0
+        if a.dtype == np.float32 and a.min() >= 0.0 and a.max() <= 1.0:  # False for NaN
+            return a.copy()
     if a.dtype.kind == "f" and not np.isfinite(a).all():
         raise InputError("image array holds NaN or infinite values")
     if a.dtype.kind == "f" and a.dtype.itemsize > 8:  # long double: its extremes overflow float64
         a = np.clip(a, -FLOAT64_MAX, FLOAT64_MAX).astype(np.float64)
-    if value_range is None and a.dtype == np.uint8 and a.max() > 1:  # common, kept cheap
-        return a.astype(np.float32) / 255.0
     low, high = _value_range(a, value_range, Refusal(what or f"{a.dtype} pixels", remedy))
-    if (low, high) == (0.0, 1.0) and a.dtype == np.float32 and a.min() >= 0 and a.max() <= 1:
-        return a.copy()  # already in range: what preprocessing hands on (kept cheap)
     x = (a.astype(np.float64) - low) / (high - low)
     # With a range given, a little outside it is resampling's overshoot (bicubic, Lanczos) and
     # is clipped; far outside, the range is wrong (0..255 pixels given as (0, 1)).
