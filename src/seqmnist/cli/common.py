@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+from collections.abc import Iterable
 from typing import Any
 
 from ..config import DEVICES, PRESETS, FlagSpec, TrainConfig
@@ -77,6 +79,13 @@ def _device_flag(
         default=default,
         help=f"device to {purpose} (default: {default})",
     )
+
+
+def _print_image_warnings(source: object, warnings: Iterable[str]) -> None:
+    """What reading an image noticed, one stderr line each, as every command that reads one
+    says it: ``seqmnist: warning: SOURCE: WARNING``."""
+    for warning in warnings:
+        print(f"seqmnist: warning: {source}: {warning}", file=sys.stderr)
 
 
 def _json(data: Any) -> str:

@@ -8,7 +8,13 @@ from pathlib import Path
 
 from ..errors import SeqMnistError
 from ..options import require_int
-from .common import EXIT_ERROR, _common_data_flags, _device_flag, _model_argument
+from .common import (
+    EXIT_ERROR,
+    _common_data_flags,
+    _device_flag,
+    _model_argument,
+    _print_image_warnings,
+)
 
 
 def _add_explain(sub: argparse._SubParsersAction) -> None:
@@ -125,8 +131,7 @@ def _run_explain(args: argparse.Namespace) -> int:
         print(f"{name}  {reading.label}  ({probs[reading.label]:.1%})", flush=True)
         for path in written:
             print(f"  wrote {path}", flush=True)
-        for warning in reading.warnings:
-            print(f"seqmnist: warning: {name}: {warning}", file=sys.stderr)
+        _print_image_warnings(name, reading.warnings)
     return EXIT_ERROR if failed else 0
 
 

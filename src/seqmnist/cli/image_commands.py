@@ -18,6 +18,7 @@ from .common import (
     _device_flag,
     _json,
     _model_argument,
+    _print_image_warnings,
 )
 
 # The ModelConfig fields that say how an image becomes a sequence.
@@ -108,8 +109,7 @@ def _show_file_as_sequence(
     from ..sequence import SequenceReader
 
     digit = pick_digit(None, "test", None, image)
-    for warning in digit.warnings:  # as `seqmnist predict` says them
-        print(f"seqmnist: warning: {digit.source}: {warning}", file=sys.stderr)
+    _print_image_warnings(digit.source, digit.warnings)  # as `seqmnist predict` says them
     sequence = SequenceReader(reading)(digit.image[None].float())[0]  # (T, F), values 0-255
     out = sequence_view(sequence, None, out_path, order=reading.order, directions=directions)
     print(f"wrote {out} ({digit.source}, made MNIST-like as predict does)")
@@ -404,5 +404,4 @@ def _report_prediction(prediction: Any, quiet_stdout: bool) -> None:
         # Flushed per line: `| head -1` or `| grep -m1` ends the work at the next image, not
         # after a buffer's worth of them, and `| tee` shows progress as it comes.
         print(f"{prediction.source}  {prediction.label}  ({top})", flush=True)
-    for warning in prediction.warnings:
-        print(f"seqmnist: warning: {prediction.source}: {warning}", file=sys.stderr)
+    _print_image_warnings(prediction.source, prediction.warnings)

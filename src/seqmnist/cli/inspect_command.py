@@ -4,13 +4,12 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 from ..config import ModelConfig
 from ..errors import SeqMnistError
 from ..options import flag_specs, require_int
-from .common import _add_config_flag, _common_data_flags
+from .common import _add_config_flag, _common_data_flags, _print_image_warnings
 
 
 def _add_inspect(sub: argparse._SubParsersAction) -> None:
@@ -115,8 +114,7 @@ def _run_inspect(args: argparse.Namespace) -> int:
     model, config = _model_and_config(args)
     test = load_mnist(args.data_dir, train=False, download=not args.no_download)
     digit = pick_digit(test, "test", args.index, args.image)
-    for warning in digit.warnings:  # as `seqmnist predict` says them
-        print(f"seqmnist: warning: {digit.source}: {warning}", file=sys.stderr)
+    _print_image_warnings(digit.source, digit.warnings)  # as `seqmnist predict` says them
     start = args.index or 0
     rest = test.images[start + 1 : start + args.batch_size] if args.image is None else None
     if rest is None:
