@@ -18,8 +18,8 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import ImageError, InputError, first_line
-from .pixel_values import require_numbers, to_unit_range, unmasked
+from .errors import ImageError, first_line
+from .pixel_values import pil_pixels_to_unit, require_numbers, to_unit_range, unmasked
 
 MAX_PIXELS = 40_000_000
 """Images with more pixels than this are refused before decoding (40 MP is ~160 MB of RGBA)."""
@@ -52,10 +52,6 @@ IMAGE_EXTENSIONS = _image_extensions()
 """File name endings (lower case) ``seqmnist predict`` picks up when it walks a folder; it
 compares them case-insensitively."""
 
-PIL_REMEDY = (
-    "save it with 8-bit samples (0 to 255); in Python, np.array(image) with "
-    "value_range=(black, white) also says what they are"
-)
 EXIF_ORIENTATION = 0x0112  # the EXIF tag phones set instead of turning a photo's pixels upright
 WORK_MAX_SIDE = 1024  # larger images are box-reduced to about this first: plenty for a 20 px digit
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601, as Pillow's convert("L")
@@ -262,11 +258,11 @@ def to_grey(image: Image.Image | np.ndarray, notes: list[str] | None = None) -> 
     """Any image -> float32 (H, W) in [0, 1]; transparent pixels read as the paper (see
     ``_flatten_alpha``). An array's values follow the input contract's value rules
     (``pixel_values``), as in ``Classifier.predict``; a PIL image's too, read by its mode
-    (``_pil_pixels_to_unit``). A one-line note on how the values were read may be appended to
-    ``notes``."""
+    (``pixel_values.pil_pixels_to_unit``). A one-line note on how the values were read may be
+    appended to ``notes``."""
     if isinstance(image, Image.Image):
         arr, extrema = _pil_to_array(image, notes)
-        x = _pil_pixels_to_unit(arr, extrema, image.mode, notes)  # (H, W[, 4]) in [0, 1]
+        x = pil_pixels_to_unit(arr, extrema, image.mode, notes)  # (H, W[, 4]) in [0, 1]
     else:
         arr = unmasked(image) if isinstance(image, np.ma.MaskedArray) else np.asarray(image)
         x = to_unit_range(_image_shaped(arr))
@@ -370,34 +366,6 @@ def _grown(mask: np.ndarray) -> np.ndarray:
     out[:, 1:] |= mask[:, :-1]
     out[:, :-1] |= mask[:, 1:]
     return out
-
-
-def _pil_pixels_to_unit(
-    arr: np.ndarray, extrema: tuple[int, int] | None, mode: str, notes: list[str] | None
-) -> np.ndarray:
-    """The array of a PIL image (``_pil_to_array``: uint8 from "L" or "RGBA", int32 from "I",
-    float32 from "F") -> float32 in [0, 1], by the input contract's value rules, except where a
-    file says more than an array can: 8-bit images are 0..255, and a 16-bit image's samples
-    are 8-bit (none above 255), 12-bit (none above 4095: read as such, with a note) or 16-bit,
-    judged on the whole image's ``extrema``. A file carries no ``value_range``: a refusal says
-    how to save it instead."""
-    if arr.dtype == np.uint8:
-        return arr.astype(np.float32) / 255.0
-    if extrema is None:  # "F"
-        return to_unit_range(arr, what=f"a mode {mode} image with values", remedy=PIL_REMEDY)
-    low, high = extrema
-    if low < 0 or high > 65535:
-        raise InputError(
-            f"a mode {mode} image with samples from {low} to {high}: integer samples outside "
-            f"0 to 65535; {PIL_REMEDY}"
-        )
-    bits = 8 if high <= 255 else 12 if high <= 4095 else 16
-    if bits == 12 and notes is not None:
-        notes.append(
-            f"a 16-bit image whose brightest sample is {high}: read as 12-bit samples "
-            "(0 to 4095); were it a very dark 16-bit image, its digit is read brighter"
-        )
-    return np.clip(arr.astype(np.float32) / float(2**bits - 1), 0.0, 1.0)
 
 
 def sample_pixels(x: np.ndarray, size: int = 4_096) -> np.ndarray:

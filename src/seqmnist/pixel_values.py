@@ -4,7 +4,9 @@
 place that applies its value rules, so that ``Classifier.predict`` and a direct call of
 ``preprocess.to_mnist`` / ``images.to_grey`` on an array read the same numbers the same way
 (a uint16 array of 8-bit samples was once read right by one and as blank by the other).
-PIL images and files carry their own range and are scaled by their mode in ``images.py``.
+PIL images and files follow the same rules where their mode says no more than an array would
+(``pil_pixels_to_unit``): 8-bit modes are 0..255, a 16-bit image's samples are judged by its
+brightest, float ("F") images are arrays.
 """
 
 from __future__ import annotations
@@ -21,6 +23,10 @@ MNIST_WHITE = (1.0 - MNIST_MEAN) / MNIST_STD  # 2.8215
 OVERSHOOT = 0.25  # floats this far outside their range are resampling's overshoot: clipped
 BFLOAT16_TOLERANCE = 2**-7  # relative: bfloat16 keeps 8 significant bits
 FLOAT64_MAX = float(np.finfo(np.float64).max)
+PIL_REMEDY = (
+    "save it with 8-bit samples (0 to 255); in Python, np.array(image) with "
+    "value_range=(black, white) also says what they are"
+)
 PASS_VALUE_RANGE = "pass value_range=(black, white), e.g. (0, 1), (0, 255), (-1, 1) or 'mnist'"
 MIN_SPREAD_0_255 = 16.0  # floats read as 0..255 span at least this: 6 % of white, the least
 # contrast preprocessing calls ink (preprocess.MIN_INK_CONTRAST); less would be a blank image
@@ -83,6 +89,34 @@ def to_unit_range(
             "give the range the values really have"
         )
     return np.clip(x, 0.0, 1.0).astype(np.float32)
+
+
+def pil_pixels_to_unit(
+    arr: np.ndarray, extrema: tuple[int, int] | None, mode: str, notes: list[str] | None
+) -> np.ndarray:
+    """The array of a PIL image (``images._pil_to_array``: uint8 from "L" or "RGBA", int32 from "I",
+    float32 from "F") -> float32 in [0, 1], by the input contract's value rules, except where a
+    file says more than an array can: 8-bit images are 0..255, and a 16-bit image's samples
+    are 8-bit (none above 255), 12-bit (none above 4095: read as such, with a note) or 16-bit,
+    judged on the whole image's ``extrema``. A file carries no ``value_range``: a refusal says
+    how to save it instead."""
+    if arr.dtype == np.uint8:
+        return arr.astype(np.float32) / 255.0
+    if extrema is None:  # "F"
+        return to_unit_range(arr, what=f"a mode {mode} image with values", remedy=PIL_REMEDY)
+    low, high = extrema
+    if low < 0 or high > 65535:
+        raise InputError(
+            f"a mode {mode} image with samples from {low} to {high}: integer samples outside "
+            f"0 to 65535; {PIL_REMEDY}"
+        )
+    bits = 8 if high <= 255 else 12 if high <= 4095 else 16
+    if bits == 12 and notes is not None:
+        notes.append(
+            f"a 16-bit image whose brightest sample is {high}: read as 12-bit samples "
+            "(0 to 4095); were it a very dark 16-bit image, its digit is read brighter"
+        )
+    return np.clip(arr.astype(np.float32) / float(2**bits - 1), 0.0, 1.0)
 
 
 def _value_range(a: np.ndarray, value_range: Any, refusal: Refusal) -> tuple[float, float]:
